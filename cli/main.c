@@ -1,0 +1,339 @@
+/* pgferryctl: the operator's command line. Parses arguments, sends one request, prints. */
+#include "ctl.h"
+#include "exitcodes.h"
+#include "json.h"
+#include "names.h"
+#include "render.h"
+#include "tablename.h"
+#include "timeutil.h"
+#include "version.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: pgferryctl [--state-dir DIR | --control ENDPOINT] [--timeout MS] VERB ...\n\n"
+            "verbs:\n"
+            "  create NAME --source URI --dest URL --tables T1,T2 [--mode M]\n"
+            "         [--dest-database DB] [--dest-user U] [--dest-password-file F]\n"
+            "         [--publication P] [--slot S] [--snapshot-workers N]\n"
+            "                    create a pipe (M: snapshot+cdc, snapshot-only, cdc-only)\n"
+            "  list [--json]     one line per pipe\n"
+            "  status NAME [--json] [--history N]\n"
+            "                    state, settings, workers, errors and history of a pipe\n"
+            "  drop NAME         stop the pipe's workers and forget it\n"
+            "  version           print the version\n\n"
+            "The daemon is found at $PGFERRY_CONTROL, else ipc://$PGFERRY_STATE_DIR/control.sock,\n"
+            "else ipc:///var/lib/pgferry/control.sock.\n");
+}
+
+typedef struct {
+    const char *state_dir;
+    const char *control;
+    int timeout_ms;
+    bool json;
+} opts_t;
+
+static int
+call(const opts_t *o, Pgferry__Control__Request *req, Pgferry__Control__Reply **out)
+{
+    char ep[700], err[1024];
+    if (o->control)
+        snprintf(ep, sizeof(ep), "%s", o->control);
+    else
+        ctl_default_endpoint(o->state_dir, ep, sizeof(ep));
+    ctl_t *c = ctl_connect(ep, o->timeout_ms, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "pgferryctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    *out = ctl_call(c, req, err, sizeof(err));
+    ctl_destroy(&c);
+    if (!*out) {
+        fprintf(stderr, "pgferryctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    if ((*out)->code != PGFERRY__CONTROL__ERROR_CODE__OK) {
+        fprintf(stderr, "pgferryctl: %s\n", (*out)->message);
+        int rc = (*out)->code == PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT
+                     ? EXIT_USAGE
+                     : EXIT_FAILURE_GENERIC;
+        pgferry__control__reply__free_unpacked(*out, NULL);
+        *out = NULL;
+        return rc;
+    }
+    return EXIT_OK;
+}
+
+static void
+print_json(json_t *j)
+{
+    if (j->oom) {
+        fprintf(stderr, "pgferryctl: out of memory\n");
+        return;
+    }
+    printf("%s\n", j->data ? j->data : "null");
+}
+
+static int
+cmd_create(const opts_t *o, int argc, char **argv)
+{
+    if (argc < 1 || argv[0][0] == '-') {
+        fprintf(stderr, "pgferryctl create: missing pipe NAME\n");
+        return EXIT_USAGE;
+    }
+    Pgferry__State__PipeSpec spec = PGFERRY__STATE__PIPE_SPEC__INIT;
+    spec.name = argv[0];
+    const char *tables = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (i + 1 >= argc) {
+            fprintf(stderr, "pgferryctl create: %s needs a value\n", k);
+            return EXIT_USAGE;
+        }
+        char *v = argv[++i];
+        if (strcmp(k, "--source") == 0)
+            spec.source = v;
+        else if (strcmp(k, "--dest") == 0)
+            spec.dest_url = v;
+        else if (strcmp(k, "--tables") == 0)
+            tables = v;
+        else if (strcmp(k, "--dest-database") == 0)
+            spec.dest_database = v;
+        else if (strcmp(k, "--dest-user") == 0)
+            spec.dest_user = v;
+        else if (strcmp(k, "--dest-password-file") == 0)
+            spec.dest_password_file = v;
+        else if (strcmp(k, "--publication") == 0)
+            spec.publication = v;
+        else if (strcmp(k, "--slot") == 0)
+            spec.slot = v;
+        else if (strcmp(k, "--snapshot-workers") == 0) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 64) {
+                fprintf(stderr, "pgferryctl create: --snapshot-workers takes 1 to 64\n");
+                return EXIT_USAGE;
+            }
+            spec.snapshot_workers = (uint32_t)n;
+        } else if (strcmp(k, "--mode") == 0) {
+            if (!names_parse_mode(v, &spec.mode)) {
+                fprintf(stderr,
+                        "pgferryctl create: --mode is snapshot+cdc, snapshot-only or cdc-only\n");
+                return EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "pgferryctl create: unknown option %s\n", k);
+            return EXIT_USAGE;
+        }
+    }
+    if (!spec.source[0] || !spec.dest_url[0] || !tables) {
+        fprintf(stderr, "pgferryctl create: --source, --dest and --tables are required\n");
+        return EXIT_USAGE;
+    }
+    char err[512];
+    size_t n;
+    tablename_t *tn = tablename_parse_list(tables, &n, err, sizeof(err));
+    if (!tn) {
+        fprintf(stderr, "pgferryctl create: --tables: %s\n", err);
+        return EXIT_USAGE;
+    }
+    Pgferry__State__TableSpec *ts = calloc(n, sizeof(*ts));
+    Pgferry__State__TableSpec **tp = calloc(n, sizeof(*tp));
+    if (!ts || !tp) {
+        free(tn);
+        free(ts);
+        free(tp);
+        return EXIT_FAILURE_GENERIC;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pgferry__state__table_spec__init(&ts[i]);
+        ts[i].schema = tn[i].schema;
+        ts[i].name = tn[i].table;
+        tp[i] = &ts[i];
+    }
+    spec.tables = tp;
+    spec.n_tables = n;
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__CreatePipe cp = PGFERRY__CONTROL__CREATE_PIPE__INIT;
+    cp.spec = &spec;
+    req.body_case = PGFERRY__CONTROL__REQUEST__BODY_CREATE;
+    req.create = &cp;
+    Pgferry__Control__Reply *r;
+    int rc = call(o, &req, &r);
+    free(tn);
+    free(ts);
+    free(tp);
+    if (rc != EXIT_OK)
+        return rc;
+    if (o->json && r->payload_case == PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS) {
+        json_t j;
+        json_init(&j);
+        render_status_json(&j, r->status);
+        print_json(&j);
+        json_free(&j);
+    } else {
+        printf("pipe %s created; it is %s (see: pgferryctl status %s)\n", spec.name,
+               r->payload_case == PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS
+                   ? names_state(r->status->record->state)
+                   : "Provisioning",
+               spec.name);
+    }
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int
+cmd_list(const opts_t *o)
+{
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__ListPipes lp = PGFERRY__CONTROL__LIST_PIPES__INIT;
+    req.body_case = PGFERRY__CONTROL__REQUEST__BODY_LIST;
+    req.list = &lp;
+    Pgferry__Control__Reply *r;
+    int rc = call(o, &req, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    Pgferry__Control__PipeList empty = PGFERRY__CONTROL__PIPE_LIST__INIT;
+    const Pgferry__Control__PipeList *l =
+        r->payload_case == PGFERRY__CONTROL__REPLY__PAYLOAD_LIST ? r->list : &empty;
+    if (o->json) {
+        json_t j;
+        json_init(&j);
+        render_list_json(&j, l);
+        print_json(&j);
+        json_free(&j);
+    } else {
+        render_list_text(stdout, l, time_now_us());
+    }
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int
+cmd_status(const opts_t *o, const char *name, uint32_t history)
+{
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__GetPipe g = PGFERRY__CONTROL__GET_PIPE__INIT;
+    g.name = (char *)name;
+    g.history_limit = history;
+    req.body_case = PGFERRY__CONTROL__REQUEST__BODY_GET;
+    req.get = &g;
+    Pgferry__Control__Reply *r;
+    int rc = call(o, &req, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    if (r->payload_case != PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS) {
+        fprintf(stderr, "pgferryctl: the daemon sent no status\n");
+        pgferry__control__reply__free_unpacked(r, NULL);
+        return EXIT_FAILURE_GENERIC;
+    }
+    if (o->json) {
+        json_t j;
+        json_init(&j);
+        render_status_json(&j, r->status);
+        print_json(&j);
+        json_free(&j);
+    } else {
+        render_status_text(stdout, r->status, time_now_us());
+    }
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int
+cmd_drop(const opts_t *o, const char *name)
+{
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__DropPipe d = PGFERRY__CONTROL__DROP_PIPE__INIT;
+    d.name = (char *)name;
+    req.body_case = PGFERRY__CONTROL__REQUEST__BODY_DROP;
+    req.drop = &d;
+    Pgferry__Control__Reply *r;
+    int rc = call(o, &req, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    printf("pipe %s dropped\n", name);
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    opts_t o = {NULL, NULL, 10000, false};
+    int i = 1;
+    /* global options come before the verb */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("pgferryctl %s\n", PGFERRY_VERSION);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            o.json = true;
+        } else if (i + 1 < argc && strcmp(argv[i], "--state-dir") == 0) {
+            o.state_dir = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--control") == 0) {
+            o.control = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--timeout") == 0) {
+            o.timeout_ms = atoi(argv[++i]);
+            if (o.timeout_ms <= 0)
+                o.timeout_ms = 10000;
+        } else {
+            fprintf(stderr, "pgferryctl: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *verb = argv[i++];
+    /* read verbs accept --json and --history after the verb too */
+    const char *name = NULL;
+    uint32_t history = 0;
+    int rest = i;
+    if (strcmp(verb, "create") != 0) {
+        for (; i < argc; i++) {
+            if (strcmp(argv[i], "--json") == 0)
+                o.json = true;
+            else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
+                history = (uint32_t)atoi(argv[++i]);
+            else if (argv[i][0] == '-') {
+                fprintf(stderr, "pgferryctl %s: unknown option %s\n", verb, argv[i]);
+                return EXIT_USAGE;
+            } else if (!name)
+                name = argv[i];
+            else {
+                fprintf(stderr, "pgferryctl %s: unexpected argument %s\n", verb, argv[i]);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if (strcmp(verb, "create") == 0)
+        return cmd_create(&o, argc - rest, argv + rest);
+    if (strcmp(verb, "version") == 0) {
+        printf("pgferryctl %s\n", PGFERRY_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(verb, "list") == 0)
+        return cmd_list(&o);
+    if (strcmp(verb, "status") == 0 || strcmp(verb, "drop") == 0) {
+        if (!name) {
+            fprintf(stderr, "pgferryctl %s: missing pipe NAME\n", verb);
+            return EXIT_USAGE;
+        }
+        return verb[0] == 's' ? cmd_status(&o, name, history) : cmd_drop(&o, name);
+    }
+    fprintf(stderr, "pgferryctl: unknown verb '%s'\n", verb);
+    usage(stderr);
+    return EXIT_USAGE;
+}

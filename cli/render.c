@@ -1,0 +1,179 @@
+/* render: formatting only. */
+#include "render.h"
+#include "names.h"
+#include "tablename.h"
+#include "timeutil.h"
+
+#include <string.h>
+
+static void
+table_name(const Pgferry__State__TableSpec *t, char *out, size_t outlen)
+{
+    tablename_format(t->schema[0] ? t->schema : "public", t->name, out, outlen);
+}
+
+void
+render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t now_us)
+{
+    const Pgferry__State__PipeRecord *r = st->record;
+    const Pgferry__State__PipeSpec *sp = r->spec;
+    char ts[40], dur[32];
+    time_format_us(r->state_since_us, ts, sizeof(ts));
+    time_format_duration(now_us - r->state_since_us, dur, sizeof(dur));
+    fprintf(out, "pipe         %s\n", sp->name);
+    fprintf(out, "state        %s since %s (%s)", names_state(r->state), ts, dur);
+    if (r->state == PGFERRY__STATE__PIPE_STATE__DEGRADED)
+        fprintf(out, ", retrying %s", names_state(r->prev_state));
+    fprintf(out, "\nmode         %s\n", names_mode(sp->mode));
+    fprintf(out, "source       %s%s%s%s\n", sp->source, r->source_version[0] ? "  (" : "",
+            r->source_version, r->source_version[0] ? ")" : "");
+    fprintf(out, "destination  %s database %s%s%s%s\n", sp->dest_url, sp->dest_database,
+            r->dest_version[0] ? "  (" : "", r->dest_version, r->dest_version[0] ? ")" : "");
+    fprintf(out, "tables       ");
+    for (size_t i = 0; i < sp->n_tables; i++) {
+        char tn[300];
+        table_name(sp->tables[i], tn, sizeof(tn));
+        fprintf(out, "%s%s", i ? ", " : "", tn);
+    }
+    fprintf(out, "\n");
+    if (sp->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY)
+        fprintf(out, "slot         %s (%s), publication %s (%s)\n", sp->slot,
+                sp->slot_owned ? "owned by the pipe" : "user's", sp->publication,
+                sp->publication_owned ? "owned by the pipe" : "user's");
+    if (st->n_workers == 0) {
+        fprintf(out, "workers      none\n");
+    } else {
+        for (size_t i = 0; i < st->n_workers; i++) {
+            time_format_duration(now_us - st->workers[i]->started_us, dur, sizeof(dur));
+            fprintf(out, "%s %s pid %d, up %s\n", i ? "            " : "workers     ",
+                    st->workers[i]->role, st->workers[i]->pid, dur);
+        }
+    }
+    if (r->worker_restarts || r->consecutive_failures) {
+        fprintf(out, "restarts     %u in total, %u in a row without progress", r->worker_restarts,
+                r->consecutive_failures);
+        if (st->next_restart_us > 0) {
+            int64_t left = st->next_restart_us - now_us;
+            fprintf(out, "; next in %.1f s", left > 0 ? (double)left / 1e6 : 0.0);
+        }
+        fprintf(out, "\n");
+    }
+    if (r->last_error[0]) {
+        time_format_us(r->last_error_us, ts, sizeof(ts));
+        fprintf(out, "last error   %s at %s: %s\n", names_error_class(r->last_error_class), ts,
+                r->last_error);
+    }
+    if (st->n_history > 0) {
+        fprintf(out, "\nhistory\n  %-21s %-13s %-13s %s\n", "TIME", "FROM", "TO", "REASON");
+        for (size_t i = 0; i < st->n_history; i++) {
+            const Pgferry__State__HistoryEvent *e = st->history[i];
+            time_format_us(e->time_us, ts, sizeof(ts));
+            fprintf(out, "  %-21s %-13s %-13s %s\n", ts, e->from ? names_state(e->from) : "(new)",
+                    names_state(e->to), e->reason);
+        }
+    }
+}
+
+void
+render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
+{
+    const Pgferry__State__PipeRecord *r = st->record;
+    const Pgferry__State__PipeSpec *sp = r->spec;
+    json_obj_begin(j);
+    json_kv_str(j, "name", sp->name);
+    json_kv_str(j, "state", names_state(r->state));
+    json_kv_int(j, "state_since_us", r->state_since_us);
+    if (r->state == PGFERRY__STATE__PIPE_STATE__DEGRADED)
+        json_kv_str(j, "degraded_from", names_state(r->prev_state));
+    json_kv_str(j, "mode", names_mode(sp->mode));
+    json_kv_str(j, "source", sp->source);
+    json_kv_str(j, "source_version", r->source_version);
+    json_kv_str(j, "destination", sp->dest_url);
+    json_kv_str(j, "destination_database", sp->dest_database);
+    json_kv_str(j, "destination_version", r->dest_version);
+    json_kv_str(j, "slot", sp->slot);
+    json_kv_bool(j, "slot_owned", sp->slot_owned);
+    json_kv_str(j, "publication", sp->publication);
+    json_kv_bool(j, "publication_owned", sp->publication_owned);
+    json_kv_int(j, "created_us", r->created_us);
+    json_key(j, "tables");
+    json_arr_begin(j);
+    for (size_t i = 0; i < sp->n_tables; i++) {
+        json_obj_begin(j);
+        json_kv_str(j, "schema", sp->tables[i]->schema[0] ? sp->tables[i]->schema : "public");
+        json_kv_str(j, "table", sp->tables[i]->name);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    json_key(j, "workers");
+    json_arr_begin(j);
+    for (size_t i = 0; i < st->n_workers; i++) {
+        json_obj_begin(j);
+        json_kv_str(j, "role", st->workers[i]->role);
+        json_kv_int(j, "pid", st->workers[i]->pid);
+        json_kv_int(j, "started_us", st->workers[i]->started_us);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    json_kv_uint(j, "worker_restarts", r->worker_restarts);
+    json_kv_uint(j, "consecutive_failures", r->consecutive_failures);
+    json_kv_int(j, "next_restart_us", st->next_restart_us);
+    json_key(j, "last_error");
+    if (r->last_error[0]) {
+        json_obj_begin(j);
+        json_kv_str(j, "class", names_error_class(r->last_error_class));
+        json_kv_str(j, "message", r->last_error);
+        json_kv_int(j, "time_us", r->last_error_us);
+        json_obj_end(j);
+    } else {
+        json_null(j);
+    }
+    json_key(j, "history");
+    json_arr_begin(j);
+    for (size_t i = 0; i < st->n_history; i++) {
+        const Pgferry__State__HistoryEvent *e = st->history[i];
+        json_obj_begin(j);
+        json_kv_uint(j, "seq", e->seq);
+        json_key(j, "from");
+        if (e->from)
+            json_str(j, names_state(e->from));
+        else
+            json_null(j);
+        json_kv_str(j, "to", names_state(e->to));
+        json_kv_int(j, "time_us", e->time_us);
+        json_kv_str(j, "reason", e->reason);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    json_obj_end(j);
+}
+
+void
+render_list_text(FILE *out, const Pgferry__Control__PipeList *l, int64_t now_us)
+{
+    if (l->n_pipes == 0) {
+        fprintf(out, "no pipes\n");
+        return;
+    }
+    fprintf(out, "%-24s %-13s %-9s %-14s %-6s %s\n", "NAME", "STATE", "SINCE", "MODE", "TABLES",
+            "LAST ERROR");
+    for (size_t i = 0; i < l->n_pipes; i++) {
+        const Pgferry__State__PipeRecord *r = l->pipes[i]->record;
+        char dur[32], errs[61];
+        time_format_duration(now_us - r->state_since_us, dur, sizeof(dur));
+        snprintf(errs, sizeof(errs), "%s", r->last_error);
+        if (strlen(r->last_error) > 60)
+            memcpy(errs + 56, "...", 4);
+        fprintf(out, "%-24s %-13s %-9s %-14s %-6zu %s\n", r->spec->name, names_state(r->state), dur,
+                names_mode(r->spec->mode), r->spec->n_tables, errs);
+    }
+}
+
+void
+render_list_json(json_t *j, const Pgferry__Control__PipeList *l)
+{
+    json_arr_begin(j);
+    for (size_t i = 0; i < l->n_pipes; i++)
+        render_status_json(j, l->pipes[i]);
+    json_arr_end(j);
+}

@@ -1,0 +1,267 @@
+/*
+ * chclient: the only module that talks libcurl. CURLcode and HTTP status become errclass_t
+ * here and nowhere else.
+ */
+#include "chclient.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ch_client {
+    CURL *curl;
+    char *base; /* scheme://host:port/ without credentials */
+    char *user;
+    char *password;
+};
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    size_t limit;
+} body_t;
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    body_t *b = ud;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->limit)
+        return 0; /* abort the transfer: a reply we did not ask for */
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return 0;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static char *
+read_password_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read ClickHouse password file %s", path);
+        return NULL;
+    }
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    return strdup(buf);
+}
+
+ch_client_t *
+ch_client_new(const char *url, const char *user, const char *password_file, char *err,
+              size_t errlen)
+{
+    static int global_init;
+    if (!global_init) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        global_init = 1;
+    }
+    ch_client_t *c = calloc(1, sizeof(*c));
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *uuser = NULL, *upass = NULL;
+    if (!c || !u) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "destination is not a valid URL (expected http://host:8123)");
+        goto fail;
+    }
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        snprintf(err, errlen, "destination URL scheme must be http or https, not %s", scheme);
+        goto fail;
+    }
+    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        snprintf(err, errlen, "destination URL has no usable port");
+        goto fail;
+    }
+    curl_url_get(u, CURLUPART_USER, &uuser, CURLU_URLDECODE);
+    curl_url_get(u, CURLUPART_PASSWORD, &upass, CURLU_URLDECODE);
+    size_t bl = strlen(scheme) + strlen(host) + strlen(port) + 8;
+    c->base = malloc(bl);
+    if (!c->base) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    snprintf(c->base, bl, "%s://%s:%s/", scheme, host, port);
+    c->user = strdup(user && *user ? user : (uuser && *uuser ? uuser : "default"));
+    if (password_file && *password_file) {
+        c->password = read_password_file(password_file, err, errlen);
+        if (!c->password)
+            goto fail;
+    } else {
+        c->password = strdup(upass ? upass : "");
+    }
+    c->curl = curl_easy_init();
+    if (!c->user || !c->password || !c->curl) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(uuser);
+    curl_free(upass);
+    curl_url_cleanup(u);
+    return c;
+fail:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(uuser);
+    curl_free(upass);
+    if (u)
+        curl_url_cleanup(u);
+    ch_client_destroy(&c);
+    return NULL;
+}
+
+void
+ch_client_destroy(ch_client_t **cp)
+{
+    ch_client_t *c = *cp;
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    free(c->base);
+    free(c->user);
+    if (c->password) {
+        memset(c->password, 0, strlen(c->password));
+        free(c->password);
+    }
+    free(c);
+    *cp = NULL;
+}
+
+/* ClickHouse exception codes that no retry will fix. */
+static bool
+fatal_code(int code)
+{
+    switch (code) {
+    case 192: /* UNKNOWN_USER */
+    case 193: /* WRONG_PASSWORD */
+    case 194: /* REQUIRED_PASSWORD */
+    case 195: /* IP_ADDRESS_NOT_ALLOWED */
+    case 497: /* ACCESS_DENIED */
+    case 516: /* AUTHENTICATION_FAILED */
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool
+transient_code(int code)
+{
+    switch (code) {
+    case 159: /* TIMEOUT_EXCEEDED */
+    case 164: /* READONLY (replica) */
+    case 202: /* TOO_MANY_SIMULTANEOUS_QUERIES */
+    case 209: /* SOCKET_TIMEOUT */
+    case 210: /* NETWORK_ERROR */
+    case 241: /* MEMORY_LIMIT_EXCEEDED */
+    case 242: /* TABLE_IS_READ_ONLY */
+    case 252: /* TOO_MANY_PARTS */
+    case 425: /* SYSTEM_ERROR */
+        return true;
+    default:
+        return false;
+    }
+}
+
+errclass_t
+ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen)
+{
+    body_t body = {0};
+    body.limit = 64 * 1024 * 1024;
+    curl_easy_reset(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_URL, c->base);
+    curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, sql);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(sql));
+    curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->user);
+    curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->password);
+    curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 300000L);
+    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c->curl);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "ClickHouse at %s unreachable: %s", c->base, curl_easy_strerror(rc));
+        free(body.data);
+        return ERRCLASS_TRANSIENT;
+    }
+    long status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {
+        int code = 0;
+        const char *msg = body.data ? body.data : "";
+        if (strncmp(msg, "Code: ", 6) == 0)
+            code = atoi(msg + 6);
+        /* first line only, without the "e.what()" tail of older servers */
+        char line[1024];
+        snprintf(line, sizeof(line), "%s", msg);
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        char *tail = strstr(line, ", e.what()");
+        if (tail)
+            *tail = '\0';
+        snprintf(err, errlen, "ClickHouse HTTP %ld: %s", status, line);
+        free(body.data);
+        if (status == 401 || status == 403 || fatal_code(code))
+            return ERRCLASS_FATAL;
+        if (status >= 502 || transient_code(code))
+            return ERRCLASS_TRANSIENT;
+        return ERRCLASS_FATAL;
+    }
+    if (out)
+        *out = body.data ? body.data : strdup("");
+    else
+        free(body.data);
+    return ERRCLASS_NONE;
+}
+
+char *
+ch_client_version(ch_client_t *c, errclass_t *cls, char *err, size_t errlen)
+{
+    char *out = NULL;
+    *cls = ch_client_query(c, "SELECT version()", &out, err, errlen);
+    if (*cls != ERRCLASS_NONE)
+        return NULL;
+    size_t n = strlen(out);
+    while (n > 0 && isspace((unsigned char)out[n - 1]))
+        out[--n] = '\0';
+    return out;
+}
+
+long
+ch_version_number(const char *v)
+{
+    long major = 0, minor = 0, patch = 0;
+    if (sscanf(v, "%ld.%ld.%ld", &major, &minor, &patch) < 2)
+        return 0;
+    return major * 1000000 + minor * 1000 + patch;
+}

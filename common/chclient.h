@@ -1,0 +1,31 @@
+/*
+ * chclient: ClickHouse over its HTTP interface with libcurl. Owns the URL parsing (user and
+ * password are taken out of the URL and sent as HTTP basic auth), error classification
+ * (TRANSIENT vs FATAL) and the masked URL shown to operators.
+ */
+#ifndef PGFERRY_CHCLIENT_H
+#define PGFERRY_CHCLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "errclass.h"
+
+typedef struct ch_client ch_client_t;
+
+/* url: http(s)://[user[:password]@]host:port[/]. user/password_file override the URL's when
+ * non-empty. Returns NULL with err set on a bad URL or unreadable password file. */
+ch_client_t *ch_client_new(const char *url, const char *user, const char *password_file, char *err,
+                           size_t errlen);
+void ch_client_destroy(ch_client_t **c);
+
+/* Runs sql; on success *out (if out) is a malloc'd NUL-terminated body the caller frees.
+ * Returns ERRCLASS_NONE on success, else the class with a message in err. */
+errclass_t ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen);
+
+/* The server's version string ("18.16.1"), or NULL with err set. Caller frees. */
+char *ch_client_version(ch_client_t *c, errclass_t *cls, char *err, size_t errlen);
+
+/* Parses "18.16.1" into a comparable number 18016001 (major*1e6 + minor*1e3 + patch). */
+long ch_version_number(const char *v);
+
+#endif

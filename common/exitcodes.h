@@ -1,0 +1,13 @@
+/* exitcodes: process exit codes of the three programs, in one place. */
+#ifndef PGFERRY_EXITCODES_H
+#define PGFERRY_EXITCODES_H
+
+#define EXIT_OK 0
+#define EXIT_FAILURE_GENERIC 1 /* pgferryctl: the daemon answered with an error */
+#define EXIT_USAGE 2           /* bad command line or configuration */
+#define EXIT_TRANSIENT 3       /* worker: retryable failure */
+#define EXIT_FATAL 4           /* worker: irrecoverable failure */
+#define EXIT_UNREACHABLE 5     /* pgferryctl: no answer from the daemon */
+#define EXIT_STOPPED 6         /* worker: stopped on request before finishing */
+
+#endif

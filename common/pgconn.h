@@ -1,0 +1,27 @@
+/*
+ * pgconn: opening libpq connections the way every pgferry process needs them
+ * (application_name, connect timeout, optional replication mode) and classifying failures.
+ * PGresult and ConnStatusType become errclass_t here.
+ */
+#ifndef PGFERRY_PGCONN_H
+#define PGFERRY_PGCONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "errclass.h"
+
+/* Connects to conninfo (URI or key=value). Returns NULL with err/cls set on failure. */
+PGconn *pgconn_connect(const char *conninfo, const char *app_name, bool replication,
+                       errclass_t *cls, char *err, size_t errlen);
+
+/* Classifies a failed result by SQLSTATE: connection/resource problems are TRANSIENT,
+ * the rest (missing objects, privileges, syntax) FATAL. */
+errclass_t pgconn_classify(const PGresult *res, PGconn *conn);
+
+/* Runs a query that returns rows (params may be NULL). On failure logs nothing, writes
+ * "context: server message" into err, sets *cls and returns NULL. Caller PQclear()s. */
+PGresult *pgconn_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                       errclass_t *cls, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,462 @@
+/*
+ * control: the control channel's request handling. Decodes control.proto envelopes from the
+ * ROUTER socket, validates operator input, calls into the supervisor and replies. Anything
+ * malformed gets an error reply (or is dropped when it cannot be answered); it never stops
+ * the daemon. Passwords are masked in everything sent back.
+ */
+#include "sup_internal.h"
+#include "ipc.h"
+#include "log.h"
+#include "mask.h"
+#include "names.h"
+#include "tablename.h"
+#include "timeutil.h"
+#include "chclient.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CTL_MAX_TABLES 10000
+#define DEFAULT_HISTORY 20
+
+typedef Pgferry__Control__Reply reply_t;
+
+static void
+send_reply(supervisor_t *s, ipc_frames_t *f, reply_t *r)
+{
+    r->version = IPC_VERSION;
+    /* REQ peers put an empty delimiter between routing id and body; DEALER peers do not */
+    const zmq_msg_t *pre[2] = {&f->parts[0], NULL};
+    int npre = 1;
+    if (f->n >= 3 && zmq_msg_size(&f->parts[1]) == 0) {
+        pre[1] = &f->parts[1];
+        npre = 2;
+    }
+    ipc_send_msg(s->ctl, pre, npre, &r->base);
+}
+
+static void
+reply_error(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__ErrorCode code, const char *msg)
+{
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    r.code = code;
+    r.message = (char *)msg;
+    send_reply(s, f, &r);
+}
+
+static bool
+valid_pipe_name(const char *n, char *err, size_t errlen)
+{
+    size_t l = strlen(n);
+    if (l == 0 || l > 48) {
+        snprintf(err, errlen, "pipe name must be 1 to 48 characters");
+        return false;
+    }
+    if (!isalpha((unsigned char)n[0])) {
+        snprintf(err, errlen, "pipe name must start with a letter");
+        return false;
+    }
+    for (const char *p = n; *p; p++) {
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-')) {
+            snprintf(err, errlen, "pipe name may contain only letters, digits, '_' and '-'");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* slot and owned publication names derived from the pipe name: lower case, '-' -> '_' */
+static void
+derived_name(const char *pipe, char *out, size_t outlen)
+{
+    size_t o = 0;
+    const char *prefix = "pgferry_";
+    for (const char *p = prefix; *p && o + 1 < outlen; p++)
+        out[o++] = *p;
+    for (const char *p = pipe; *p && o + 1 < outlen; p++)
+        out[o++] = *p == '-' ? '_' : (char)tolower((unsigned char)*p);
+    out[o] = '\0';
+}
+
+static bool
+valid_slot_name(const char *n)
+{
+    size_t l = strlen(n);
+    if (l == 0 || l > 63)
+        return false;
+    for (const char *p = n; *p; p++) {
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- status building --------------------------------------------------------------- */
+
+static void
+free_status(Pgferry__Control__PipeStatus *st)
+{
+    if (!st)
+        return;
+    if (st->record)
+        pgferry__state__pipe_record__free_unpacked(st->record, NULL);
+    store_free_history(st->history, st->n_history);
+    for (size_t i = 0; i < st->n_workers; i++) {
+        free(st->workers[i]->role);
+        free(st->workers[i]);
+    }
+    free(st->workers);
+    free(st);
+}
+
+static void
+mask_field(char **field)
+{
+    char *m = mask_secrets(*field);
+    if (!m)
+        return;
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = m;
+}
+
+/* The status of one pipe, secrets masked; NULL when it does not exist or on error. */
+static Pgferry__Control__PipeStatus *
+build_status(supervisor_t *s, const char *name, size_t history_limit)
+{
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, name, &rec) || !rec)
+        return NULL;
+    Pgferry__Control__PipeStatus *st = calloc(1, sizeof(*st));
+    if (!st) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        return NULL;
+    }
+    pgferry__control__pipe_status__init(st);
+    st->record = rec;
+    mask_field(&rec->spec->source);
+    mask_field(&rec->spec->dest_url);
+    mask_field(&rec->last_error);
+    if (history_limit > 0 &&
+        !store_get_history(s->store, name, history_limit, &st->history, &st->n_history)) {
+        st->history = NULL;
+        st->n_history = 0;
+    }
+    for (size_t i = 0; i < st->n_history; i++)
+        mask_field(&st->history[i]->reason);
+    size_t nw = 0;
+    for (size_t i = 0; i < proctable_count(s->procs); i++)
+        nw += strcmp(proctable_at(s->procs, i)->pipe, name) == 0;
+    if (nw > 0) {
+        st->workers = calloc(nw, sizeof(*st->workers));
+        for (size_t i = 0; st->workers && i < proctable_count(s->procs); i++) {
+            proc_t *p = proctable_at(s->procs, i);
+            if (strcmp(p->pipe, name) != 0)
+                continue;
+            Pgferry__Control__WorkerInfo *w = calloc(1, sizeof(*w));
+            if (!w)
+                break;
+            pgferry__control__worker_info__init(w);
+            w->pid = p->pid;
+            w->role = strdup(p->role);
+            w->started_us = p->started_us;
+            st->workers[st->n_workers++] = w;
+        }
+    }
+    pipe_rt_t *rt = sup_rt(s, name, false);
+    st->next_restart_us = (rt && rt->restart_at_ms > 0) ? rt->restart_at_us : 0;
+    return st;
+}
+
+/* ---- verbs ------------------------------------------------------------------------- */
+
+static void
+do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
+{
+    char err[1024];
+    Pgferry__State__PipeSpec *in = c->spec;
+    if (!in) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "create without a spec");
+        return;
+    }
+    if (!valid_pipe_name(in->name, err, sizeof(err))) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        return;
+    }
+    if (!in->source[0] || !in->dest_url[0]) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                    "a pipe needs --source (PostgreSQL URI) and --dest (ClickHouse URL)");
+        return;
+    }
+    if (in->n_tables == 0 && in->mode != PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                    "a pipe needs at least one table (--tables schema.table,...)");
+        return;
+    }
+    if (in->n_tables == 0 || in->n_tables > CTL_MAX_TABLES) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                    "a pipe needs 1 to 10000 tables");
+        return;
+    }
+    if (in->mode > PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "unknown pipe mode");
+        return;
+    }
+    ch_client_t *ch = ch_client_new(in->dest_url, in->dest_user, NULL, err, sizeof(err));
+    if (!ch) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        return;
+    }
+    ch_client_destroy(&ch);
+    for (size_t i = 0; i < in->n_tables; i++) {
+        Pgferry__State__TableSpec *t = in->tables[i];
+        if (!t->name[0] || strlen(t->name) > TABLENAME_MAX_IDENT ||
+            strlen(t->schema) > TABLENAME_MAX_IDENT || strlen(t->target) > 200) {
+            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                        "table names must be 1 to 63 bytes");
+            return;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(in->tables[j]->schema, t->schema) == 0 &&
+                strcmp(in->tables[j]->name, t->name) == 0) {
+                snprintf(err, sizeof(err), "table %s.%s is listed twice", t->schema, t->name);
+                reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+                return;
+            }
+        }
+    }
+    Pgferry__State__PipeRecord *existing = NULL;
+    if (!store_get_pipe(s->store, in->name, &existing)) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        return;
+    }
+    if (existing) {
+        pgferry__state__pipe_record__free_unpacked(existing, NULL);
+        snprintf(err, sizeof(err), "a pipe named %s already exists", in->name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__ALREADY_EXISTS, err);
+        return;
+    }
+
+    /* the record we store: the request's spec with defaults filled in */
+    char dname[80];
+    derived_name(in->name, dname, sizeof(dname));
+    Pgferry__State__PipeSpec spec = *in;
+    spec.base = in->base;
+    spec.publication_owned = !in->publication[0];
+    spec.slot_owned = !in->slot[0];
+    char *pub = NULL, *slot = NULL, *db = NULL;
+    pub = in->publication[0] ? strdup(in->publication) : strdup(dname);
+    slot = in->slot[0] ? strdup(in->slot) : strdup(dname);
+    db = strdup(in->dest_database[0] ? in->dest_database : in->name);
+    if (!pub || !slot || !db) {
+        free(pub);
+        free(slot);
+        free(db);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "out of memory");
+        return;
+    }
+    spec.publication = pub;
+    spec.slot = slot;
+    spec.dest_database = db;
+    if (!valid_slot_name(spec.slot)) {
+        snprintf(err, sizeof(err),
+                 "slot name '%s' is not valid: use lower-case letters, digits and '_' (max 63)",
+                 spec.slot);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        goto out;
+    }
+    if (!spec.snapshot_workers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        spec.snapshot_workers = n > 0 ? (uint32_t)n : 2;
+    }
+    if (spec.snapshot_workers > 64) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                    "snapshot workers must be 1 to 64");
+        goto out;
+    }
+    if (!spec.rows_per_partition)
+        spec.rows_per_partition = 500000;
+    if (!spec.batch_max_rows)
+        spec.batch_max_rows = 100000;
+    if (!spec.batch_max_bytes)
+        spec.batch_max_bytes = 64 * 1024 * 1024;
+    if (!spec.batch_max_wait_ms)
+        spec.batch_max_wait_ms = 500;
+
+    Pgferry__State__PipeRecord rec = PGFERRY__STATE__PIPE_RECORD__INIT;
+    rec.spec = &spec;
+    rec.state = ST_PROVISIONING;
+    rec.state_since_us = rec.created_us = time_now_us();
+    Pgferry__State__HistoryEvent ev = PGFERRY__STATE__HISTORY_EVENT__INIT;
+    ev.seq = rec.history_seq = 1;
+    ev.from = ST_NONE;
+    ev.to = ST_PROVISIONING;
+    ev.time_us = rec.created_us;
+    ev.reason = "created; validating source and destination";
+    if (!store_put_pipe(s->store, &rec, &ev)) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        goto out;
+    }
+    log_info("pipe %s created (%zu table(s), mode %s)", spec.name, spec.n_tables,
+             names_mode(spec.mode));
+    sup_rt_remove(s, spec.name);
+    {
+        reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+        Pgferry__Control__PipeStatus *st = build_status(s, spec.name, DEFAULT_HISTORY);
+        r.code = PGFERRY__CONTROL__ERROR_CODE__OK;
+        r.message = "created";
+        if (st) {
+            r.payload_case = PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS;
+            r.status = st;
+        }
+        send_reply(s, f, &r);
+        free_status(st);
+    }
+out:
+    free(pub);
+    free(slot);
+    free(db);
+}
+
+static void
+do_get(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__GetPipe *g)
+{
+    size_t limit = g->history_limit ? g->history_limit : DEFAULT_HISTORY;
+    if (limit > 1000)
+        limit = 1000;
+    Pgferry__Control__PipeStatus *st = build_status(s, g->name, limit);
+    if (!st) {
+        char err[200];
+        snprintf(err, sizeof(err), "no pipe named %.64s", g->name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        return;
+    }
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    r.payload_case = PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS;
+    r.status = st;
+    send_reply(s, f, &r);
+    free_status(st);
+}
+
+static void
+do_list(supervisor_t *s, ipc_frames_t *f)
+{
+    char **names;
+    size_t n;
+    if (!store_list_names(s->store, &names, &n)) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        return;
+    }
+    Pgferry__Control__PipeList list = PGFERRY__CONTROL__PIPE_LIST__INIT;
+    list.pipes = calloc(n ? n : 1, sizeof(*list.pipes));
+    for (size_t i = 0; list.pipes && i < n; i++) {
+        Pgferry__Control__PipeStatus *st = build_status(s, names[i], 0);
+        if (st)
+            list.pipes[list.n_pipes++] = st;
+    }
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    r.payload_case = PGFERRY__CONTROL__REPLY__PAYLOAD_LIST;
+    r.list = &list;
+    send_reply(s, f, &r);
+    for (size_t i = 0; i < list.n_pipes; i++)
+        free_status(list.pipes[i]);
+    free(list.pipes);
+    store_free_names(names, n);
+}
+
+static void
+do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
+{
+    char err[512];
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, d->name, &rec) || !rec) {
+        snprintf(err, sizeof(err), "no pipe named %.64s", d->name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        return;
+    }
+    if (d->drop_destination) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                    "--drop-destination is not supported by this version");
+        return;
+    }
+    lifecycle_pipe_t lp = {rec->state, rec->prev_state, rec->spec->mode, rec->resyncing};
+    if (!lifecycle_apply(&lp, LC_CMD_DROP, err, sizeof(err))) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        return;
+    }
+    sup_stop_workers(s, d->name, "pipe dropped");
+    if (!store_delete_pipe(s->store, d->name)) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        return;
+    }
+    sup_rt_remove(s, d->name);
+    log_info("pipe %s dropped (was %s)", d->name, names_state(rec->state));
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    r.message = "dropped";
+    send_reply(s, f, &r);
+}
+
+void
+control_handle(supervisor_t *s, void *frames)
+{
+    ipc_frames_t *f = frames;
+    /* [id, body] from DEALER or [id, "", body] from REQ; anything else cannot be parsed */
+    if (f->n < 2) {
+        log_debug("control: dropped a message with %d frame(s)", f->n);
+        return;
+    }
+    if (f->overflow || f->n > 3 || (f->n == 3 && zmq_msg_size(&f->parts[1]) != 0)) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
+                    "bad request: unexpected frames");
+        return;
+    }
+    zmq_msg_t *body = &f->parts[f->n - 1];
+    Pgferry__Control__Request *req =
+        pgferry__control__request__unpack(NULL, zmq_msg_size(body), zmq_msg_data(body));
+    if (!req) {
+        log_warn("control: undecodable request (%zu bytes)", zmq_msg_size(body));
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
+                    "bad request: not a pgferry control message");
+        return;
+    }
+    if (req->version != IPC_VERSION) {
+        char err[128];
+        snprintf(err, sizeof(err), "unsupported protocol version %u (this daemon speaks %d)",
+                 req->version, IPC_VERSION);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__UNSUPPORTED_VERSION, err);
+        pgferry__control__request__free_unpacked(req, NULL);
+        return;
+    }
+    switch (req->body_case) {
+    case PGFERRY__CONTROL__REQUEST__BODY_CREATE:
+        do_create(s, f, req->create);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_LIST:
+        do_list(s, f);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_GET:
+        do_get(s, f, req->get);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_DROP:
+        do_drop(s, f, req->drop);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY__NOT_SET:
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
+                    "bad request: empty or unknown request type");
+        break;
+    default: {
+        char err[160];
+        snprintf(err, sizeof(err), "request type %d is not supported by this pgferryd version",
+                 (int)req->body_case);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST, err);
+    }
+    }
+    pgferry__control__request__free_unpacked(req, NULL);
+}

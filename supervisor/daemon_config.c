@@ -1,0 +1,259 @@
+/* daemon_config: parsing and validation only; no side effects on the system. */
+#include "daemon_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *key;
+    const char *help;
+} key_t_;
+
+static const key_t_ keys[] = {
+    {"state_dir", "directory for the state store and sockets (created 0700)"},
+    {"control_endpoint", "control socket; default ipc://STATE_DIR/control.sock"},
+    {"worker_bin", "path of pgferry-worker; default: next to pgferryd"},
+    {"log_level", "error | warn | info | debug (default info)"},
+    {"log_format", "text | json (default text)"},
+    {"backoff_initial_ms", "first worker restart delay (default 1000)"},
+    {"backoff_max_ms", "longest worker restart delay (default 60000)"},
+    {"degraded_after", "consecutive worker failures before Degraded (default 3)"},
+    {"max_failures", "consecutive worker failures before Failed (default 20)"},
+    {"stop_grace_ms", "time a worker gets between SIGTERM and SIGKILL (default 10000)"},
+};
+
+void
+daemon_config_defaults(daemon_config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/pgferry");
+    c->log_level = PGF_LOG_INFO;
+    c->backoff_initial_ms = 1000;
+    c->backoff_max_ms = 60000;
+    c->degraded_after = 3;
+    c->max_failures = 20;
+    c->stop_grace_ms = 10000;
+}
+
+static bool
+parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*v))
+        return false;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x < min || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+bool
+daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *err, size_t errlen)
+{
+    uint64_t u;
+#define STR(field)                                                                                 \
+    do {                                                                                           \
+        if (strlen(value) >= sizeof(c->field)) {                                                   \
+            snprintf(err, errlen, "value of %s is too long", key);                                 \
+            return false;                                                                          \
+        }                                                                                          \
+        snprintf(c->field, sizeof(c->field), "%s", value);                                         \
+        return true;                                                                               \
+    } while (0)
+#define NUM(field, lo, hi)                                                                         \
+    do {                                                                                           \
+        if (!parse_u64(value, lo, hi, &u)) {                                                       \
+            snprintf(err, errlen,                                                                  \
+                     "bad value '%s' for %s: expected a whole number from %llu to %llu", value,    \
+                     key, (unsigned long long)(lo), (unsigned long long)(hi));                     \
+            return false;                                                                          \
+        }                                                                                          \
+        c->field = u;                                                                              \
+        return true;                                                                               \
+    } while (0)
+    if (strcmp(key, "state_dir") == 0)
+        STR(state_dir);
+    if (strcmp(key, "control_endpoint") == 0)
+        STR(control_endpoint);
+    if (strcmp(key, "worker_bin") == 0)
+        STR(worker_bin);
+    if (strcmp(key, "log_level") == 0) {
+        if (!log_parse_level(value, &c->log_level)) {
+            snprintf(err, errlen,
+                     "bad value '%s' for log_level: expected error, warn, info or debug", value);
+            return false;
+        }
+        return true;
+    }
+    if (strcmp(key, "log_format") == 0) {
+        if (strcmp(value, "json") == 0)
+            c->log_json = true;
+        else if (strcmp(value, "text") == 0)
+            c->log_json = false;
+        else {
+            snprintf(err, errlen, "bad value '%s' for log_format: expected text or json", value);
+            return false;
+        }
+        return true;
+    }
+    if (strcmp(key, "backoff_initial_ms") == 0)
+        NUM(backoff_initial_ms, 10, 3600000);
+    if (strcmp(key, "backoff_max_ms") == 0)
+        NUM(backoff_max_ms, 10, 86400000);
+    if (strcmp(key, "degraded_after") == 0)
+        NUM(degraded_after, 1, 1000);
+    if (strcmp(key, "max_failures") == 0)
+        NUM(max_failures, 1, 100000);
+    if (strcmp(key, "stop_grace_ms") == 0)
+        NUM(stop_grace_ms, 100, 600000);
+#undef STR
+#undef NUM
+    snprintf(err, errlen, "unknown key '%s'", key);
+    return false;
+}
+
+static char *
+trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+bool
+daemon_config_load_file(daemon_config_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return false;
+    }
+    char line[2048];
+    int lineno = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected 'key = value', got '%.60s'", path, lineno, s);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        char *k = trim(s), *v = trim(eq + 1);
+        size_t vl = strlen(v);
+        if (vl >= 2 && ((v[0] == '"' && v[vl - 1] == '"') || (v[0] == '\'' && v[vl - 1] == '\''))) {
+            v[vl - 1] = '\0';
+            v++;
+        }
+        char e[512];
+        if (!daemon_config_set(c, k, v, e, sizeof(e))) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, e);
+            ok = false;
+        }
+    }
+    fclose(f);
+    return ok;
+}
+
+bool
+daemon_config_load_env(daemon_config_t *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char name[64] = "PGFERRY_";
+        size_t l = strlen(name);
+        for (const char *p = keys[i].key; *p && l + 1 < sizeof(name); p++)
+            name[l++] = (char)toupper((unsigned char)*p);
+        name[l] = '\0';
+        const char *v = getenv(name);
+        if (!v)
+            continue;
+        char e[512];
+        if (!daemon_config_set(c, keys[i].key, v, e, sizeof(e))) {
+            snprintf(err, errlen, "environment %s: %s", name, e);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool
+daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t errlen)
+{
+    if (c->state_dir[0] != '/') {
+        char cwd[PATH_MAX], abs[sizeof(c->state_dir)];
+        if (!getcwd(cwd, sizeof(cwd)) ||
+            (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, c->state_dir) >= sizeof(abs)) {
+            snprintf(err, errlen, "state_dir %s: cannot make it absolute", c->state_dir);
+            return false;
+        }
+        memcpy(c->state_dir, abs, sizeof(abs));
+    }
+    if (!c->control_endpoint[0])
+        snprintf(c->control_endpoint, sizeof(c->control_endpoint), "ipc://%s/control.sock",
+                 c->state_dir);
+    /* sun_path is 108 bytes */
+    if (strlen(c->state_dir) + strlen("/control.sock") >= 100) {
+        snprintf(err, errlen, "state_dir %s is too long for a Unix socket path (max ~85 bytes)",
+                 c->state_dir);
+        return false;
+    }
+    if (strncmp(c->control_endpoint, "ipc://", 6) != 0) {
+        snprintf(err, errlen,
+                 "control_endpoint %s: only ipc:// endpoints are supported by this version "
+                 "(tcp:// needs CURVE keys, not yet available)",
+                 c->control_endpoint);
+        return false;
+    }
+    if (c->backoff_max_ms < c->backoff_initial_ms) {
+        snprintf(err, errlen, "backoff_max_ms (%llu) is below backoff_initial_ms (%llu)",
+                 (unsigned long long)c->backoff_max_ms, (unsigned long long)c->backoff_initial_ms);
+        return false;
+    }
+    if (c->max_failures < c->degraded_after) {
+        snprintf(err, errlen, "max_failures (%u) is below degraded_after (%u)", c->max_failures,
+                 c->degraded_after);
+        return false;
+    }
+    if (!c->worker_bin[0]) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0) {
+            snprintf(self, sizeof(self), "%s", argv0);
+            n = (ssize_t)strlen(self);
+        }
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            slash[1] = '\0';
+        else
+            self[0] = '\0';
+        snprintf(c->worker_bin, sizeof(c->worker_bin), "%spgferry-worker", self);
+    }
+    if (access(c->worker_bin, X_OK) != 0) {
+        snprintf(err, errlen, "worker program %s is not executable: %s", c->worker_bin,
+                 strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+void
+daemon_config_print_keys(void)
+{
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        printf("  %-20s %s\n", keys[i].key, keys[i].help);
+}

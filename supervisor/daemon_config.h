@@ -1,0 +1,39 @@
+/*
+ * daemon_config: pgferryd's settings from a `key = value` file, PGFERRY_* environment
+ * variables and command-line flags (in that order, later wins). Errors name the file, line
+ * and key.
+ */
+#ifndef PGFERRY_DAEMON_CONFIG_H
+#define PGFERRY_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "log.h"
+
+typedef struct {
+    char state_dir[512];
+    char control_endpoint[600]; /* default ipc://STATE_DIR/control.sock */
+    char worker_bin[1024];      /* default: pgferry-worker next to pgferryd */
+    log_level_t log_level;
+    bool log_json;
+    uint64_t backoff_initial_ms;
+    uint64_t backoff_max_ms;
+    uint32_t degraded_after; /* consecutive failures without progress -> Degraded */
+    uint32_t max_failures;   /* consecutive failures without progress -> Failed */
+    uint64_t stop_grace_ms;  /* SIGTERM -> SIGKILL */
+} daemon_config_t;
+
+void daemon_config_defaults(daemon_config_t *c);
+/* Sets one key; err gets "unknown key" / "bad value" sentences. */
+bool daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *err,
+                       size_t errlen);
+bool daemon_config_load_file(daemon_config_t *c, const char *path, char *err, size_t errlen);
+/* Applies PGFERRY_<KEY> environment variables for every known key. */
+bool daemon_config_load_env(daemon_config_t *c, char *err, size_t errlen);
+/* Fills derived defaults and checks consistency. */
+bool daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t errlen);
+/* Prints the keys with their meaning (for --help). */
+void daemon_config_print_keys(void);
+
+#endif

@@ -1,0 +1,443 @@
+/*
+ * store: the only module that calls LMDB. MDB return codes become bool + one log line here.
+ * Layout: DBI "pipes" name -> PipeRecord; "history" name\0 + be64(seq) -> HistoryEvent;
+ * "checkpoints" name\0 + key -> bytes.
+ */
+#include "store.h"
+#include "log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STORE_MAP_SIZE ((size_t)1 << 30)
+#define STORE_MAX_NAME 256
+
+struct store {
+    MDB_env *env;
+    MDB_dbi pipes, history, checkpoints;
+    int stale_cleared;
+};
+
+static bool
+fail(const char *what, int rc)
+{
+    log_error("state store: %s: %s", what, mdb_strerror(rc));
+    return false;
+}
+
+store_t *
+store_open(const char *dir, char *err, size_t errlen)
+{
+    store_t *s = calloc(1, sizeof(*s));
+    MDB_txn *txn = NULL;
+    int rc;
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, STORE_MAP_SIZE)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, 126)) != 0) {
+        snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    /* MDB_NOSUBDIR: DIR/state.mdb and DIR/state.mdb-lock */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/state.mdb", dir);
+    if ((rc = mdb_env_open(s->env, path, MDB_NOSUBDIR, 0600)) != 0) {
+        snprintf(err, errlen, "cannot open state store %s: %s", path, mdb_strerror(rc));
+        goto fail;
+    }
+    int dead = 0;
+    if ((rc = mdb_reader_check(s->env, &dead)) != 0) {
+        snprintf(err, errlen, "lmdb reader check: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    s->stale_cleared = dead;
+    if (dead > 0)
+        log_warn("state store: cleared %d stale reader slot(s) of dead processes", dead);
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "pipes", MDB_CREATE, &s->pipes)) != 0 ||
+        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->history)) != 0 ||
+        (rc = mdb_dbi_open(txn, "checkpoints", MDB_CREATE, &s->checkpoints)) != 0 ||
+        (rc = mdb_txn_commit(txn)) != 0) {
+        if (txn && rc != 0)
+            mdb_txn_abort(txn);
+        snprintf(err, errlen, "cannot open state tables: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    return s;
+fail:
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+    return NULL;
+}
+
+void
+store_destroy(store_t **sp)
+{
+    store_t *s = *sp;
+    if (!s)
+        return;
+    mdb_env_close(s->env);
+    free(s);
+    *sp = NULL;
+}
+
+int
+store_stale_readers_cleared(const store_t *s)
+{
+    return s->stale_cleared;
+}
+
+/* name\0 + suffix into buf; returns its length or 0 when it does not fit */
+static size_t
+prefixed_key(char *buf, size_t cap, const char *name, const void *suffix, size_t slen)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || nl + 1 + slen > cap || nl + 1 + slen > 511)
+        return 0;
+    memcpy(buf, name, nl);
+    buf[nl] = '\0';
+    if (slen)
+        memcpy(buf + nl + 1, suffix, slen);
+    return nl + 1 + slen;
+}
+
+static void
+be64(uint64_t v, unsigned char out[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+bool
+store_get_pipe(store_t *s, const char *name, Pgferry__State__PipeRecord **out)
+{
+    MDB_txn *txn;
+    int rc;
+    *out = NULL;
+    if (strlen(name) == 0 || strlen(name) >= STORE_MAX_NAME)
+        return true;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return fail("begin read", rc);
+    MDB_val k = {strlen(name), (void *)name}, v;
+    rc = mdb_get(txn, s->pipes, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return true;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return fail("read pipe", rc);
+    }
+    /* unpack copies everything out of the map before the transaction ends */
+    *out = pgferry__state__pipe_record__unpack(NULL, v.mv_size, v.mv_data);
+    mdb_txn_abort(txn);
+    if (!*out) {
+        log_error("state store: record of pipe %s does not decode", name);
+        return false;
+    }
+    return true;
+}
+
+bool
+store_put_pipe(store_t *s, const Pgferry__State__PipeRecord *rec,
+               const Pgferry__State__HistoryEvent *ev)
+{
+    const char *name = rec->spec ? rec->spec->name : NULL;
+    if (!name || !*name || strlen(name) >= STORE_MAX_NAME) {
+        log_error("state store: refusing a pipe record without a valid name");
+        return false;
+    }
+    size_t rl = pgferry__state__pipe_record__get_packed_size(rec);
+    uint8_t *rb = malloc(rl ? rl : 1);
+    size_t el = ev ? pgferry__state__history_event__get_packed_size(ev) : 0;
+    uint8_t *eb = ev ? malloc(el ? el : 1) : NULL;
+    if (!rb || (ev && !eb)) {
+        free(rb);
+        free(eb);
+        log_error("state store: out of memory");
+        return false;
+    }
+    pgferry__state__pipe_record__pack(rec, rb);
+    if (ev)
+        pgferry__state__history_event__pack(ev, eb);
+
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        free(rb);
+        free(eb);
+        return fail("begin write", rc);
+    }
+    MDB_val k = {strlen(name), (void *)name}, v = {rl, rb};
+    rc = mdb_put(txn, s->pipes, &k, &v, 0);
+    if (rc == 0 && ev) {
+        char kb[STORE_MAX_NAME + 9];
+        unsigned char seq[8];
+        be64(ev->seq, seq);
+        MDB_val hk = {prefixed_key(kb, sizeof(kb), name, seq, 8), kb}, hv = {el, eb};
+        rc = mdb_put(txn, s->history, &hk, &hv, 0);
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    free(rb);
+    free(eb);
+    if (rc != 0)
+        return fail("write pipe", rc);
+    return true;
+}
+
+void
+store_free_names(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+bool
+store_list_names(store_t *s, char ***names, size_t *count)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc;
+    size_t n = 0, cap = 16;
+    char **arr = malloc(cap * sizeof(char *));
+    *names = NULL;
+    *count = 0;
+    if (!arr)
+        return false;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) {
+        free(arr);
+        return fail("begin read", rc);
+    }
+    if ((rc = mdb_cursor_open(txn, s->pipes, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        free(arr);
+        return fail("cursor", rc);
+    }
+    MDB_val k, v;
+    bool ok = true;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (n == cap) {
+            char **a = realloc(arr, cap * 2 * sizeof(char *));
+            if (!a) {
+                ok = false;
+                break;
+            }
+            arr = a;
+            cap *= 2;
+        }
+        arr[n] = strndup(k.mv_data, k.mv_size);
+        if (!arr[n]) {
+            ok = false;
+            break;
+        }
+        n++;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (!ok || (rc != 0 && rc != MDB_NOTFOUND)) {
+        store_free_names(arr, n);
+        return ok ? fail("list pipes", rc) : false;
+    }
+    *names = arr;
+    *count = n;
+    return true;
+}
+
+void
+store_free_history(Pgferry__State__HistoryEvent **evs, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        pgferry__state__history_event__free_unpacked(evs[i], NULL);
+    free(evs);
+}
+
+bool
+store_get_history(store_t *s, const char *name, size_t limit, Pgferry__State__HistoryEvent ***evs,
+                  size_t *count)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc;
+    char kb[STORE_MAX_NAME + 9];
+    size_t pl = prefixed_key(kb, sizeof(kb), name, NULL, 0);
+    *evs = NULL;
+    *count = 0;
+    if (pl == 0)
+        return true;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return fail("begin read", rc);
+    if ((rc = mdb_cursor_open(txn, s->history, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return fail("cursor", rc);
+    }
+    /* walk backwards from the end of this pipe's key range so `limit` costs what it reads */
+    unsigned char maxseq[8];
+    memset(maxseq, 0xff, sizeof(maxseq));
+    char kend[STORE_MAX_NAME + 9];
+    size_t kel = prefixed_key(kend, sizeof(kend), name, maxseq, 8);
+    MDB_val k = {kel, kend}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    size_t n = 0, cap = 16;
+    Pgferry__State__HistoryEvent **arr = malloc(cap * sizeof(*arr));
+    bool ok = arr != NULL;
+    while (ok && rc == 0 && k.mv_size == pl + 8 && memcmp(k.mv_data, kb, pl) == 0 &&
+           (limit == 0 || n < limit)) {
+        if (n == cap) {
+            Pgferry__State__HistoryEvent **a = realloc(arr, cap * 2 * sizeof(*arr));
+            if (!a) {
+                ok = false;
+                break;
+            }
+            arr = a;
+            cap *= 2;
+        }
+        arr[n] = pgferry__state__history_event__unpack(NULL, v.mv_size, v.mv_data);
+        if (!arr[n]) {
+            log_error("state store: a history event of pipe %s does not decode", name);
+            ok = false;
+            break;
+        }
+        n++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (!ok) {
+        if (arr)
+            store_free_history(arr, n);
+        return false;
+    }
+    /* collected newest first; hand out oldest first */
+    for (size_t i = 0; i < n / 2; i++) {
+        Pgferry__State__HistoryEvent *t = arr[i];
+        arr[i] = arr[n - 1 - i];
+        arr[n - 1 - i] = t;
+    }
+    *evs = arr;
+    *count = n;
+    return true;
+}
+
+static int
+delete_prefix(MDB_txn *txn, MDB_dbi dbi, const char *prefix, size_t pl)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k = {pl, (void *)prefix}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= pl && memcmp(k.mv_data, prefix, pl) == 0) {
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL) /* cursor past the end after deleting the last key */
+            rc = MDB_NOTFOUND;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+bool
+store_delete_pipe(store_t *s, const char *name)
+{
+    char kb[STORE_MAX_NAME + 9];
+    size_t pl = prefixed_key(kb, sizeof(kb), name, NULL, 0);
+    if (pl == 0)
+        return false;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return fail("begin write", rc);
+    MDB_val k = {strlen(name), (void *)name};
+    rc = mdb_del(txn, s->pipes, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc == 0)
+        rc = delete_prefix(txn, s->history, kb, pl);
+    if (rc == 0)
+        rc = delete_prefix(txn, s->checkpoints, kb, pl);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    return rc == 0 ? true : fail("delete pipe", rc);
+}
+
+bool
+store_put_checkpoint(store_t *s, const char *pipe, const char *key, const void *val, size_t len)
+{
+    char kb[512];
+    size_t kl = prefixed_key(kb, sizeof(kb), pipe, key, strlen(key));
+    if (kl == 0) {
+        log_error("state store: checkpoint key too long for pipe %s", pipe);
+        return false;
+    }
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return fail("begin write", rc);
+    MDB_val k = {kl, kb}, v = {len, (void *)val};
+    rc = mdb_put(txn, s->checkpoints, &k, &v, 0);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    return rc == 0 ? true : fail("write checkpoint", rc);
+}
+
+bool
+store_get_checkpoint(store_t *s, const char *pipe, const char *key, void **val, size_t *len)
+{
+    char kb[512];
+    size_t kl = prefixed_key(kb, sizeof(kb), pipe, key, strlen(key));
+    *val = NULL;
+    *len = 0;
+    if (kl == 0)
+        return false;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return fail("begin read", rc);
+    MDB_val k = {kl, kb}, v;
+    rc = mdb_get(txn, s->checkpoints, &k, &v);
+    if (rc == 0) {
+        *val = malloc(v.mv_size ? v.mv_size : 1);
+        if (*val) {
+            memcpy(*val, v.mv_data, v.mv_size);
+            *len = v.mv_size;
+        }
+    }
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return true;
+    if (rc != 0)
+        return fail("read checkpoint", rc);
+    return *val != NULL;
+}

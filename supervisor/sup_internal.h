@@ -1,0 +1,47 @@
+/*
+ * sup_internal: what control.c needs from supervisor.c. Not for other modules.
+ */
+#ifndef PGFERRY_SUP_INTERNAL_H
+#define PGFERRY_SUP_INTERNAL_H
+
+#include "lifecycle.h"
+#include "proctable.h"
+#include "store.h"
+#include "supervisor.h"
+#include "control.pb-c.h"
+
+typedef struct {
+    char name[PROC_NAME_MAX + 1];
+    int64_t restart_at_ms; /* monotonic; 0 = no restart pending */
+    int64_t restart_at_us; /* the same moment on the wall clock, for status */
+} pipe_rt_t;
+
+struct supervisor {
+    daemon_config_t cfg;
+    store_t *store;
+    void *zctx;
+    void *ctl; /* ROUTER, control.proto */
+    void *wrk; /* ROUTER, worker.proto */
+    int sigfd;
+    int lockfd;
+    proctable_t *procs;
+    pipe_rt_t *rt;
+    size_t nrt, caprt;
+    bool stopping;
+};
+
+/* Applies ev to rec through the lifecycle and persists the record with a history event.
+ * On refusal writes the reason into err and changes nothing. */
+bool sup_transition(supervisor_t *s, Pgferry__State__PipeRecord *rec, lifecycle_event_t ev,
+                    const char *reason, char *err, size_t errlen);
+/* Persists rec with a history event that records something without a state change. */
+bool sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reason);
+/* Stops every worker of a pipe (SIGTERM, SIGKILL after the grace period). */
+void sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason);
+pipe_rt_t *sup_rt(supervisor_t *s, const char *name, bool create);
+void sup_rt_remove(supervisor_t *s, const char *name);
+
+/* control.c: handles one control message already received (frames incl. routing id). */
+void control_handle(supervisor_t *s, void *frames);
+
+#endif

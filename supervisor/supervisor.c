@@ -1,0 +1,737 @@
+/*
+ * supervisor: the poll loop (control socket, worker socket, signalfd), worker supervision
+ * per DESIGN section 8 and the reconcile step that starts the worker each pipe's state asks
+ * for. Control requests are decoded in control.c.
+ */
+#include "supervisor.h"
+#include "sup_internal.h"
+#include "backoff.h"
+#include "ipc.h"
+#include "log.h"
+#include "names.h"
+#include "timeutil.h"
+#include "worker.pb-c.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TICK_MS 200
+
+/* ---- pipe runtime table ------------------------------------------------------------ */
+
+pipe_rt_t *
+sup_rt(supervisor_t *s, const char *name, bool create)
+{
+    for (size_t i = 0; i < s->nrt; i++) {
+        if (strcmp(s->rt[i].name, name) == 0)
+            return &s->rt[i];
+    }
+    if (!create)
+        return NULL;
+    if (s->nrt == s->caprt) {
+        size_t cap = s->caprt ? s->caprt * 2 : 16;
+        pipe_rt_t *r = realloc(s->rt, cap * sizeof(*r));
+        if (!r)
+            return NULL;
+        s->rt = r;
+        s->caprt = cap;
+    }
+    pipe_rt_t *r = &s->rt[s->nrt++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    return r;
+}
+
+void
+sup_rt_remove(supervisor_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->nrt; i++) {
+        if (strcmp(s->rt[i].name, name) == 0) {
+            s->rt[i] = s->rt[--s->nrt];
+            return;
+        }
+    }
+}
+
+/* ---- transitions ------------------------------------------------------------------- */
+
+static void
+set_str(char **field, const char *v)
+{
+    /* unpacked proto3 strings are individually allocated unless they are the shared empty
+     * default */
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = strdup(v ? v : "");
+    if (!*field)
+        *field = (char *)protobuf_c_empty_string;
+}
+
+static bool
+persist(supervisor_t *s, Pgferry__State__PipeRecord *rec, pipe_state_t from, const char *reason)
+{
+    Pgferry__State__HistoryEvent ev = PGFERRY__STATE__HISTORY_EVENT__INIT;
+    rec->history_seq++;
+    ev.seq = rec->history_seq;
+    ev.from = from;
+    ev.to = rec->state;
+    ev.time_us = time_now_us();
+    ev.reason = (char *)reason;
+    return store_put_pipe(s->store, rec, &ev);
+}
+
+bool
+sup_transition(supervisor_t *s, Pgferry__State__PipeRecord *rec, lifecycle_event_t ev,
+               const char *reason, char *err, size_t errlen)
+{
+    lifecycle_pipe_t lp = {rec->state, rec->prev_state, rec->spec->mode, rec->resyncing};
+    pipe_state_t from = rec->state;
+    if (!lifecycle_apply(&lp, ev, err, errlen))
+        return false;
+    rec->state = lp.state;
+    rec->prev_state = lp.prev_state;
+    rec->resyncing = lp.resyncing;
+    rec->state_since_us = time_now_us();
+    if (!persist(s, rec, from, reason)) {
+        snprintf(err, errlen, "the state store refused the change (see the daemon log)");
+        return false;
+    }
+    log_info("pipe %s: %s -> %s (%s)", rec->spec->name, names_state(from), names_state(rec->state),
+             reason);
+    return true;
+}
+
+bool
+sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reason)
+{
+    return persist(s, rec, rec->state, reason);
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+/* The worker role a pipe in this state needs, or NULL. Setup, Snapshot and Running get their
+ * workers with the snapshot and CDC implementations; until then a pipe rests in Setup. */
+static const char *
+desired_role(const Pgferry__State__PipeRecord *rec)
+{
+    pipe_state_t st = rec->state == ST_DEGRADED ? rec->prev_state : rec->state;
+    switch (st) {
+    case ST_PROVISIONING:
+        return "provision";
+    default:
+        return NULL;
+    }
+}
+
+void
+sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason)
+{
+    int64_t now = time_mono_ms();
+    for (size_t i = 0; i < proctable_count(s->procs); i++) {
+        proc_t *p = proctable_at(s->procs, i);
+        if (strcmp(p->pipe, pipe) != 0 || p->stopping)
+            continue;
+        log_info("stopping worker %s/%s pid %d: %s", p->pipe, p->role, (int)p->pid, reason);
+        if (p->zid_len > 0) {
+            Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
+            Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
+            st.reason = (char *)reason;
+            m.version = IPC_VERSION;
+            m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
+            m.stop = &st;
+            zmq_msg_t id;
+            zmq_msg_init_data(&id, p->zid, p->zid_len, NULL, NULL);
+            const zmq_msg_t *pre[] = {&id};
+            ipc_send_msg(s->wrk, pre, 1, &m.base);
+            zmq_msg_close(&id);
+        }
+        proctable_stop(p, now, (int64_t)s->cfg.stop_grace_ms);
+    }
+}
+
+static bool
+spawn_worker(supervisor_t *s, const char *pipe, const char *role)
+{
+    char endpoint[600];
+    snprintf(endpoint, sizeof(endpoint), "ipc://%s/workers.sock", s->cfg.state_dir);
+    char *argv[] = {s->cfg.worker_bin,
+                    "--endpoint",
+                    endpoint,
+                    "--pipe",
+                    (char *)pipe,
+                    "--role",
+                    (char *)role,
+                    "--log-level",
+                    (char *)log_level_name(s->cfg.log_level),
+                    "--log-format",
+                    s->cfg.log_json ? "json" : "text",
+                    NULL};
+    char err[512];
+    proc_t *p = proctable_spawn(s->procs, pipe, role, argv, err, sizeof(err));
+    if (!p) {
+        log_error("pipe %s: cannot start a %s worker: %s", pipe, role, err);
+        return false;
+    }
+    log_info("pipe %s: started %s worker pid %d", pipe, role, (int)p->pid);
+    return true;
+}
+
+/* One failure of a pipe's worker without progress: count it, then Degraded, Failed or a
+ * restart with backoff. */
+static void
+worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *what, errclass_t cls)
+{
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, pipe, &rec) || !rec)
+        return; /* dropped meanwhile */
+    char reason[1400], err[512];
+    if (!desired_role(rec)) {
+        /* the pipe moved on (Failed, dropped, paused): nothing to restart */
+        log_info("pipe %s: %s worker ended (%s); pipe is %s, not restarting", pipe, role, what,
+                 names_state(rec->state));
+        goto out;
+    }
+    set_str(&rec->last_error, what);
+    rec->last_error_class = cls == ERRCLASS_FATAL ? PGFERRY__STATE__ERROR_CLASS__FATAL
+                                                  : PGFERRY__STATE__ERROR_CLASS__TRANSIENT;
+    rec->last_error_us = time_now_us();
+    if (cls == ERRCLASS_FATAL) {
+        snprintf(reason, sizeof(reason), "%s", what);
+        if (!sup_transition(s, rec, LC_EV_FATAL, reason, err, sizeof(err)))
+            log_error("pipe %s: %s", pipe, err);
+        goto out;
+    }
+    rec->consecutive_failures++;
+    rec->worker_restarts++;
+    if (rec->consecutive_failures >= s->cfg.max_failures) {
+        snprintf(reason, sizeof(reason),
+                 "giving up after %u consecutive %s worker failures without progress; last: %s",
+                 rec->consecutive_failures, role, what);
+        if (!sup_transition(s, rec, LC_EV_FATAL, reason, err, sizeof(err)))
+            log_error("pipe %s: %s", pipe, err);
+        goto out;
+    }
+    uint64_t delay = backoff_delay_ms(rec->consecutive_failures, s->cfg.backoff_initial_ms,
+                                      s->cfg.backoff_max_ms, backoff_rand01());
+    snprintf(reason, sizeof(reason), "%s worker failed (%u in a row): %s; restarting in %.2f s",
+             role, rec->consecutive_failures, what, (double)delay / 1000.0);
+    log_warn("pipe %s: %s", pipe, reason);
+    if (rec->consecutive_failures >= s->cfg.degraded_after && rec->state != ST_DEGRADED) {
+        if (!sup_transition(s, rec, LC_EV_DEGRADED, reason, err, sizeof(err))) {
+            log_warn("pipe %s: %s", pipe, err);
+            sup_note(s, rec, reason);
+        }
+    } else {
+        sup_note(s, rec, reason);
+    }
+    pipe_rt_t *rt = sup_rt(s, pipe, true);
+    if (rt) {
+        rt->restart_at_ms = time_mono_ms() + (int64_t)delay;
+        rt->restart_at_us = time_now_us() + (int64_t)delay * 1000;
+    }
+out:
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+#define SETTLE_GRACE_MS 250
+
+/* Reaps every exited child without blocking. The exit is judged later, in settle_exited, so a
+ * Done or Error the worker sent just before exiting is read first. */
+static void
+reap_children(supervisor_t *s)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        proc_t *p = proctable_find_pid(s->procs, pid);
+        if (!p) {
+            log_debug("reaped unknown child %d", (int)pid);
+            continue;
+        }
+        p->exited = true;
+        p->status = status;
+        p->exited_at_ms = time_mono_ms();
+    }
+}
+
+/* Judges exited workers: a clean finish, an exit we asked for, or a failure to count. */
+static void
+settle_exited(supervisor_t *s, bool now_all)
+{
+    int64_t now = time_mono_ms();
+    for (size_t i = 0; i < proctable_count(s->procs);) {
+        proc_t *p = proctable_at(s->procs, i);
+        bool clean = p->done && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0;
+        if (!p->exited || (!now_all && !p->stopping && !clean && p->reported == ERRCLASS_NONE &&
+                           now - p->exited_at_ms < SETTLE_GRACE_MS)) {
+            i++;
+            continue;
+        }
+        proc_t copy = *p;
+        proctable_remove(s->procs, copy.pid); /* moves another entry into slot i */
+        char how[128];
+        proctable_describe_status(copy.status, how, sizeof(how));
+        if (copy.stopping || s->stopping) {
+            log_info("worker %s/%s pid %d %s after stop", copy.pipe, copy.role, (int)copy.pid, how);
+            continue;
+        }
+        if (clean) {
+            log_debug("worker %s/%s pid %d finished", copy.pipe, copy.role, (int)copy.pid);
+            continue;
+        }
+        if (copy.reported == ERRCLASS_FATAL)
+            continue; /* already Failed when the worker reported it */
+        char what[1400];
+        if (copy.reported == ERRCLASS_TRANSIENT)
+            snprintf(what, sizeof(what), "%s", copy.error);
+        else
+            snprintf(what, sizeof(what), "worker pid %d %s without reporting", (int)copy.pid, how);
+        worker_failed(s, copy.pipe, copy.role, what, ERRCLASS_TRANSIENT);
+    }
+}
+
+/* ---- worker channel ---------------------------------------------------------------- */
+
+static void
+send_to_worker(supervisor_t *s, const zmq_msg_t *id, Pgferry__Worker__SupervisorMessage *m)
+{
+    const zmq_msg_t *pre[] = {id};
+    m->version = IPC_VERSION;
+    ipc_send_msg(s->wrk, pre, 1, &m->base);
+}
+
+static void
+on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
+{
+    proc_t *p = proctable_find_pid(s->procs, (pid_t)h->pid);
+    Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
+    if (!p || strcmp(p->pipe, h->pipe) != 0 || strcmp(p->role, h->role) != 0 || p->stopping) {
+        Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
+        st.reason = "not a worker of this supervisor";
+        m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
+        m.stop = &st;
+        log_warn("hello from unknown worker pid %d (%s/%s): told to stop", h->pid, h->pipe,
+                 h->role);
+        send_to_worker(s, id, &m);
+        return;
+    }
+    size_t zl = zmq_msg_size(id);
+    if (zl > sizeof(p->zid))
+        zl = sizeof(p->zid);
+    memcpy(p->zid, zmq_msg_data(id), zl);
+    p->zid_len = zl;
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec) {
+        Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
+        st.reason = "pipe no longer exists";
+        m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
+        m.stop = &st;
+        send_to_worker(s, id, &m);
+        return;
+    }
+    Pgferry__Worker__Assignment a = PGFERRY__WORKER__ASSIGNMENT__INIT;
+    a.role = p->role;
+    a.spec = rec->spec;
+    m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_ASSIGNMENT;
+    m.assignment = &a;
+    send_to_worker(s, id, &m);
+    log_debug("pipe %s: assigned %s to pid %d", p->pipe, p->role, (int)p->pid);
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+/* Progress that moved data counts as recovery from Degraded and resets the failure count. */
+static void
+on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
+{
+    snprintf(p->activity, sizeof(p->activity), "%s", pr->detail);
+    if (pr->rows == 0 && pr->lsn[0] == '\0')
+        return;
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    if (rec->consecutive_failures > 0 || rec->state == ST_DEGRADED) {
+        char err[512];
+        rec->consecutive_failures = 0;
+        if (rec->state == ST_DEGRADED) {
+            if (!sup_transition(s, rec, LC_EV_RECOVERED, "the worker is making progress again", err,
+                                sizeof(err)))
+                log_warn("pipe %s: %s", p->pipe, err);
+        } else {
+            store_put_pipe(s->store, rec, NULL);
+        }
+    }
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+static void
+on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
+{
+    p->done = true;
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    char err[512];
+    rec->consecutive_failures = 0;
+    if (rec->state == ST_DEGRADED &&
+        !sup_transition(s, rec, LC_EV_RECOVERED, "the retried worker succeeded", err, sizeof(err)))
+        log_warn("pipe %s: %s", p->pipe, err);
+    if (strcmp(p->role, "provision") == 0) {
+        set_str(&rec->source_version, d->source_version);
+        set_str(&rec->dest_version, d->dest_version);
+        char reason[600];
+        snprintf(reason, sizeof(reason), "source and destination validated (%s)", d->detail);
+        if (!sup_transition(s, rec, LC_EV_VALIDATED, reason, err, sizeof(err)))
+            log_warn("pipe %s: %s", p->pipe, err);
+    } else {
+        store_put_pipe(s->store, rec, NULL);
+    }
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+static void
+on_error(supervisor_t *s, proc_t *p, Pgferry__Worker__Error *e)
+{
+    bool fatal = e->class_ == PGFERRY__STATE__ERROR_CLASS__FATAL;
+    p->reported = fatal ? ERRCLASS_FATAL : ERRCLASS_TRANSIENT;
+    snprintf(p->error, sizeof(p->error), "%s", e->message);
+    log_warn("pipe %s: %s worker reports %s error: %s", p->pipe, p->role,
+             fatal ? "FATAL" : "TRANSIENT", e->message);
+    if (!fatal)
+        return; /* counted when the worker exits */
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    set_str(&rec->last_error, e->message);
+    rec->last_error_class = PGFERRY__STATE__ERROR_CLASS__FATAL;
+    rec->last_error_us = time_now_us();
+    char err[512];
+    lifecycle_event_t ev = rec->state == ST_PROVISIONING ? LC_EV_VALIDATION_FAILED : LC_EV_FATAL;
+    if (!sup_transition(s, rec, ev, e->message, err, sizeof(err)))
+        log_warn("pipe %s: %s", p->pipe, err);
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+static void
+handle_worker_message(supervisor_t *s)
+{
+    ipc_frames_t f;
+    if (!ipc_recv_frames(s->wrk, &f, ZMQ_DONTWAIT))
+        return;
+    if (f.n != 2 || f.overflow) {
+        log_warn("worker socket: dropped a message with %d frame(s)", f.n);
+        ipc_frames_close(&f);
+        return;
+    }
+    Pgferry__Worker__WorkerMessage *m = pgferry__worker__worker_message__unpack(
+        NULL, zmq_msg_size(&f.parts[1]), zmq_msg_data(&f.parts[1]));
+    if (!m || m->version != IPC_VERSION) {
+        log_warn("worker socket: dropped an undecodable or wrong-version message");
+        if (m)
+            pgferry__worker__worker_message__free_unpacked(m, NULL);
+        ipc_frames_close(&f);
+        return;
+    }
+    if (m->body_case == PGFERRY__WORKER__WORKER_MESSAGE__BODY_HELLO) {
+        on_hello(s, &f.parts[0], m->hello);
+    } else {
+        /* every other message comes from a worker that said Hello: find it by routing id */
+        proc_t *p = NULL;
+        for (size_t i = 0; i < proctable_count(s->procs); i++) {
+            proc_t *q = proctable_at(s->procs, i);
+            if (q->zid_len == zmq_msg_size(&f.parts[0]) &&
+                memcmp(q->zid, zmq_msg_data(&f.parts[0]), q->zid_len) == 0) {
+                p = q;
+                break;
+            }
+        }
+        if (!p) {
+            log_debug("worker socket: message from an unknown routing id dropped");
+        } else if (p->stopping) {
+            log_debug("worker socket: message from stopping worker %d ignored", (int)p->pid);
+        } else {
+            switch (m->body_case) {
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_PROGRESS:
+                on_progress(s, p, m->progress);
+                break;
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_DONE:
+                on_done(s, p, m->done);
+                break;
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_ERROR:
+                on_error(s, p, m->error);
+                break;
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_CHECKPOINT:
+                store_put_checkpoint(s->store, p->pipe, m->checkpoint->key,
+                                     m->checkpoint->value.data, m->checkpoint->value.len);
+                break;
+            default:
+                log_warn("worker socket: unknown message type %d", (int)m->body_case);
+            }
+        }
+    }
+    pgferry__worker__worker_message__free_unpacked(m, NULL);
+    ipc_frames_close(&f);
+}
+
+/* ---- reconcile --------------------------------------------------------------------- */
+
+/* Starts the worker each pipe needs and stops workers nobody needs. Returns the earliest
+ * pending restart deadline (monotonic ms) or -1. */
+static int64_t
+reconcile(supervisor_t *s)
+{
+    char **names;
+    size_t n;
+    int64_t next = -1, now = time_mono_ms();
+    if (!store_list_names(s->store, &names, &n))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        Pgferry__State__PipeRecord *rec = NULL;
+        if (!store_get_pipe(s->store, names[i], &rec) || !rec)
+            continue;
+        const char *role = desired_role(rec);
+        proc_t *p = proctable_find_pipe(s->procs, names[i]);
+        pipe_rt_t *rt = sup_rt(s, names[i], false);
+        if (p && (!role || strcmp(p->role, role) != 0) && !p->done) {
+            char why[128];
+            snprintf(why, sizeof(why), "pipe is %s", names_state(rec->state));
+            sup_stop_workers(s, names[i], why);
+        } else if (role && !p) {
+            if (rt && rt->restart_at_ms > now) {
+                if (next < 0 || rt->restart_at_ms < next)
+                    next = rt->restart_at_ms;
+            } else {
+                if (rt)
+                    rt->restart_at_ms = rt->restart_at_us = 0;
+                if (!spawn_worker(s, names[i], role)) {
+                    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+                    rec = NULL;
+                    worker_failed(s, names[i], role, "cannot start the worker program",
+                                  ERRCLASS_TRANSIENT);
+                }
+            }
+        }
+        if (rec)
+            pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    }
+    store_free_names(names, n);
+    return next;
+}
+
+/* ---- lifecycle of the daemon ------------------------------------------------------- */
+
+supervisor_t *
+supervisor_new(const daemon_config_t *cfg)
+{
+    supervisor_t *s = calloc(1, sizeof(*s));
+    char err[1024];
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    s->sigfd = -1;
+    s->lockfd = -1;
+    umask(077);
+    if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("cannot create state directory %s: %s", cfg->state_dir, strerror(errno));
+        goto fail;
+    }
+    char path[700];
+    snprintf(path, sizeof(path), "%s/pgferryd.lock", cfg->state_dir);
+    s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lockfd < 0 || flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
+        log_error("state directory %s is in use by another pgferryd (lock %s: %s)", cfg->state_dir,
+                  path, strerror(errno));
+        goto fail;
+    }
+    char pidbuf[32];
+    int pl = snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
+    if (ftruncate(s->lockfd, 0) != 0 || write(s->lockfd, pidbuf, (size_t)pl) != pl)
+        log_warn("cannot write pid into %s", path);
+
+    s->store = store_open(cfg->state_dir, err, sizeof(err));
+    if (!s->store) {
+        log_error("%s", err);
+        goto fail;
+    }
+    s->procs = proctable_new();
+    s->zctx = zmq_ctx_new();
+    if (!s->procs || !s->zctx)
+        goto fail;
+    s->ctl = zmq_socket(s->zctx, ZMQ_ROUTER);
+    s->wrk = zmq_socket(s->zctx, ZMQ_ROUTER);
+    if (!s->ctl || !s->wrk || !ipc_socket_defaults(s->ctl, 0) || !ipc_socket_defaults(s->wrk, 0))
+        goto fail;
+    if (zmq_bind(s->ctl, cfg->control_endpoint) != 0) {
+        log_error("cannot bind the control socket %s: %s", cfg->control_endpoint,
+                  zmq_strerror(errno));
+        goto fail;
+    }
+    const char *cp = ipc_endpoint_path(cfg->control_endpoint);
+    if (cp && chmod(cp, 0600) != 0)
+        log_warn("chmod %s: %s", cp, strerror(errno));
+    char wep[600];
+    snprintf(wep, sizeof(wep), "ipc://%s/workers.sock", cfg->state_dir);
+    if (zmq_bind(s->wrk, wep) != 0) {
+        log_error("cannot bind the worker socket %s: %s", wep, zmq_strerror(errno));
+        goto fail;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sigfd < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        goto fail;
+    }
+    return s;
+fail:
+    supervisor_destroy(&s);
+    return NULL;
+}
+
+static bool
+drain_signals(supervisor_t *s)
+{
+    struct signalfd_siginfo si;
+    bool child = false;
+    while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            child = true;
+            break;
+        case SIGTERM:
+        case SIGINT:
+            if (!s->stopping)
+                log_info("received %s: stopping workers and exiting", strsignal((int)si.ssi_signo));
+            s->stopping = true;
+            break;
+        case SIGHUP:
+            log_info("received SIGHUP: nothing to reload in this version");
+            break;
+        }
+    }
+    return child;
+}
+
+int
+supervisor_run(supervisor_t *s)
+{
+    log_info("pgferryd serving %s (state %s)", s->cfg.control_endpoint, s->cfg.state_dir);
+    int64_t next_restart = reconcile(s);
+    int64_t last_reconcile = time_mono_ms();
+    while (!s->stopping) {
+        int64_t now = time_mono_ms();
+        int64_t timeout = TICK_MS;
+        int64_t kill_at = proctable_enforce_kills(s->procs, now);
+        if (next_restart >= 0 && next_restart - now < timeout)
+            timeout = next_restart - now;
+        if (kill_at >= 0 && kill_at - now < timeout)
+            timeout = kill_at - now;
+        for (size_t i = 0; i < proctable_count(s->procs); i++) {
+            if (proctable_at(s->procs, i)->exited && timeout > 50)
+                timeout = 50;
+        }
+        if (timeout < 0)
+            timeout = 0;
+        zmq_pollitem_t items[] = {{s->ctl, 0, ZMQ_POLLIN, 0},
+                                  {s->wrk, 0, ZMQ_POLLIN, 0},
+                                  {NULL, s->sigfd, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 3, (long)timeout);
+        if (rc < 0 && errno != EINTR) {
+            log_error("zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        bool child = (items[2].revents & ZMQ_POLLIN) && drain_signals(s);
+        /* bounded batches so one busy socket cannot starve the other */
+        for (int i = 0; i < 64 && (items[1].revents & ZMQ_POLLIN); i++) {
+            int ev = 0;
+            size_t el = sizeof(ev);
+            zmq_getsockopt(s->wrk, ZMQ_EVENTS, &ev, &el);
+            if (!(ev & ZMQ_POLLIN))
+                break;
+            handle_worker_message(s);
+        }
+        for (int i = 0; i < 64 && (items[0].revents & ZMQ_POLLIN); i++) {
+            int ev = 0;
+            size_t el = sizeof(ev);
+            zmq_getsockopt(s->ctl, ZMQ_EVENTS, &ev, &el);
+            if (!(ev & ZMQ_POLLIN))
+                break;
+            ipc_frames_t f;
+            if (!ipc_recv_frames(s->ctl, &f, ZMQ_DONTWAIT))
+                break;
+            control_handle(s, &f);
+            ipc_frames_close(&f);
+        }
+        if (child)
+            reap_children(s);
+        settle_exited(s, false);
+        now = time_mono_ms();
+        if (rc > 0 || now - last_reconcile >= TICK_MS ||
+            (next_restart >= 0 && now >= next_restart)) {
+            next_restart = reconcile(s);
+            last_reconcile = now;
+        }
+    }
+
+    /* shutdown: SIGTERM every worker, wait for the grace period, then SIGKILL */
+    for (size_t i = 0; i < proctable_count(s->procs); i++) {
+        proc_t *p = proctable_at(s->procs, i);
+        proctable_stop(p, time_mono_ms(), (int64_t)s->cfg.stop_grace_ms);
+    }
+    while (proctable_count(s->procs) > 0) {
+        int64_t now = time_mono_ms();
+        int64_t kill_at = proctable_enforce_kills(s->procs, now);
+        long timeout = kill_at >= 0 ? (long)(kill_at - now) : 100;
+        if (timeout < 10)
+            timeout = 10;
+        zmq_pollitem_t it = {NULL, s->sigfd, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, timeout);
+        drain_signals(s);
+        reap_children(s);
+        settle_exited(s, true);
+    }
+    log_info("pgferryd stopped");
+    return 0;
+}
+
+void
+supervisor_destroy(supervisor_t **sp)
+{
+    supervisor_t *s = *sp;
+    if (!s)
+        return;
+    if (s->ctl)
+        zmq_close(s->ctl);
+    if (s->wrk)
+        zmq_close(s->wrk);
+    if (s->zctx)
+        zmq_ctx_term(s->zctx);
+    const char *cp = ipc_endpoint_path(s->cfg.control_endpoint);
+    if (cp && s->lockfd >= 0 && s->store)
+        unlink(cp);
+    if (s->sigfd >= 0)
+        close(s->sigfd);
+    store_destroy(&s->store);
+    proctable_destroy(&s->procs);
+    free(s->rt);
+    if (s->lockfd >= 0)
+        close(s->lockfd);
+    free(s);
+    *sp = NULL;
+}

@@ -1,0 +1,81 @@
+# The control channel: owner-only socket, malformed input answered or dropped, the daemon
+# keeps serving; unknown verbs and bad arguments get clear errors.
+source "$(dirname "$0")/../lib/common.sh"
+
+start_daemon
+EP="ipc://$STATE_DIR/control.sock"
+
+# permissions: state dir 0700, control socket 0600
+assert_eq "$(stat -c %a "$STATE_DIR")" 700 "state dir mode"
+assert_eq "$(stat -c %a "$STATE_DIR/control.sock")" 600 "control socket mode"
+assert_eq "$(stat -c %a "$STATE_DIR/state.mdb")" 600 "state store mode"
+
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" garbage)
+assert_contains "$out" "code=1 " "garbage bytes"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" truncated)
+assert_contains "$out" "code=1 " "truncated protobuf"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" unknown-type)
+assert_contains "$out" "code=1 message=bad request: empty or unknown request type" "unknown type"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" bad-version)
+assert_contains "$out" "code=2 message=unsupported protocol version 99" "bad version"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" unsupported-verb)
+assert_contains "$out" "not supported by this pgferryd version" "unsupported verb"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" many-frames)
+assert_contains "$out" "code=1 message=bad request: unexpected frames" "too many frames"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" empty-frames)
+assert_contains "$out" "code=2 message=unsupported protocol version 0" "empty body"
+# oversized: ZeroMQ drops the peer (ZMQ_MAXMSGSIZE); no reply, no crash
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" oversized)
+assert_eq "$out" "no reply" "oversized frame"
+kill -0 "$DAEMON_PID" || fail "pgferryd died on malformed input"
+
+# and it still serves valid requests
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" valid-list)
+assert_contains "$out" "code=0" "valid request after garbage"
+out=$("$CTL" list)
+assert_eq "$out" "no pipes" "list"
+
+# operator errors are explained, with a usage exit code
+set +e
+out=$("$CTL" create "bad name" --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables t 2>&1); rc=$?
+set -e
+assert_eq "$rc" 2 "bad pipe name exit code"
+assert_contains "$out" "pipe name may contain only" "bad pipe name"
+set +e
+out=$("$CTL" create p --source "$PGFERRY_PG_URI" --dest "ftp://x:1" --tables t 2>&1); rc=$?
+set -e
+assert_eq "$rc" 2 "bad dest exit code"
+assert_contains "$out" "scheme must be http or https" "bad destination URL"
+set +e
+out=$("$CTL" create p --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables 'a,"b' 2>&1); rc=$?
+set -e
+assert_eq "$rc" 2 "bad table list exit code"
+assert_contains "$out" "unterminated quoted identifier" "bad table name"
+set +e
+out=$("$CTL" status nosuchpipe 2>&1); rc=$?
+set -e
+assert_eq "$rc" 1 "status of a missing pipe"
+assert_contains "$out" "no pipe named nosuchpipe" "missing pipe"
+set +e
+out=$("$CTL" frobnicate 2>&1); rc=$?
+set -e
+assert_eq "$rc" 2 "unknown verb exit code"
+assert_contains "$out" "unknown verb 'frobnicate'" "unknown verb"
+
+# no daemon: a clear message and its own exit code
+set +e
+out=$("$CTL" --state-dir "$TEST_DIR/nowhere" list 2>&1); rc=$?
+set -e
+assert_eq "$rc" 5 "no daemon exit code"
+assert_contains "$out" "no pgferryd is listening" "no daemon"
+
+# a second daemon on the same state directory is refused
+set +e
+out=$("$PGFERRYD" --state-dir "$STATE_DIR" 2>&1); rc=$?
+set -e
+[ $rc -ne 0 ] || fail "second pgferryd on the same state dir started"
+assert_contains "$out" "in use by another pgferryd" "state dir lock"
+
+stop_daemon || fail "pgferryd exited non-zero on SIGTERM"
+[ ! -e "$STATE_DIR/control.sock" ] || fail "control socket left behind"
+log "ok"

@@ -1,0 +1,97 @@
+# Shared helpers for the integration and e2e tests (bash). Sourced, not run.
+# Needs the servers of deploy/dev/servers.sh (PGFERRY_PG_URI, PGFERRY_CH_URL) and the build's
+# binaries (PGFERRY_BIN_DIR, set by ctest).
+set -euo pipefail
+
+: "${PGFERRY_BIN_DIR:?PGFERRY_BIN_DIR is not set: run the tests through ctest}"
+if [ -z "${PGFERRY_PG_URI:-}" ] || [ -z "${PGFERRY_CH_URL:-}" ]; then
+    echo "FAIL: no test servers. Run deploy/dev/test.sh, or first: eval \"\$(deploy/dev/servers.sh start)\"" >&2
+    exit 1
+fi
+PGFERRYD="$PGFERRY_BIN_DIR/pgferryd"
+CTL="$PGFERRY_BIN_DIR/pgferryctl"
+TOOLS="$PGFERRY_BIN_DIR"
+TEST_NAME=$(basename "$0" .sh)
+TEST_DIR=$(mktemp -d "/tmp/pgferry-$TEST_NAME-XXXXXX")
+chmod 755 "$TEST_DIR"
+STATE_DIR="$TEST_DIR/state"
+DAEMON_PID=""
+CLEANUP_PIDS=()
+export PGFERRY_STATE_DIR="$STATE_DIR"
+
+log() { echo "[$TEST_NAME] $*" >&2; }
+fail() {
+    echo "FAIL [$TEST_NAME]: $*" >&2
+    if [ -f "$TEST_DIR/pgferryd.log" ]; then
+        echo "---- pgferryd.log (last 40 lines)" >&2
+        tail -40 "$TEST_DIR/pgferryd.log" >&2
+    fi
+    exit 1
+}
+
+cleanup() {
+    local rc=$?
+    if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+        kill -TERM "$DAEMON_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$DAEMON_PID" 2>/dev/null || true
+    fi
+    local p
+    for p in "${CLEANUP_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    if [ -n "${PG_CLEANUP_SQL:-}" ]; then psql_q "$PG_CLEANUP_SQL" >/dev/null 2>&1 || true; fi
+    if [ $rc -eq 0 ]; then rm -rf "$TEST_DIR"; else echo "test files kept in $TEST_DIR" >&2; fi
+    exit $rc
+}
+trap cleanup EXIT
+
+psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" -c "$1"; }
+
+# start_daemon [extra pgferryd flags...]: starts pgferryd on STATE_DIR and waits for its socket
+start_daemon() {
+    "$PGFERRYD" --state-dir "$STATE_DIR" --log-level debug "$@" >>"$TEST_DIR/pgferryd.log" 2>&1 &
+    DAEMON_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        [ -S "$STATE_DIR/control.sock" ] && "$CTL" --timeout 2000 list >/dev/null 2>&1 && return 0
+        kill -0 "$DAEMON_PID" 2>/dev/null || fail "pgferryd exited at start"
+        sleep 0.1
+    done
+    fail "pgferryd did not start within 10 s"
+}
+
+stop_daemon() { # SIGTERM and wait; returns the exit code
+    kill -TERM "$DAEMON_PID"
+    local rc=0
+    wait "$DAEMON_PID" || rc=$?
+    DAEMON_PID=""
+    return $rc
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: retries CMD every 0.1 s
+wait_for() {
+    local secs=$1 what=$2; shift 2
+    local deadline=$(( $(date +%s%N) + secs * 1000000000 ))
+    while [ "$(date +%s%N)" -lt $deadline ]; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    fail "timed out after ${secs}s waiting for: $what"
+}
+
+# pipe_json NAME: the status of a pipe as JSON
+pipe_json() { "$CTL" --timeout 5000 status "$1" --json --history 100; }
+pipe_state() { pipe_json "$1" | jq -r .state; }
+state_is() { [ "$(pipe_state "$1")" = "$2" ]; }
+worker_pids() { pipe_json "$1" | jq -r '.workers[].pid'; }
+has_worker() { [ -n "$(worker_pids "$1")" ]; }
+
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: expected '$2', got '$1'"; }
+assert_contains() {
+    case "$1" in *"$2"*) ;; *) fail "${3:-missing text}: '$2' not in '$1'" ;; esac
+}
+
+# create_pipe NAME TABLES [extra ctl flags...]
+create_pipe() {
+    local name=$1 tables=$2; shift 2
+    "$CTL" create "$name" --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$tables" "$@"
+}

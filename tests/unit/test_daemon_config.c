@@ -1,0 +1,103 @@
+/* daemon_config: file parsing errors name file, line and key; env and flags override. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon_config.h"
+
+static const char *
+write_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/pgferry-test-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void
+test_file(void **state)
+{
+    (void)state;
+    daemon_config_t c;
+    char err[512];
+    daemon_config_defaults(&c);
+    const char *p = write_file("# comment\n\nstate_dir = /tmp/x\nlog_level = debug\n"
+                               "backoff_initial_ms=250\nlog_format = \"json\"\n");
+    assert_true(daemon_config_load_file(&c, p, err, sizeof(err)));
+    assert_string_equal(c.state_dir, "/tmp/x");
+    assert_int_equal(c.log_level, PGF_LOG_DEBUG);
+    assert_int_equal(c.backoff_initial_ms, 250);
+    assert_true(c.log_json);
+    unlink(p);
+
+    p = write_file("state_dir = /tmp/x\nbogus_key = 1\n");
+    assert_false(daemon_config_load_file(&c, p, err, sizeof(err)));
+    assert_non_null(strstr(err, p));
+    assert_non_null(strstr(err, ":2:"));
+    assert_non_null(strstr(err, "bogus_key"));
+    unlink(p);
+
+    p = write_file("max_failures = lots\n");
+    assert_false(daemon_config_load_file(&c, p, err, sizeof(err)));
+    assert_non_null(strstr(err, ":1:"));
+    assert_non_null(strstr(err, "max_failures"));
+    unlink(p);
+
+    p = write_file("just words\n");
+    assert_false(daemon_config_load_file(&c, p, err, sizeof(err)));
+    unlink(p);
+
+    assert_false(daemon_config_load_file(&c, "/nonexistent/pgferryd.conf", err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent/pgferryd.conf"));
+}
+
+static void
+test_env_and_finish(void **state)
+{
+    (void)state;
+    daemon_config_t c;
+    char err[512];
+    daemon_config_defaults(&c);
+    setenv("PGFERRY_DEGRADED_AFTER", "5", 1);
+    assert_true(daemon_config_load_env(&c, err, sizeof(err)));
+    assert_int_equal(c.degraded_after, 5);
+    setenv("PGFERRY_DEGRADED_AFTER", "-1", 1);
+    assert_false(daemon_config_load_env(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "PGFERRY_DEGRADED_AFTER"));
+    unsetenv("PGFERRY_DEGRADED_AFTER");
+
+    daemon_config_defaults(&c);
+    snprintf(c.state_dir, sizeof(c.state_dir), "/tmp/pgf");
+    snprintf(c.worker_bin, sizeof(c.worker_bin), "/bin/true");
+    assert_true(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
+    assert_string_equal(c.control_endpoint, "ipc:///tmp/pgf/control.sock");
+
+    assert_true(
+        daemon_config_set(&c, "control_endpoint", "tcp://127.0.0.1:5555", err, sizeof(err)));
+    assert_false(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
+    assert_non_null(strstr(err, "CURVE"));
+
+    daemon_config_defaults(&c);
+    snprintf(c.worker_bin, sizeof(c.worker_bin), "/bin/true");
+    c.backoff_initial_ms = 5000;
+    c.backoff_max_ms = 1000;
+    assert_false(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file),
+        cmocka_unit_test(test_env_and_finish),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

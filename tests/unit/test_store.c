@@ -1,0 +1,242 @@
+/* State store: write, read, reopen, history order and limits, delete, stale readers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char dir[256];
+
+static int
+setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/pgferry-test-store-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+put(store_t *s, const char *name, Pgferry__State__PipeState st, uint64_t seq, const char *why)
+{
+    Pgferry__State__PipeSpec spec = PGFERRY__STATE__PIPE_SPEC__INIT;
+    Pgferry__State__PipeRecord rec = PGFERRY__STATE__PIPE_RECORD__INIT;
+    Pgferry__State__HistoryEvent ev = PGFERRY__STATE__HISTORY_EVENT__INIT;
+    spec.name = (char *)name;
+    spec.source = "postgresql://u:secret@h/db";
+    rec.spec = &spec;
+    rec.state = st;
+    rec.history_seq = seq;
+    ev.seq = seq;
+    ev.to = st;
+    ev.reason = (char *)why;
+    assert_true(store_put_pipe(s, &rec, &ev));
+}
+
+static void
+test_write_read_reopen(void **state)
+{
+    (void)state;
+    char err[256];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    put(s, "alpha", PGFERRY__STATE__PIPE_STATE__PROVISIONING, 1, "created");
+    put(s, "alpha", PGFERRY__STATE__PIPE_STATE__SETUP, 2, "validated");
+    put(s, "beta", PGFERRY__STATE__PIPE_STATE__FAILED, 1, "no key");
+    store_destroy(&s);
+    assert_null(s);
+
+    s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    Pgferry__State__PipeRecord *r = NULL;
+    assert_true(store_get_pipe(s, "alpha", &r));
+    assert_non_null(r);
+    assert_int_equal(r->state, PGFERRY__STATE__PIPE_STATE__SETUP);
+    assert_string_equal(r->spec->source, "postgresql://u:secret@h/db");
+    pgferry__state__pipe_record__free_unpacked(r, NULL);
+    assert_true(store_get_pipe(s, "gamma", &r));
+    assert_null(r);
+
+    char **names;
+    size_t n;
+    assert_true(store_list_names(s, &names, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "alpha");
+    assert_string_equal(names[1], "beta");
+    store_free_names(names, n);
+
+    /* the state file is owner-only */
+    char path[300];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/state.mdb", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0);
+    store_destroy(&s);
+}
+
+static void
+test_history_order_limit_and_prefix(void **state)
+{
+    (void)state;
+    char err[256];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    /* "ab" must not see the history of "abc" (key prefix isolation) */
+    for (uint64_t i = 1; i <= 300; i++) {
+        char why[32];
+        snprintf(why, sizeof(why), "event %llu", (unsigned long long)i);
+        put(s, "ab", PGFERRY__STATE__PIPE_STATE__RUNNING, i, why);
+    }
+    put(s, "abc", PGFERRY__STATE__PIPE_STATE__RUNNING, 1, "other pipe");
+    Pgferry__State__HistoryEvent **evs;
+    size_t n;
+    assert_true(store_get_history(s, "ab", 0, &evs, &n));
+    assert_int_equal(n, 300);
+    assert_string_equal(evs[0]->reason, "event 1");
+    assert_string_equal(evs[299]->reason, "event 300");
+    store_free_history(evs, n);
+    assert_true(store_get_history(s, "ab", 5, &evs, &n));
+    assert_int_equal(n, 5);
+    assert_string_equal(evs[0]->reason, "event 296");
+    assert_string_equal(evs[4]->reason, "event 300");
+    store_free_history(evs, n);
+    assert_true(store_get_history(s, "abc", 0, &evs, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(evs[0]->reason, "other pipe");
+    store_free_history(evs, n);
+    assert_true(store_get_history(s, "a", 0, &evs, &n));
+    assert_int_equal(n, 0);
+    store_free_history(evs, n);
+
+    /* delete removes record, history and checkpoints of that pipe only */
+    assert_true(store_put_checkpoint(s, "ab", "range/1", "x", 1));
+    assert_true(store_put_checkpoint(s, "abc", "range/1", "yz", 2));
+    assert_true(store_delete_pipe(s, "ab"));
+    Pgferry__State__PipeRecord *r = NULL;
+    assert_true(store_get_pipe(s, "ab", &r));
+    assert_null(r);
+    assert_true(store_get_history(s, "ab", 0, &evs, &n));
+    assert_int_equal(n, 0);
+    store_free_history(evs, n);
+    void *v;
+    size_t vl;
+    assert_true(store_get_checkpoint(s, "ab", "range/1", &v, &vl));
+    assert_null(v);
+    assert_true(store_get_checkpoint(s, "abc", "range/1", &v, &vl));
+    assert_int_equal(vl, 2);
+    assert_memory_equal(v, "yz", 2);
+    free(v);
+    assert_true(store_get_history(s, "abc", 0, &evs, &n));
+    assert_int_equal(n, 1);
+    store_free_history(evs, n);
+    store_destroy(&s);
+}
+
+/* A child that opens the store's environment (and a read transaction when `reader`), tells
+ * the parent through fd and waits to be killed. */
+static pid_t
+fork_env_child(int fd, bool reader)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        MDB_env *env;
+        MDB_txn *txn;
+        char path[300];
+        snprintf(path, sizeof(path), "%s/state.mdb", dir);
+        if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
+            mdb_env_open(env, path, MDB_NOSUBDIR, 0600))
+            _exit(1);
+        if (reader && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn))
+            _exit(1);
+        ssize_t w = write(fd, "r", 1);
+        (void)w;
+        for (;;)
+            pause();
+    }
+    return pid;
+}
+
+static void
+test_stale_reader_cleared(void **state)
+{
+    (void)state;
+    char err[256];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    put(s, "p", PGFERRY__STATE__PIPE_STATE__RUNNING, 1, "x");
+    store_destroy(&s);
+
+    /* LMDB resets its reader table when the opener is alone, so a stale reader only matters
+     * while another process keeps the environment open: child A holds it open, child B takes
+     * a read transaction and dies without ending it. */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t holder = fork_env_child(fds[1], false);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    pid_t pid = fork_env_child(fds[1], true);
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(store_stale_readers_cleared(s), 1);
+    Pgferry__State__PipeRecord *r = NULL;
+    assert_true(store_get_pipe(s, "p", &r));
+    assert_non_null(r);
+    pgferry__state__pipe_record__free_unpacked(r, NULL);
+    store_destroy(&s);
+    kill(holder, SIGKILL);
+    waitpid(holder, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void
+test_bad_inputs(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_null(store_open("/proc/definitely/not/here", err, sizeof(err)));
+    assert_non_null(strstr(err, "/proc/definitely/not/here"));
+    store_t *s = store_open(dir, err, sizeof(err));
+    Pgferry__State__PipeSpec spec = PGFERRY__STATE__PIPE_SPEC__INIT;
+    Pgferry__State__PipeRecord rec = PGFERRY__STATE__PIPE_RECORD__INIT;
+    rec.spec = &spec; /* empty name */
+    assert_false(store_put_pipe(s, &rec, NULL));
+    Pgferry__State__PipeRecord *r = (void *)1;
+    assert_true(store_get_pipe(s, "", &r));
+    assert_null(r);
+    store_destroy(&s);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_read_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_order_limit_and_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_reader_cleared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,90 @@
+/* pgferry-worker: started by pgferryd only. Connects back, takes its assignment, runs it. */
+#include "exitcodes.h"
+#include "log.h"
+#include "provision.h"
+#include "version.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int
+main(int argc, char **argv)
+{
+    const char *endpoint = NULL, *pipe = NULL, *role = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("pgferry-worker %s\n", PGFERRY_VERSION);
+            return EXIT_OK;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "pgferry-worker: %s needs a value\n", argv[i]);
+            return EXIT_USAGE;
+        }
+        const char *v = argv[++i];
+        if (strcmp(argv[i - 1], "--endpoint") == 0)
+            endpoint = v;
+        else if (strcmp(argv[i - 1], "--pipe") == 0)
+            pipe = v;
+        else if (strcmp(argv[i - 1], "--role") == 0)
+            role = v;
+        else if (strcmp(argv[i - 1], "--log-level") == 0) {
+            log_level_t l;
+            if (log_parse_level(v, &l))
+                log_set_level(l);
+        } else if (strcmp(argv[i - 1], "--log-format") == 0)
+            log_set_json(strcmp(v, "json") == 0);
+        else {
+            fprintf(stderr, "pgferry-worker: unknown option %s\n", argv[i - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!endpoint || !pipe || !role) {
+        fprintf(stderr, "pgferry-worker is started by pgferryd "
+                        "(--endpoint E --pipe P --role R)\n");
+        return EXIT_USAGE;
+    }
+    log_init(role, pipe);
+    worker_install_signals();
+    char err[2048];
+    worker_t *w = worker_connect(endpoint, pipe, role, err, sizeof(err));
+    if (!w) {
+        log_error("%s", err);
+        return EXIT_TRANSIENT;
+    }
+    Pgferry__Worker__SupervisorMessage *m = worker_await_assignment(w, 10000);
+    if (!m) {
+        log_warn("no assignment from the supervisor; exiting");
+        worker_destroy(&w);
+        return EXIT_STOPPED;
+    }
+    int rc = EXIT_OK;
+    const Pgferry__State__PipeSpec *spec = m->assignment->spec;
+    if (!spec || strcmp(m->assignment->role, role) != 0) {
+        log_error("assignment does not match role %s", role);
+        rc = EXIT_USAGE;
+    } else if (strcmp(role, "provision") == 0) {
+        provision_result_t res;
+        errclass_t cls = provision_run(spec, w, &res, err, sizeof(err));
+        if (cls == ERRCLASS_NONE) {
+            Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
+            d.source_version = res.source_version;
+            d.dest_version = res.dest_version;
+            d.detail = res.detail;
+            worker_send_done(w, &d);
+            log_info("provisioning passed: %s", res.detail);
+        } else {
+            worker_send_error(w, cls, err);
+            log_warn("provisioning failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT",
+                     err);
+            rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
+        }
+    } else {
+        log_error("unknown worker role %s", role);
+        worker_send_error(w, ERRCLASS_FATAL, "unknown worker role");
+        rc = EXIT_FATAL;
+    }
+    pgferry__worker__supervisor_message__free_unpacked(m, NULL);
+    worker_destroy(&w);
+    return rc;
+}

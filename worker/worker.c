@@ -1,0 +1,204 @@
+/* worker: ZeroMQ DEALER and signal flag of a worker process. No database code here. */
+#include "worker.h"
+#include "ipc.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t g_stop_signal;
+
+static void
+on_stop_signal(int sig)
+{
+    (void)sig;
+    g_stop_signal = 1;
+}
+
+void
+worker_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+struct worker {
+    void *ctx;
+    void *sock;
+    bool stop;
+};
+
+static bool
+send_msg(worker_t *w, Pgferry__Worker__WorkerMessage *m)
+{
+    m->version = IPC_VERSION;
+    return ipc_send_msg(w->sock, NULL, 0, &m->base);
+}
+
+worker_t *
+worker_connect(const char *endpoint, const char *pipe, const char *role, char *err, size_t errlen)
+{
+    worker_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->ctx = zmq_ctx_new();
+    w->sock = w->ctx ? zmq_socket(w->ctx, ZMQ_DEALER) : NULL;
+    if (!w->sock || !ipc_socket_defaults(w->sock, 5000)) {
+        snprintf(err, errlen, "cannot create the supervisor socket: %s", zmq_strerror(errno));
+        worker_destroy(&w);
+        return NULL;
+    }
+    char id[256];
+    snprintf(id, sizeof(id), "%s/%s/%d", pipe, role, (int)getpid());
+    zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, id, strlen(id));
+    if (zmq_connect(w->sock, endpoint) != 0) {
+        snprintf(err, errlen, "cannot connect to the supervisor at %s: %s", endpoint,
+                 zmq_strerror(errno));
+        worker_destroy(&w);
+        return NULL;
+    }
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    Pgferry__Worker__Hello h = PGFERRY__WORKER__HELLO__INIT;
+    h.pipe = (char *)pipe;
+    h.role = (char *)role;
+    h.pid = (int32_t)getpid();
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_HELLO;
+    m.hello = &h;
+    /* DONTWAIT on a fresh DEALER may fail with EAGAIN before the connection exists; retry */
+    int64_t deadline = time_mono_ms() + 5000;
+    while (!send_msg(w, &m)) {
+        if (time_mono_ms() > deadline || g_stop_signal) {
+            snprintf(err, errlen, "cannot say hello to the supervisor at %s", endpoint);
+            worker_destroy(&w);
+            return NULL;
+        }
+        usleep(10000);
+    }
+    return w;
+}
+
+void
+worker_destroy(worker_t **wp)
+{
+    worker_t *w = *wp;
+    if (!w)
+        return;
+    if (w->sock)
+        zmq_close(w->sock);
+    if (w->ctx)
+        zmq_ctx_term(w->ctx);
+    free(w);
+    *wp = NULL;
+}
+
+/* Receives one supervisor message within timeout_ms; NULL on timeout or garbage. */
+static Pgferry__Worker__SupervisorMessage *
+recv_msg(worker_t *w, int timeout_ms)
+{
+    zmq_pollitem_t it = {w->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0 || !(it.revents & ZMQ_POLLIN))
+        return NULL;
+    ipc_frames_t f;
+    if (!ipc_recv_frames(w->sock, &f, ZMQ_DONTWAIT))
+        return NULL;
+    Pgferry__Worker__SupervisorMessage *m = NULL;
+    if (f.n == 1 && !f.overflow)
+        m = pgferry__worker__supervisor_message__unpack(NULL, zmq_msg_size(&f.parts[0]),
+                                                        zmq_msg_data(&f.parts[0]));
+    ipc_frames_close(&f);
+    if (m && m->version != IPC_VERSION) {
+        log_warn("supervisor speaks protocol version %u, not %d", m->version, IPC_VERSION);
+        pgferry__worker__supervisor_message__free_unpacked(m, NULL);
+        return NULL;
+    }
+    return m;
+}
+
+Pgferry__Worker__SupervisorMessage *
+worker_await_assignment(worker_t *w, int timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    while (!g_stop_signal && !w->stop) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0)
+            return NULL;
+        Pgferry__Worker__SupervisorMessage *m = recv_msg(w, left > 100 ? 100 : (int)left);
+        if (!m)
+            continue;
+        if (m->body_case == PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_ASSIGNMENT)
+            return m;
+        if (m->body_case == PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP) {
+            log_info("supervisor says stop: %s", m->stop->reason);
+            w->stop = true;
+        }
+        pgferry__worker__supervisor_message__free_unpacked(m, NULL);
+    }
+    return NULL;
+}
+
+bool
+worker_should_stop(worker_t *w)
+{
+    if (g_stop_signal)
+        w->stop = true;
+    while (!w->stop) {
+        Pgferry__Worker__SupervisorMessage *m = recv_msg(w, 0);
+        if (!m)
+            break;
+        if (m->body_case == PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP) {
+            log_info("supervisor says stop: %s", m->stop->reason);
+            w->stop = true;
+        }
+        pgferry__worker__supervisor_message__free_unpacked(m, NULL);
+    }
+    return w->stop;
+}
+
+bool
+worker_send_progress(worker_t *w, uint64_t rows, uint64_t bytes, const char *lsn,
+                     const char *detail)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    Pgferry__Worker__Progress p = PGFERRY__WORKER__PROGRESS__INIT;
+    p.rows = rows;
+    p.bytes = bytes;
+    p.lsn = (char *)(lsn ? lsn : "");
+    p.detail = (char *)(detail ? detail : "");
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_PROGRESS;
+    m.progress = &p;
+    return send_msg(w, &m);
+}
+
+bool
+worker_send_done(worker_t *w, Pgferry__Worker__Done *done)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_DONE;
+    m.done = done;
+    return send_msg(w, &m);
+}
+
+bool
+worker_send_error(worker_t *w, errclass_t cls, const char *message)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    Pgferry__Worker__Error e = PGFERRY__WORKER__ERROR__INIT;
+    e.class_ = cls == ERRCLASS_FATAL ? PGFERRY__STATE__ERROR_CLASS__FATAL
+                                     : PGFERRY__STATE__ERROR_CLASS__TRANSIENT;
+    e.message = (char *)message;
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_ERROR;
+    m.error = &e;
+    return send_msg(w, &m);
+}

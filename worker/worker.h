@@ -1,0 +1,38 @@
+/*
+ * worker: the worker process's side of the supervisor channel (DEALER): Hello, waiting for
+ * the Assignment, and the reports (Progress, Checkpoint, Done, Error). Also owns the stop
+ * flag set by SIGTERM/SIGINT or a Stop message.
+ */
+#ifndef PGFERRY_WORKER_H
+#define PGFERRY_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "errclass.h"
+#include "worker.pb-c.h"
+
+typedef struct worker worker_t;
+
+/* Installs the stop-signal handlers (SIGTERM, SIGINT). */
+void worker_install_signals(void);
+
+/* Connects to the supervisor and says Hello. NULL with err set on failure. */
+worker_t *worker_connect(const char *endpoint, const char *pipe, const char *role, char *err,
+                         size_t errlen);
+/* Flushes pending reports (bounded) and closes. */
+void worker_destroy(worker_t **w);
+
+/* Waits for the Assignment. Returns it (caller frees with
+ * pgferry__worker__supervisor_message__free_unpacked) or NULL on Stop, signal or timeout. */
+Pgferry__Worker__SupervisorMessage *worker_await_assignment(worker_t *w, int timeout_ms);
+
+/* True once a stop was requested; polls the socket without blocking. */
+bool worker_should_stop(worker_t *w);
+
+bool worker_send_progress(worker_t *w, uint64_t rows, uint64_t bytes, const char *lsn,
+                          const char *detail);
+bool worker_send_done(worker_t *w, Pgferry__Worker__Done *done);
+bool worker_send_error(worker_t *w, errclass_t cls, const char *message);
+
+#endif
