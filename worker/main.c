@@ -45,7 +45,7 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_init(role, pipe);
-    worker_install_signals();
+    worker_install_signals(strcmp(role, "provision") == 0);
     char err[2048];
     worker_t *w = worker_connect(endpoint, pipe, role, err, sizeof(err));
     if (!w) {

@@ -1,5 +1,6 @@
 /* worker: ZeroMQ DEALER and signal flag of a worker process. No database code here. */
 #include "worker.h"
+#include "exitcodes.h"
 #include "ipc.h"
 #include "log.h"
 #include "timeutil.h"
@@ -12,17 +13,21 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t g_stop_signal;
+static volatile sig_atomic_t g_exit_at_once;
 
 static void
 on_stop_signal(int sig)
 {
     (void)sig;
+    if (g_exit_at_once)
+        _exit(EXIT_STOPPED);
     g_stop_signal = 1;
 }
 
 void
-worker_install_signals(void)
+worker_install_signals(bool exit_at_once)
 {
+    g_exit_at_once = exit_at_once;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop_signal;

@@ -14,8 +14,10 @@
 
 typedef struct worker worker_t;
 
-/* Installs the stop-signal handlers (SIGTERM, SIGINT). */
-void worker_install_signals(void);
+/* Installs the stop-signal handlers (SIGTERM, SIGINT). With exit_at_once the process exits
+ * inside the handler (for roles that hold nothing worth finishing, e.g. provisioning, which
+ * may be blocked in a connect); otherwise the handler only sets the stop flag. */
+void worker_install_signals(bool exit_at_once);
 
 /* Connects to the supervisor and says Hello. NULL with err set on failure. */
 worker_t *worker_connect(const char *endpoint, const char *pipe, const char *role, char *err,
