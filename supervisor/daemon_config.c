@@ -241,7 +241,12 @@ daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t er
             slash[1] = '\0';
         else
             self[0] = '\0';
-        snprintf(c->worker_bin, sizeof(c->worker_bin), "%spgferry-worker", self);
+        if (strlen(self) + sizeof("pgferry-worker") > sizeof(c->worker_bin)) {
+            snprintf(err, errlen, "the program directory path is too long; set worker_bin");
+            return false;
+        }
+        snprintf(c->worker_bin, sizeof(c->worker_bin), "%.*spgferry-worker",
+                 (int)(sizeof(c->worker_bin) - sizeof("pgferry-worker")), self);
     }
     if (access(c->worker_bin, X_OK) != 0) {
         snprintf(err, errlen, "worker program %s is not executable: %s", c->worker_bin,

@@ -194,9 +194,18 @@ ch_answers() { curl -sf --max-time 2 "http://127.0.0.1:$CH_HTTP_PORT/ping" >/dev
 ch_start() {
     ch_init
     if ch_running; then return 0; fi
-    local u; u=$(svc_user clickhouse)
-    ( cd "$DIR/ch" && as_user "$u" setsid "$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)" --config-file="$DIR/ch/config.xml" \
-        >"$DIR/ch/log/stdout.log" 2>&1 </dev/null & echo $! > "$DIR/ch/pid" )
+    local u bin; u=$(svc_user clickhouse)
+    bin=$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)
+    # started directly (no subshell) so $! is the server itself; its output goes to files so
+    # nothing holds the caller's stdout (eval "$(servers.sh start)" must not hang)
+    if [ "$(id -u)" = 0 ]; then
+        (cd "$DIR/ch" && exec setpriv --reuid="$u" --regid="$u" --init-groups -- "$bin" \
+            --config-file="$DIR/ch/config.xml" >"$DIR/ch/log/stdout.log" 2>&1 </dev/null) &
+    else
+        (cd "$DIR/ch" && exec "$bin" --config-file="$DIR/ch/config.xml" \
+            >"$DIR/ch/log/stdout.log" 2>&1 </dev/null) &
+    fi
+    echo $! > "$DIR/ch/pid"
     local i
     for i in $(seq 1 600); do
         ch_answers && return 0

@@ -39,6 +39,13 @@ cleanup() {
     local p
     for p in "${CLEANUP_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     if [ -n "${PG_CLEANUP_SQL:-}" ]; then psql_q "$PG_CLEANUP_SQL" >/dev/null 2>&1 || true; fi
+    # a sanitizer report from the daemon or any worker fails the test, whatever else passed
+    if [ -f "$TEST_DIR/pgferryd.log" ] &&
+        grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TEST_DIR/pgferryd.log"; then
+        echo "FAIL [$TEST_NAME]: sanitizer report in pgferryd.log:" >&2
+        grep -E -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TEST_DIR/pgferryd.log" | head -60 >&2
+        rc=1
+    fi
     if [ $rc -eq 0 ]; then rm -rf "$TEST_DIR"; else echo "test files kept in $TEST_DIR" >&2; fi
     exit $rc
 }
