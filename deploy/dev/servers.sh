@@ -13,6 +13,8 @@
 #   servers.sh destroy [DIR]  stop both and delete DIR
 #   servers.sh status [DIR]
 #   servers.sh restart-pg|restart-ch|stop-pg|stop-ch|start-pg|start-ch [DIR]
+#
+# PGFERRY_PG_EXTRA_CONF: lines appended to postgresql.conf when a cluster is created.
 set -euo pipefail
 
 cmd=${1:-}
@@ -105,6 +107,10 @@ wal_sender_timeout = 60s
 logging_collector = off
 log_min_messages = warning
 CONF
+    # extra settings for special-purpose clusters (e.g. a test of wal_level = replica)
+    if [ -n "${PGFERRY_PG_EXTRA_CONF:-}" ]; then
+        printf '%s\n' "$PGFERRY_PG_EXTRA_CONF" >> "$DIR/pg/data/postgresql.conf"
+    fi
     # replication connections over TCP with a password, like a real deployment
     echo "host replication all 127.0.0.1/32 scram-sha-256" >> "$DIR/pg/data/pg_hba.conf"
 }

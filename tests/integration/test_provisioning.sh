@@ -108,5 +108,16 @@ create_pipe nokey "$S.good" >/dev/null
 wait_for 20 "re-created pipe reaches Setup" state_is nokey Setup
 assert_eq "$(pipe_json nokey | jq -r '.history | length')" 2 "history starts anew"
 
+# a source without logical decoding: its own small cluster with wal_level = replica
+PG2="$TEST_DIR/pg-replica"
+EXIT_HOOKS+=("bash '$PGFERRY_SOURCE_DIR/deploy/dev/servers.sh' destroy '$PG2'")
+PGFERRY_PG_EXTRA_CONF="wal_level = replica" bash "$PGFERRY_SOURCE_DIR/deploy/dev/servers.sh" start-pg "$PG2" >/dev/null
+PG2_PORT=$(sed -n 's/^PG_PORT=//p' "$PG2/ports")
+psql -X -q "postgresql://postgres:pgferry@127.0.0.1:$PG2_PORT/postgres" -c "CREATE TABLE t (id int PRIMARY KEY)"
+"$CTL" create replica --source "postgresql://postgres:pgferry@127.0.0.1:$PG2_PORT/postgres" \
+    --dest "$PGFERRY_CH_URL" --tables t >/dev/null
+wait_for 20 "pipe replica leaves Provisioning" bash -c "[ \"\$('$CTL' status replica --json | jq -r .state)\" != Provisioning ]"
+check_failed replica "wal_level is 'replica' on the source; set wal_level = logical and restart PostgreSQL"
+
 stop_daemon || fail "pgferryd exited non-zero"
 log "ok"

@@ -7,7 +7,7 @@ source "$(dirname "$0")/../lib/common.sh"
 SERVERS="$PGFERRY_SOURCE_DIR/deploy/dev/servers.sh"
 PG_STOPPED=0
 restore_pg() { [ $PG_STOPPED = 1 ] && "$SERVERS" start-pg "$PGFERRY_SERVERS_DIR" >/dev/null 2>&1; return 0; }
-trap 'restore_pg; cleanup' EXIT
+EXIT_HOOKS+=(restore_pg)
 
 S="it_sup_$$"
 PG_CLEANUP_SQL="DROP SCHEMA IF EXISTS $S CASCADE"

@@ -17,6 +17,7 @@ chmod 755 "$TEST_DIR"
 STATE_DIR="$TEST_DIR/state"
 DAEMON_PID=""
 CLEANUP_PIDS=()
+EXIT_HOOKS=()   # commands run at exit (after the exit status is taken), e.g. restarting a server
 export PGFERRY_STATE_DIR="$STATE_DIR"
 
 log() { echo "[$TEST_NAME] $*" >&2; }
@@ -31,6 +32,8 @@ fail() {
 
 cleanup() {
     local rc=$?
+    local h
+    for h in "${EXIT_HOOKS[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         for _ in $(seq 1 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
