@@ -189,16 +189,26 @@ transient_code(int code)
     }
 }
 
-errclass_t
-ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen)
+/* POSTs data to url_query (a query string such as "?query=..." or "") and classifies the
+ * outcome; the reply body goes to *out when out is not NULL. */
+static errclass_t
+perform(ch_client_t *c, const char *url_query, const void *data, size_t len, char **out, char *err,
+        size_t errlen)
 {
     body_t body = {0};
     body.limit = 64 * 1024 * 1024;
+    size_t ul = strlen(c->base) + strlen(url_query) + 1;
+    char *url = malloc(ul);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    snprintf(url, ul, "%s%s", c->base, url_query);
     curl_easy_reset(c->curl);
-    curl_easy_setopt(c->curl, CURLOPT_URL, c->base);
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, sql);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(sql));
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, data);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->user);
     curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->password);
     curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -208,6 +218,7 @@ ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t e
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 300000L);
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c->curl);
+    free(url);
     if (rc != CURLE_OK) {
         snprintf(err, errlen, "ClickHouse at %s unreachable: %s", c->base, curl_easy_strerror(rc));
         free(body.data);
@@ -242,6 +253,35 @@ ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t e
     else
         free(body.data);
     return ERRCLASS_NONE;
+}
+
+errclass_t
+ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen)
+{
+    return perform(c, "", sql, strlen(sql), out, err, errlen);
+}
+
+errclass_t
+ch_client_insert(ch_client_t *c, const char *query, const void *body, size_t len, char *err,
+                 size_t errlen)
+{
+    char *q = curl_easy_escape(c->curl, query, 0);
+    if (!q) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    size_t ql = strlen(q) + 8;
+    char *uq = malloc(ql);
+    if (!uq) {
+        curl_free(q);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    snprintf(uq, ql, "?query=%s", q);
+    curl_free(q);
+    errclass_t cls = perform(c, uq, body, len, NULL, err, errlen);
+    free(uq);
+    return cls;
 }
 
 char *

@@ -22,6 +22,10 @@ void ch_client_destroy(ch_client_t **c);
  * Returns ERRCLASS_NONE on success, else the class with a message in err. */
 errclass_t ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen);
 
+/* Runs `query` (e.g. "INSERT INTO db.t FORMAT RowBinary") with body as its data. */
+errclass_t ch_client_insert(ch_client_t *c, const char *query, const void *body, size_t len,
+                            char *err, size_t errlen);
+
 /* The server's version string ("18.16.1"), or NULL with err set. Caller frees. */
 char *ch_client_version(ch_client_t *c, errclass_t *cls, char *err, size_t errlen);
 

@@ -1,0 +1,286 @@
+/* typemap: type choice and RowBinary encoding; no allocation beyond the output buffer. */
+#include "typemap.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+set_type(typemap_col_t *o, typemap_kind_t kind, const char *inner)
+{
+    o->kind = kind;
+    if (o->nullable)
+        snprintf(o->ch_type, sizeof(o->ch_type), "Nullable(%s)", inner);
+    else
+        snprintf(o->ch_type, sizeof(o->ch_type), "%s", inner);
+}
+
+void
+typemap_for_pg(uint32_t base_oid, char typcategory, int32_t typmod, bool not_null, long ch_version,
+               typemap_col_t *out)
+{
+    (void)ch_version; /* every choice below exists in 18.16; newer types are not needed yet */
+    memset(out, 0, sizeof(*out));
+    out->nullable = !not_null;
+    if (typcategory == 'A') { /* arrays keep PostgreSQL's literal: any dims and bounds */
+        set_type(out, TM_STRING, "String");
+        return;
+    }
+    switch (base_oid) {
+    case PG_OID_BOOL:
+        set_type(out, TM_BOOL, "UInt8");
+        return;
+    case PG_OID_INT2:
+        set_type(out, TM_INT16, "Int16");
+        return;
+    case PG_OID_INT4:
+        set_type(out, TM_INT32, "Int32");
+        return;
+    case PG_OID_INT8:
+        set_type(out, TM_INT64, "Int64");
+        return;
+    case PG_OID_OID:
+        set_type(out, TM_UINT32, "UInt32");
+        return;
+    case PG_OID_FLOAT4:
+        set_type(out, TM_FLOAT32, "Float32");
+        return;
+    case PG_OID_FLOAT8:
+        set_type(out, TM_FLOAT64, "Float64");
+        return;
+    case PG_OID_UUID:
+        set_type(out, TM_UUID, "UUID");
+        return;
+    case PG_OID_BYTEA:
+        set_type(out, TM_BYTEA, "String");
+        return;
+    case PG_OID_NUMERIC:
+        if (typmod >= 4) {
+            int p = ((typmod - 4) >> 16) & 0xffff;
+            int s = (typmod - 4) & 0x7ff;
+            if (s & 0x400) /* PostgreSQL 15 allows a negative scale */
+                s -= 0x800;
+            if (p >= 1 && p <= 38 && s >= 0 && s <= p) {
+                char t[32];
+                out->precision = p;
+                out->scale = s;
+                snprintf(t, sizeof(t), "Decimal(%d, %d)", p, s);
+                set_type(out, TM_DECIMAL, t);
+                return;
+            }
+        }
+        /* unconstrained, wider than 38 digits, or a scale Decimal cannot express */
+        set_type(out, TM_STRING, "String");
+        return;
+    default:
+        set_type(out, TM_STRING, "String");
+        return;
+    }
+}
+
+static bool
+bad(char *err, size_t errlen, const char *what, const char *val, size_t len)
+{
+    snprintf(err, errlen, "%s: '%.*s'", what, (int)(len > 60 ? 60 : len), val);
+    return false;
+}
+
+/* strtoll & co. need a terminated string; values here are short */
+static bool
+copy_small(const char *val, size_t len, char *tmp, size_t cap)
+{
+    if (len == 0 || len >= cap)
+        return false;
+    memcpy(tmp, val, len);
+    tmp[len] = '\0';
+    return true;
+}
+
+static bool
+enc_int(const char *val, size_t len, long long lo, long long hi, int bytes, buf_t *out, char *err,
+        size_t errlen)
+{
+    char tmp[32], *end;
+    if (!copy_small(val, len, tmp, sizeof(tmp)))
+        return bad(err, errlen, "not an integer", val, len);
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return bad(err, errlen, "not an integer or out of range", val, len);
+    buf_le(out, (uint64_t)v, bytes);
+    return true;
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool
+enc_decimal(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
+            size_t errlen)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (len == 3 && memcmp(val, "NaN", 3) == 0)
+        return bad(err, errlen, "NaN cannot be stored in a Decimal column", val, len);
+    if (i < len && (val[i] == '-' || val[i] == '+'))
+        neg = val[i++] == '-';
+    __int128 v = 0;
+    int digits = 0, frac = 0;
+    bool dot = false, any = false;
+    for (; i < len; i++) {
+        char ch = val[i];
+        if (ch == '.' && !dot) {
+            dot = true;
+            continue;
+        }
+        if (ch < '0' || ch > '9')
+            return bad(err, errlen, "not a number", val, len);
+        any = true;
+        if (dot)
+            frac++;
+        if (v != 0 || ch != '0')
+            digits++;
+        v = v * 10 + (ch - '0');
+        if (digits > 38)
+            return bad(err, errlen, "more than 38 digits", val, len);
+    }
+    if (!any || frac > c->scale)
+        return bad(err, errlen, "does not fit the column's scale", val, len);
+    for (; frac < c->scale; frac++, digits += v != 0)
+        v *= 10;
+    if (digits > c->precision)
+        return bad(err, errlen, "does not fit the column's precision", val, len);
+    if (neg)
+        v = -v;
+    int bytes = c->precision <= 9 ? 4 : c->precision <= 18 ? 8 : 16;
+    if (bytes == 16) {
+        unsigned __int128 u = (unsigned __int128)v;
+        buf_le(out, (uint64_t)u, 8);
+        buf_le(out, (uint64_t)(u >> 64), 8);
+    } else {
+        buf_le(out, (uint64_t)(int64_t)v, bytes);
+    }
+    return true;
+}
+
+static bool
+enc_uuid(const char *val, size_t len, buf_t *out, char *err, size_t errlen)
+{
+    uint64_t hi = 0, lo = 0;
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (val[i] == '-')
+            continue;
+        int h = hexval(val[i]);
+        if (h < 0 || n >= 32)
+            return bad(err, errlen, "not a UUID", val, len);
+        if (n < 16)
+            hi = hi << 4 | (uint64_t)h;
+        else
+            lo = lo << 4 | (uint64_t)h;
+        n++;
+    }
+    if (n != 32)
+        return bad(err, errlen, "not a UUID", val, len);
+    /* ClickHouse keeps a UUID as a UInt128: the high half first, each half little-endian */
+    buf_le(out, hi, 8);
+    buf_le(out, lo, 8);
+    return true;
+}
+
+static bool
+enc_bytea(const char *val, size_t len, buf_t *out, char *err, size_t errlen)
+{
+    if (len < 2 || val[0] != '\\' || val[1] != 'x' || (len - 2) % 2 != 0)
+        return bad(err, errlen, "bytea not in hex output format", val, len);
+    size_t n = (len - 2) / 2;
+    buf_varint(out, n);
+    if (!buf_reserve(out, n))
+        return true; /* oom is sticky; the caller checks it */
+    for (size_t i = 0; i < n; i++) {
+        int a = hexval(val[2 + 2 * i]), b = hexval(val[3 + 2 * i]);
+        if (a < 0 || b < 0)
+            return bad(err, errlen, "bad hex digit in bytea", val, len);
+        out->data[out->len++] = (unsigned char)(a << 4 | b);
+    }
+    return true;
+}
+
+bool
+typemap_encode(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
+               size_t errlen)
+{
+    if (!val) {
+        if (!c->nullable) {
+            snprintf(err, errlen, "NULL in a NOT NULL column");
+            return false;
+        }
+        buf_byte(out, 1);
+        return true;
+    }
+    if (c->nullable)
+        buf_byte(out, 0);
+    char tmp[64], *end;
+    switch (c->kind) {
+    case TM_STRING:
+        buf_varint(out, len);
+        buf_append(out, val, len);
+        return true;
+    case TM_BOOL:
+        if (len == 1 && (val[0] == 't' || val[0] == 'f')) {
+            buf_byte(out, val[0] == 't');
+            return true;
+        }
+        return bad(err, errlen, "not a boolean", val, len);
+    case TM_INT16:
+        return enc_int(val, len, INT16_MIN, INT16_MAX, 2, out, err, errlen);
+    case TM_INT32:
+        return enc_int(val, len, INT32_MIN, INT32_MAX, 4, out, err, errlen);
+    case TM_INT64:
+        return enc_int(val, len, INT64_MIN, INT64_MAX, 8, out, err, errlen);
+    case TM_UINT32:
+        return enc_int(val, len, 0, UINT32_MAX, 4, out, err, errlen);
+    case TM_FLOAT32:
+    case TM_FLOAT64: {
+        /* strtod/strtof round correctly and accept NaN, Infinity, -Infinity */
+        if (!copy_small(val, len, tmp, sizeof(tmp)))
+            return bad(err, errlen, "not a float", val, len);
+        errno = 0;
+        if (c->kind == TM_FLOAT32) {
+            float f = strtof(tmp, &end);
+            uint32_t bits;
+            if (*end || (errno == ERANGE && isinf(f) && strncmp(tmp + (tmp[0] == '-'), "Inf", 3)))
+                return bad(err, errlen, "not a float4", val, len);
+            memcpy(&bits, &f, 4);
+            buf_le(out, bits, 4);
+        } else {
+            double d = strtod(tmp, &end);
+            uint64_t bits;
+            if (*end || (errno == ERANGE && isinf(d) && strncmp(tmp + (tmp[0] == '-'), "Inf", 3)))
+                return bad(err, errlen, "not a float8", val, len);
+            memcpy(&bits, &d, 8);
+            buf_le(out, bits, 8);
+        }
+        return true;
+    }
+    case TM_DECIMAL:
+        return enc_decimal(c, val, len, out, err, errlen);
+    case TM_UUID:
+        return enc_uuid(val, len, out, err, errlen);
+    case TM_BYTEA:
+        return enc_bytea(val, len, out, err, errlen);
+    }
+    snprintf(err, errlen, "unknown column kind %d", (int)c->kind);
+    return false;
+}

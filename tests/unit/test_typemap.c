@@ -1,0 +1,131 @@
+/* typemap: type choice for typmods and categories; encodings and refusals. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "typemap.h"
+
+#define NUMERIC_TYPMOD(p, s) ((((p) << 16) | ((s)&0x7ff)) + 4)
+#define V18 18016001L
+
+static void
+test_choice(void **state)
+{
+    (void)state;
+    typemap_col_t c;
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(12, 2), true, V18, &c);
+    assert_string_equal(c.ch_type, "Decimal(12, 2)");
+    assert_int_equal(c.kind, TM_DECIMAL);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(38, 38), false, V18, &c);
+    assert_string_equal(c.ch_type, "Nullable(Decimal(38, 38))");
+    /* wider than Decimal, unconstrained, negative scale, scale above precision: exact text */
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(39, 2), true, V18, &c);
+    assert_string_equal(c.ch_type, "String");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', -1, true, V18, &c);
+    assert_string_equal(c.ch_type, "String");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(5, -2), true, V18, &c);
+    assert_string_equal(c.ch_type, "String");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(2, 5), true, V18, &c);
+    assert_string_equal(c.ch_type, "String");
+    /* arrays of anything, and types pgferry does not know, keep PostgreSQL's text */
+    typemap_for_pg(PG_OID_INT4, 'A', -1, true, V18, &c);
+    assert_int_equal(c.kind, TM_STRING);
+    typemap_for_pg(99999, 'U', -1, false, V18, &c);
+    assert_string_equal(c.ch_type, "Nullable(String)");
+    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, &c);
+    assert_string_equal(c.ch_type, "UInt8");
+}
+
+static void
+enc_ok(const typemap_col_t *c, const char *v, const unsigned char *want, size_t wl)
+{
+    buf_t b;
+    char err[200];
+    buf_init(&b);
+    assert_true(typemap_encode(c, v, v ? strlen(v) : 0, &b, err, sizeof(err)));
+    assert_int_equal(b.len, wl);
+    assert_memory_equal(b.data, want, wl);
+    buf_free(&b);
+}
+
+static void
+enc_bad(const typemap_col_t *c, const char *v, const char *why)
+{
+    buf_t b;
+    char err[200] = "";
+    buf_init(&b);
+    assert_false(typemap_encode(c, v, v ? strlen(v) : 0, &b, err, sizeof(err)));
+    assert_non_null(strstr(err, why));
+    buf_free(&b);
+}
+
+static void
+test_encode(void **state)
+{
+    (void)state;
+    typemap_col_t c;
+    typemap_for_pg(PG_OID_INT2, 'N', -1, false, V18, &c);
+    enc_ok(&c, "-2", (const unsigned char *)"\x00\xfe\xff", 3);
+    enc_ok(&c, NULL, (const unsigned char *)"\x01", 1);
+    enc_bad(&c, "32768", "out of range");
+    enc_bad(&c, "12a", "out of range");
+    enc_bad(&c, "", "not an integer");
+
+    typemap_for_pg(PG_OID_INT4, 'N', -1, true, V18, &c);
+    enc_bad(&c, NULL, "NULL in a NOT NULL column");
+
+    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, &c);
+    enc_ok(&c, "t", (const unsigned char *)"\x01", 1);
+    enc_ok(&c, "f", (const unsigned char *)"\x00", 1);
+    enc_bad(&c, "true", "not a boolean");
+
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(9, 2), true, V18, &c);
+    enc_ok(&c, "-1.5", (const unsigned char *)"\x6a\xff\xff\xff", 4); /* -150 */
+    enc_ok(&c, "0", (const unsigned char *)"\x00\x00\x00\x00", 4);
+    enc_bad(&c, "NaN", "NaN cannot be stored in a Decimal column");
+    enc_bad(&c, "1.234", "scale");
+    enc_bad(&c, "12345678.00", "precision");
+    enc_bad(&c, "1e5", "not a number");
+
+    typemap_for_pg(PG_OID_FLOAT8, 'N', -1, true, V18, &c);
+    enc_ok(&c, "Infinity", (const unsigned char *)"\x00\x00\x00\x00\x00\x00\xf0\x7f", 8);
+    enc_ok(&c, "5e-324", (const unsigned char *)"\x01\x00\x00\x00\x00\x00\x00\x00", 8);
+    enc_bad(&c, "1e999", "not a float8");
+    enc_bad(&c, "1.0x", "not a float8");
+
+    typemap_for_pg(PG_OID_UUID, 'U', -1, true, V18, &c);
+    enc_bad(&c, "61f0c404-5cb3-11e7-907b-a6006ad3db", "not a UUID");
+    enc_bad(&c, "zzf0c404-5cb3-11e7-907b-a6006ad3dba0", "not a UUID");
+
+    typemap_for_pg(PG_OID_BYTEA, 'U', -1, true, V18, &c);
+    enc_ok(&c, "\\x00ff", (const unsigned char *)"\x02\x00\xff", 3);
+    enc_bad(&c, "\\x0", "hex output format");
+    enc_bad(&c, "\\xgg", "bad hex digit");
+    enc_bad(&c, "abc", "hex output format");
+
+    typemap_for_pg(25, 'S', -1, true, V18, &c);
+    enc_ok(&c, "h\tb", (const unsigned char *)"\x03h\tb", 4);
+    char big[300];
+    memset(big, 'x', 299);
+    big[299] = '\0';
+    buf_t b;
+    char err[100];
+    buf_init(&b);
+    assert_true(typemap_encode(&c, big, 299, &b, err, sizeof(err)));
+    assert_int_equal(b.len, 2 + 299); /* varint 299 = 0xab 0x02 */
+    assert_int_equal(b.data[0], 0xab);
+    assert_int_equal(b.data[1], 0x02);
+    buf_free(&b);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_choice),
+        cmocka_unit_test(test_encode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
