@@ -12,6 +12,19 @@ table_name(const Pgferry__State__TableSpec *t, char *out, size_t outlen)
     tablename_format(t->schema[0] ? t->schema : "public", t->name, out, outlen);
 }
 
+/* the definition Setup recorded for t, or NULL before Setup */
+static const Pgferry__State__TableDef *
+table_def(const Pgferry__State__PipeRecord *r, const Pgferry__State__TableSpec *t)
+{
+    const char *schema = t->schema[0] ? t->schema : "public";
+    for (size_t i = 0; i < r->n_table_defs; i++) {
+        if (strcmp(r->table_defs[i]->schema, schema) == 0 &&
+            strcmp(r->table_defs[i]->name, t->name) == 0)
+            return r->table_defs[i];
+    }
+    return NULL;
+}
+
 void
 render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t now_us)
 {
@@ -29,13 +42,23 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
             r->source_version, r->source_version[0] ? ")" : "");
     fprintf(out, "destination  %s database %s%s%s%s\n", sp->dest_url, sp->dest_database,
             r->dest_version[0] ? "  (" : "", r->dest_version, r->dest_version[0] ? ")" : "");
-    fprintf(out, "tables       ");
     for (size_t i = 0; i < sp->n_tables; i++) {
         char tn[300];
         table_name(sp->tables[i], tn, sizeof(tn));
-        fprintf(out, "%s%s", i ? ", " : "", tn);
+        fprintf(out, "%s%s", i ? "             " : "tables       ", tn);
+        const Pgferry__State__TableDef *d = table_def(r, sp->tables[i]);
+        if (d) {
+            fprintf(out, " -> %s.%s (%zu columns, key", sp->dest_database, d->target, d->n_columns);
+            for (uint32_t k = 1; k <= d->n_columns; k++) {
+                for (size_t c = 0; c < d->n_columns; c++) {
+                    if (d->columns[c]->key_position == k)
+                        fprintf(out, "%s%s", k == 1 ? " " : ", ", d->columns[c]->name);
+                }
+            }
+            fprintf(out, ")");
+        }
+        fprintf(out, "\n");
     }
-    fprintf(out, "\n");
     if (sp->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY)
         fprintf(out, "slot         %s (%s), publication %s (%s)\n", sp->slot,
                 sp->slot_owned ? "owned by the pipe" : "user's", sp->publication,
@@ -102,6 +125,22 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
         json_obj_begin(j);
         json_kv_str(j, "schema", sp->tables[i]->schema[0] ? sp->tables[i]->schema : "public");
         json_kv_str(j, "table", sp->tables[i]->name);
+        const Pgferry__State__TableDef *d = table_def(r, sp->tables[i]);
+        if (d) {
+            json_kv_str(j, "target", d->target);
+            json_kv_int(j, "estimated_rows", d->reltuples < 0 ? -1 : (int64_t)d->reltuples);
+            json_key(j, "columns");
+            json_arr_begin(j);
+            for (size_t c = 0; c < d->n_columns; c++) {
+                json_obj_begin(j);
+                json_kv_str(j, "name", d->columns[c]->name);
+                json_kv_str(j, "pg_type", d->columns[c]->pg_type);
+                json_kv_str(j, "ch_type", d->columns[c]->ch_type);
+                json_kv_uint(j, "key_position", d->columns[c]->key_position);
+                json_obj_end(j);
+            }
+            json_arr_end(j);
+        }
         json_obj_end(j);
     }
     json_arr_end(j);

@@ -26,10 +26,14 @@ PGconn *
 pgconn_connect(const char *conninfo, const char *app_name, bool replication, errclass_t *cls,
                char *err, size_t errlen)
 {
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", "replication", NULL};
-    const char *vals[] = {conninfo, app_name, "10", replication ? "database" : NULL, NULL};
+    /* output functions give one canonical text per value under these settings; typemap and the
+     * destination's String columns rely on it */
+    const char *keys[] = {"dbname",  "application_name", "connect_timeout",
+                          "options", "replication",      NULL};
+    const char *vals[] = {
+        conninfo, app_name, "10", PGCONN_PINNED_OPTIONS, replication ? "database" : NULL, NULL};
     if (!replication)
-        keys[3] = NULL;
+        keys[4] = NULL;
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) {
         *cls = ERRCLASS_TRANSIENT;

@@ -11,6 +11,11 @@
 #include <stddef.h>
 #include "errclass.h"
 
+/* Session settings of every pgferry connection (they override the user's `options`). */
+#define PGCONN_PINNED_OPTIONS                                                                      \
+    "-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC -c extra_float_digits=3 "          \
+    "-c bytea_output=hex"
+
 /* Connects to conninfo (URI or key=value). Returns NULL with err/cls set on failure. */
 PGconn *pgconn_connect(const char *conninfo, const char *app_name, bool replication,
                        errclass_t *cls, char *err, size_t errlen);

@@ -205,6 +205,13 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "unknown pipe mode");
         return;
     }
+    if (in->mode == PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
+        /* a cdc-only pipe would go from Setup straight to Running, which needs CDC */
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                    "cdc-only pipes need change-data capture, which this pgferryd version does "
+                    "not have yet");
+        return;
+    }
     ch_client_t *ch = ch_client_new(in->dest_url, in->dest_user, NULL, err, sizeof(err));
     if (!ch) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);

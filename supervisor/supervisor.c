@@ -118,8 +118,9 @@ sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reason)
 
 /* ---- workers ----------------------------------------------------------------------- */
 
-/* The worker role a pipe in this state needs, or NULL. Setup, Snapshot and Running get their
- * workers with the snapshot and CDC implementations; until then a pipe rests in Setup. */
+/* The worker role a pipe in this state needs, or NULL. Snapshot and Running get theirs with
+ * the snapshot and CDC implementations; until then a pipe that finished Setup rests in
+ * Snapshot. */
 static const char *
 desired_role(const Pgferry__State__PipeRecord *rec)
 {
@@ -127,6 +128,8 @@ desired_role(const Pgferry__State__PipeRecord *rec)
     switch (st) {
     case ST_PROVISIONING:
         return "provision";
+    case ST_SETUP:
+        return "setup";
     default:
         return NULL;
     }
@@ -393,6 +396,17 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
         snprintf(reason, sizeof(reason), "source and destination validated (%s)", d->detail);
         if (!sup_transition(s, rec, LC_EV_VALIDATED, reason, err, sizeof(err)))
             log_warn("pipe %s: %s", p->pipe, err);
+    } else if (strcmp(p->role, "setup") == 0) {
+        /* the record takes the worker's definitions for the write, then gives them back so
+         * each allocation is freed by its owner */
+        Pgferry__State__TableDef **old = rec->table_defs;
+        size_t n_old = rec->n_table_defs;
+        rec->table_defs = d->tables;
+        rec->n_table_defs = d->n_tables;
+        if (!sup_transition(s, rec, LC_EV_SETUP_DONE, d->detail, err, sizeof(err)))
+            log_warn("pipe %s: %s", p->pipe, err);
+        rec->table_defs = old;
+        rec->n_table_defs = n_old;
     } else {
         store_put_pipe(s->store, rec, NULL);
     }

@@ -2,6 +2,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "provision.h"
+#include "setup.h"
 #include "version.h"
 #include "worker.h"
 
@@ -45,7 +46,8 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_init(role, pipe);
-    worker_install_signals(strcmp(role, "provision") == 0);
+    /* provisioning and setup hold nothing that must be finished: they may stop at once */
+    worker_install_signals(strcmp(role, "provision") == 0 || strcmp(role, "setup") == 0);
     char err[2048];
     worker_t *w = worker_connect(endpoint, pipe, role, err, sizeof(err));
     if (!w) {
@@ -77,6 +79,22 @@ main(int argc, char **argv)
             worker_send_error(w, cls, err);
             log_warn("provisioning failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT",
                      err);
+            rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
+        }
+    } else if (strcmp(role, "setup") == 0) {
+        setup_result_t res;
+        errclass_t cls = setup_run(spec, w, &res, err, sizeof(err));
+        if (cls == ERRCLASS_NONE) {
+            Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
+            d.detail = res.detail;
+            d.tables = res.tables;
+            d.n_tables = res.n_tables;
+            worker_send_done(w, &d);
+            log_info("setup done: %s", res.detail);
+            setup_free_result(&res);
+        } else {
+            worker_send_error(w, cls, err);
+            log_warn("setup failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT", err);
             rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
         }
     } else {

@@ -22,25 +22,29 @@ DAEMON_PID=$!
 wait_for 10 "control socket" "$CTL" --timeout 1000 list
 
 out=$("$CTL" create orders --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" \
-      --tables "$S.orders" --dest-database "e2e_$$" --snapshot-workers 2)
+      --tables "$S.orders" --dest-database "${CH_DB_PREFIX}orders" --snapshot-workers 2)
 assert_contains "$out" "pipe orders created; it is Provisioning" "create output"
-wait_for 20 "pipe orders reaches Setup" state_is orders Setup
+wait_for 20 "pipe orders finishes Setup" state_is orders Snapshot
 
 j=$(pipe_json orders)
-assert_eq "$(jq -r .destination_database <<<"$j")" "e2e_$$" "destination database"
+assert_eq "$(jq -r .destination_database <<<"$j")" "${CH_DB_PREFIX}orders" "destination database"
 assert_eq "$(jq -r .mode <<<"$j")" "snapshot+cdc" "default mode"
 assert_eq "$(jq -r .publication <<<"$j")" "pgferry_orders" "owned publication name"
 out=$("$CTL" status orders)
-assert_contains "$out" "state        Setup since" "text status"
-assert_contains "$out" "tables       $S.orders" "text status tables"
+assert_contains "$out" "state        Snapshot since" "text status"
+assert_contains "$out" "tables       $S.orders -> ${CH_DB_PREFIX}orders.orders (4 columns, key id)" "text status tables"
 assert_contains "$out" "Provisioning  Setup         source and destination validated" "text history"
 out=$("$CTL" list)
 assert_contains "$out" "orders" "list shows the pipe"
-assert_eq "$("$CTL" list --json | jq -r '.[0].state')" Setup "list --json"
+assert_eq "$("$CTL" list --json | jq -r '.[0].state')" Snapshot "list --json"
 
-# a snapshot-only pipe validates the same way; a bad mode is refused by pgferryctl
-"$CTL" create snaponly --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$S.orders" --mode snapshot-only >/dev/null
-wait_for 20 "snapshot-only pipe reaches Setup" state_is snaponly Setup
+# a snapshot-only pipe validates the same way; cdc-only is refused (no CDC yet); a bad mode
+# is refused by pgferryctl
+set +e; out=$(create_pipe cdconly "$S.orders" --mode cdc-only 2>&1); rc=$?; set -e
+assert_eq "$rc" 2 "cdc-only exit code"
+assert_contains "$out" "cdc-only pipes need change-data capture" "cdc-only refused"
+create_pipe snaponly "$S.orders" --mode snapshot-only >/dev/null
+wait_for 20 "snapshot-only pipe finishes Setup" state_is snaponly Snapshot
 assert_eq "$(pipe_json snaponly | jq -r .mode)" "snapshot-only" "mode recorded"
 set +e; out=$("$CTL" create x --source a --dest b --tables t --mode sometimes 2>&1); rc=$?; set -e
 assert_eq "$rc" 2 "bad mode exit code"

@@ -24,7 +24,7 @@ start_daemon --stop-grace-ms 3000
 "$CTL" create hang --source "$BH" --dest "$PGFERRY_CH_URL" --tables "$S.t" >/dev/null
 create_pipe ok "$S.t" >/dev/null
 wait_for 10 "worker of pipe hang" has_worker hang
-wait_for 20 "pipe ok reaches Setup" state_is ok Setup
+wait_for 20 "pipe ok finishes Setup" state_is ok Snapshot
 
 # 1. SIGKILL a worker: restarted within 2 s, history records it
 old=$(worker_pids hang)
@@ -51,8 +51,8 @@ start_daemon --stop-grace-ms 3000
 after=$("$CTL" list --json | jq -c '[.[] | {name, state, history: (.history | length)}]')
 assert_eq "$after" "$before" "pipes survive a SIGKILLed supervisor"
 wait_for 5 "worker of pipe hang after restart" has_worker hang
-assert_eq "$(pipe_state ok)" Setup "finished pipe stays put"
-[ -z "$(worker_pids ok)" ] || fail "a pipe in Setup got a worker"
+assert_eq "$(pipe_state ok)" Snapshot "finished pipe stays put"
+[ -z "$(worker_pids ok)" ] || fail "a pipe resting in Snapshot got a worker"
 
 # 3. SIGTERM: workers stopped, nothing left behind, exit code 0
 wpid=$(worker_pids hang)
@@ -82,14 +82,14 @@ assert_eq "$(pipe_json refused | jq -r .worker_restarts)" "$n" "no restarts once
 # 5. Degraded recovers by itself: PostgreSQL down at create, back a moment later
 "$SERVERS" stop-pg "$PGFERRY_SERVERS_DIR" >/dev/null
 PG_STOPPED=1
-"$CTL" create comeback --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$S.t" >/dev/null
+create_pipe comeback "$S.t" >/dev/null
 wait_for 10 "pipe comeback is Degraded" state_is comeback Degraded
 "$SERVERS" start-pg "$PGFERRY_SERVERS_DIR" >/dev/null
 PG_STOPPED=0
-wait_for 30 "pipe comeback reaches Setup" state_is comeback Setup
+wait_for 30 "pipe comeback finishes Setup" state_is comeback Snapshot
 j=$(pipe_json comeback)
 assert_eq "$(jq -r '[.history[].to] | join(",")' <<<"$j" | sed 's/\(Provisioning,\)\{1,\}/Provisioning,/g; s/\(Degraded,\)\{1,\}/Degraded,/g')" \
-    "Provisioning,Degraded,Provisioning,Setup" "recovery path in history"
+    "Provisioning,Degraded,Provisioning,Setup,Snapshot" "recovery path in history"
 assert_eq "$(jq -r .consecutive_failures <<<"$j")" 0 "failure count reset"
 
 stop_daemon || fail "pgferryd exited non-zero"

@@ -100,8 +100,20 @@ assert_contains() {
     case "$1" in *"$2"*) ;; *) fail "${3:-missing text}: '$2' not in '$1'" ;; esac
 }
 
+# ClickHouse: every test pipe gets its own database (CH_DB_PREFIX + pipe name), dropped at exit
+CH_DB_PREFIX="t$$_"
+ch_q() { curl -sS --fail-with-body --max-time 60 "${PGFERRY_CH_URL%/}/" --data-binary "$1"; }
+ch_drop_test_dbs() {
+    local db
+    for db in $(ch_q "SELECT name FROM system.databases WHERE startsWith(name, '$CH_DB_PREFIX')"); do
+        ch_q "DROP DATABASE IF EXISTS \`$db\`" >/dev/null
+    done
+}
+EXIT_HOOKS+=(ch_drop_test_dbs)
+
 # create_pipe NAME TABLES [extra ctl flags...]
 create_pipe() {
     local name=$1 tables=$2; shift 2
-    "$CTL" create "$name" --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$tables" "$@"
+    "$CTL" create "$name" --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$tables" \
+        --dest-database "$CH_DB_PREFIX$name" "$@"
 }

@@ -1,0 +1,479 @@
+/* setup: definitions from PostgreSQL, DDL and verification in ClickHouse. */
+#include "setup.h"
+#include "buf.h"
+#include "chclient.h"
+#include "chsql.h"
+#include "log.h"
+#include "pgconn.h"
+#include "tablename.h"
+#include "typemap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_VERSION "_pgferry_version"
+#define META_DELETED "_pgferry_is_deleted"
+#define META_SYNCED "_pgferry_synced_at"
+
+static void
+free_def(Pgferry__State__TableDef *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_columns; i++) {
+        free(d->columns[i]->name);
+        free(d->columns[i]->pg_type);
+        free(d->columns[i]->typcategory);
+        free(d->columns[i]->ch_type);
+        free(d->columns[i]);
+    }
+    free(d->columns);
+    free(d->schema);
+    free(d->name);
+    free(d->target);
+    free(d);
+}
+
+void
+setup_free_result(setup_result_t *r)
+{
+    for (size_t i = 0; i < r->n_tables; i++)
+        free_def(r->tables[i]);
+    free(r->tables);
+    r->tables = NULL;
+    r->n_tables = 0;
+}
+
+/* Follows domains down to their base type: oid, typmod, category, NOT NULL. */
+static errclass_t
+resolve_domain(PGconn *c, uint32_t *oid, int32_t *typmod, char *cat, bool *not_null, char *err,
+               size_t errlen)
+{
+    for (int depth = 0; depth < 32; depth++) {
+        char o[16];
+        snprintf(o, sizeof(o), "%u", *oid);
+        const char *params[] = {o};
+        errclass_t cls;
+        PGresult *r = pgconn_query(c,
+                                   "SELECT typtype, typcategory, typbasetype, typtypmod, "
+                                   "typnotnull FROM pg_type WHERE oid = $1::oid",
+                                   1, params, &cls, err, errlen);
+        if (!r)
+            return cls;
+        if (PQntuples(r) != 1) {
+            PQclear(r);
+            snprintf(err, errlen, "type %s disappeared from the source", o);
+            return ERRCLASS_FATAL;
+        }
+        bool domain = PQgetvalue(r, 0, 0)[0] == 'd';
+        *cat = PQgetvalue(r, 0, 1)[0];
+        if (domain) {
+            *oid = (uint32_t)strtoul(PQgetvalue(r, 0, 2), NULL, 10);
+            int32_t tm = (int32_t)atoi(PQgetvalue(r, 0, 3));
+            if (tm != -1)
+                *typmod = tm;
+            *not_null = *not_null || PQgetvalue(r, 0, 4)[0] == 't';
+        }
+        PQclear(r);
+        if (!domain)
+            return ERRCLASS_NONE;
+    }
+    snprintf(err, errlen, "domain nesting deeper than 32 levels");
+    return ERRCLASS_FATAL;
+}
+
+static bool
+excluded(const Pgferry__State__TableSpec *t, const char *col)
+{
+    for (size_t i = 0; i < t->n_excluded_columns; i++) {
+        if (strcmp(t->excluded_columns[i], col) == 0)
+            return true;
+    }
+    return false;
+}
+
+static errclass_t
+read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
+           Pgferry__State__TableDef **out, char *err, size_t errlen)
+{
+    char shown[300];
+    const char *schema = t->schema[0] ? t->schema : "public";
+    tablename_format(schema, t->name, shown, sizeof(shown));
+    const char *p1[] = {schema, t->name};
+    errclass_t cls;
+    PGresult *r = pgconn_query(c,
+                               "SELECT c.oid, c.relpages, c.reltuples FROM pg_class c "
+                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE n.nspname = $1 AND c.relname = $2",
+                               2, p1, &cls, err, errlen);
+    if (!r)
+        return cls;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(err, errlen, "table %s does not exist on the source", shown);
+        return ERRCLASS_FATAL;
+    }
+    Pgferry__State__TableDef *d = calloc(1, sizeof(*d));
+    if (!d) {
+        PQclear(r);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    pgferry__state__table_def__init(d);
+    char relid[16];
+    snprintf(relid, sizeof(relid), "%s", PQgetvalue(r, 0, 0));
+    d->relid = (uint32_t)strtoul(relid, NULL, 10);
+    d->relpages = atoll(PQgetvalue(r, 0, 1));
+    d->reltuples = atof(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    d->schema = strdup(schema);
+    d->name = strdup(t->name);
+    d->target = strdup(t->target[0] ? t->target : t->name);
+
+    const char *p2[] = {relid};
+    r = pgconn_query(
+        c,
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod, "
+        " a.attnotnull, COALESCE((SELECT u.ord FROM unnest(k.indkey::int2[]) WITH ORDINALITY "
+        "   u(att, ord) WHERE u.att = a.attnum), 0) "
+        "FROM pg_attribute a "
+        "LEFT JOIN LATERAL (SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid "
+        "  AND (i.indisprimary OR i.indisreplident) "
+        "  ORDER BY i.indisreplident DESC, i.indisprimary DESC LIMIT 1) k ON true "
+        "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        1, p2, &cls, err, errlen);
+    if (!r) {
+        free_def(d);
+        return cls;
+    }
+    int n = PQntuples(r);
+    d->columns = calloc((size_t)(n ? n : 1), sizeof(*d->columns));
+    if (!d->columns) {
+        PQclear(r);
+        free_def(d);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    int keys = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = PQgetvalue(r, i, 0);
+        uint32_t keypos = (uint32_t)atoi(PQgetvalue(r, i, 5));
+        if (excluded(t, name)) {
+            if (keypos) {
+                snprintf(err, errlen, "column %s of %s is part of the key and cannot be excluded",
+                         name, shown);
+                PQclear(r);
+                free_def(d);
+                return ERRCLASS_FATAL;
+            }
+            continue;
+        }
+        if (strncmp(name, "_pgferry_", 9) == 0) {
+            snprintf(err, errlen,
+                     "column %s of %s clashes with pgferry's own columns (_pgferry_*); "
+                     "exclude or rename it",
+                     name, shown);
+            PQclear(r);
+            free_def(d);
+            return ERRCLASS_FATAL;
+        }
+        uint32_t oid = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
+        int32_t typmod = (int32_t)atoi(PQgetvalue(r, i, 3));
+        bool not_null = PQgetvalue(r, i, 4)[0] == 't';
+        char cat = 'U';
+        cls = resolve_domain(c, &oid, &typmod, &cat, &not_null, err, errlen);
+        if (cls != ERRCLASS_NONE) {
+            PQclear(r);
+            free_def(d);
+            return cls;
+        }
+        typemap_col_t tm;
+        typemap_for_pg(oid, cat, typmod, not_null || keypos > 0, ch_version, &tm);
+        Pgferry__State__ColumnDef *col = calloc(1, sizeof(*col));
+        if (!col) {
+            PQclear(r);
+            free_def(d);
+            snprintf(err, errlen, "out of memory");
+            return ERRCLASS_TRANSIENT;
+        }
+        pgferry__state__column_def__init(col);
+        char catstr[2] = {cat, '\0'};
+        col->name = strdup(name);
+        col->pg_type = strdup(PQgetvalue(r, i, 1));
+        col->base_type_oid = oid;
+        col->base_typmod = typmod;
+        col->typcategory = strdup(catstr);
+        col->not_null = not_null || keypos > 0;
+        col->key_position = keypos;
+        col->ch_type = strdup(tm.ch_type);
+        d->columns[d->n_columns++] = col;
+        keys += keypos > 0;
+    }
+    PQclear(r);
+    if (keys == 0) {
+        snprintf(err, errlen,
+                 "table %s has no primary key; add one or set REPLICA IDENTITY USING INDEX", shown);
+        free_def(d);
+        return ERRCLASS_FATAL;
+    }
+    *out = d;
+    return ERRCLASS_NONE;
+}
+
+/* appends s to b (NUL-terminated at the end) */
+static void
+put(buf_t *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+char *
+setup_table_ddl(const char *db, const Pgferry__State__TableDef *def)
+{
+    buf_t b;
+    char q[300], qt[300];
+    buf_init(&b);
+    chsql_ident(db, q, sizeof(q));
+    chsql_ident(def->target, qt, sizeof(qt));
+    put(&b, "CREATE TABLE IF NOT EXISTS ");
+    put(&b, q);
+    put(&b, ".");
+    put(&b, qt);
+    put(&b, " (");
+    for (size_t i = 0; i < def->n_columns; i++) {
+        chsql_ident(def->columns[i]->name, q, sizeof(q));
+        put(&b, i ? ", " : "");
+        put(&b, q);
+        put(&b, " ");
+        put(&b, def->columns[i]->ch_type);
+    }
+    put(&b, ", `" META_VERSION "` UInt64, `" META_DELETED "` UInt8, `" META_SYNCED
+            "` DateTime DEFAULT now()) ENGINE = ReplacingMergeTree(`" META_VERSION "`) ORDER BY (");
+    /* key columns in key order */
+    int written = 0;
+    for (uint32_t k = 1; k <= def->n_columns; k++) {
+        for (size_t i = 0; i < def->n_columns; i++) {
+            if (def->columns[i]->key_position == k) {
+                chsql_ident(def->columns[i]->name, q, sizeof(q));
+                put(&b, written++ ? ", " : "");
+                put(&b, q);
+            }
+        }
+    }
+    put(&b, ")");
+    buf_byte(&b, '\0');
+    if (b.oom) {
+        buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+static char *
+view_ddl(const char *db, const Pgferry__State__TableDef *def)
+{
+    buf_t b;
+    char q[300], qt[300], view[80];
+    buf_init(&b);
+    chsql_ident(db, q, sizeof(q));
+    snprintf(view, sizeof(view), "%s_live", def->target);
+    chsql_ident(view, qt, sizeof(qt));
+    put(&b, "CREATE VIEW IF NOT EXISTS ");
+    put(&b, q);
+    put(&b, ".");
+    put(&b, qt);
+    put(&b, " AS SELECT ");
+    for (size_t i = 0; i < def->n_columns; i++) {
+        chsql_ident(def->columns[i]->name, qt, sizeof(qt));
+        put(&b, i ? ", " : "");
+        put(&b, qt);
+    }
+    chsql_ident(def->target, qt, sizeof(qt));
+    put(&b, " FROM ");
+    put(&b, q);
+    put(&b, ".");
+    put(&b, qt);
+    put(&b, " FINAL WHERE `" META_DELETED "` = 0");
+    buf_byte(&b, '\0');
+    if (b.oom) {
+        buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+/* ClickHouse's TabSeparated escaping, to compare names as system.columns prints them */
+static void
+tsv_escape(const char *in, buf_t *b)
+{
+    for (const char *p = in; *p; p++) {
+        switch (*p) {
+        case '\\':
+            put(b, "\\\\");
+            break;
+        case '\t':
+            put(b, "\\t");
+            break;
+        case '\n':
+            put(b, "\\n");
+            break;
+        case '\r':
+            put(b, "\\r");
+            break;
+        case '\b':
+            put(b, "\\b");
+            break;
+        case '\f':
+            put(b, "\\f");
+            break;
+        case '\'':
+            put(b, "\\'");
+            break;
+        default:
+            buf_byte(b, (unsigned char)*p);
+        }
+    }
+}
+
+/* The destination table must have exactly our columns, types and key. */
+static errclass_t
+verify_table(ch_client_t *ch, const char *db, const Pgferry__State__TableDef *def, char *err,
+             size_t errlen)
+{
+    char qdb[300], qt[300], sql[1024];
+    chsql_string(db, qdb, sizeof(qdb));
+    chsql_string(def->target, qt, sizeof(qt));
+    snprintf(sql, sizeof(sql),
+             "SELECT name, type, is_in_sorting_key FROM system.columns WHERE database = %s AND "
+             "table = %s FORMAT TabSeparated",
+             qdb, qt);
+    char *got = NULL;
+    errclass_t cls = ch_client_query(ch, sql, &got, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    buf_t want;
+    buf_init(&want);
+    for (size_t i = 0; i < def->n_columns; i++) {
+        tsv_escape(def->columns[i]->name, &want);
+        put(&want, "\t");
+        tsv_escape(def->columns[i]->ch_type, &want);
+        put(&want, def->columns[i]->key_position ? "\t1\n" : "\t0\n");
+    }
+    put(&want,
+        META_VERSION "\tUInt64\t0\n" META_DELETED "\tUInt8\t0\n" META_SYNCED "\tDateTime\t0\n");
+    buf_byte(&want, '\0');
+    cls = ERRCLASS_NONE;
+    if (!want.oom && strcmp(got, (char *)want.data) != 0) {
+        /* name the first differing line for the operator */
+        const char *a = got, *b = (char *)want.data;
+        while (*a && *a == *b && *a != '\0') {
+            const char *na = strchr(a, '\n'), *nb = strchr(b, '\n');
+            if (!na || !nb || na - a != nb - b || strncmp(a, b, (size_t)(na - a)) != 0)
+                break;
+            a = na + 1;
+            b = nb + 1;
+        }
+        snprintf(err, errlen,
+                 "destination table %s.%s exists with a different definition (has '%.*s', "
+                 "pgferry needs '%.*s'); drop it or choose another --dest-database",
+                 db, def->target, (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
+        for (char *p = err; *p; p++) {
+            if (*p == '\t')
+                *p = ' ';
+        }
+        cls = ERRCLASS_FATAL;
+    }
+    buf_free(&want);
+    free(got);
+    return cls;
+}
+
+errclass_t
+setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out, char *err,
+          size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    errclass_t cls;
+    ch_client_t *ch =
+        ch_client_new(spec->dest_url, spec->dest_user, spec->dest_password_file, err, errlen);
+    if (!ch)
+        return ERRCLASS_FATAL;
+    PGconn *pg = NULL;
+    char *ver = ch_client_version(ch, &cls, err, errlen);
+    if (!ver)
+        goto done;
+    long vnum = ch_version_number(ver);
+    free(ver);
+    pg = pgconn_connect(spec->source, "pgferry-setup", false, &cls, err, errlen);
+    if (!pg)
+        goto done;
+    out->tables = calloc(spec->n_tables, sizeof(*out->tables));
+    if (!out->tables) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+        goto done;
+    }
+    for (size_t i = 0; i < spec->n_tables; i++) {
+        cls = read_table(pg, spec->tables[i], vnum, &out->tables[i], err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto done;
+        out->n_tables++;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(out->tables[j]->target, out->tables[i]->target) == 0) {
+                snprintf(err, errlen,
+                         "tables %s.%s and %s.%s would both land in destination table %s; "
+                         "replicate them in separate pipes (separate --dest-database)",
+                         out->tables[j]->schema, out->tables[j]->name, out->tables[i]->schema,
+                         out->tables[i]->name, out->tables[i]->target);
+                cls = ERRCLASS_FATAL;
+                goto done;
+            }
+        }
+    }
+    PQfinish(pg);
+    pg = NULL;
+
+    char qdb[300], sql[400];
+    chsql_ident(spec->dest_database, qdb, sizeof(qdb));
+    snprintf(sql, sizeof(sql), "CREATE DATABASE IF NOT EXISTS %s", qdb);
+    cls = ch_client_query(ch, sql, NULL, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto done;
+    for (size_t i = 0; i < out->n_tables; i++) {
+        char *ddl = setup_table_ddl(spec->dest_database, out->tables[i]);
+        char *vddl = view_ddl(spec->dest_database, out->tables[i]);
+        if (!ddl || !vddl) {
+            free(ddl);
+            free(vddl);
+            snprintf(err, errlen, "out of memory");
+            cls = ERRCLASS_TRANSIENT;
+            goto done;
+        }
+        cls = ch_client_query(ch, ddl, NULL, err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls = verify_table(ch, spec->dest_database, out->tables[i], err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls = ch_client_query(ch, vddl, NULL, err, errlen);
+        free(ddl);
+        free(vddl);
+        if (cls != ERRCLASS_NONE)
+            goto done;
+        if (w) {
+            char detail[300];
+            snprintf(detail, sizeof(detail), "destination table %s.%s ready", spec->dest_database,
+                     out->tables[i]->target);
+            worker_send_progress(w, 0, 0, NULL, detail);
+        }
+    }
+    snprintf(out->detail, sizeof(out->detail), "%zu destination table(s) ready in database %s",
+             out->n_tables, spec->dest_database);
+    cls = ERRCLASS_NONE;
+done:
+    if (pg)
+        PQfinish(pg);
+    ch_client_destroy(&ch);
+    if (cls != ERRCLASS_NONE)
+        setup_free_result(out);
+    return cls;
+}
