@@ -63,6 +63,7 @@ The demo runs. Try:
   $BIN/pgferryctl list
   $BIN/pgferryctl status demo --json
 Logs: $DEMO/pgferryd.log.  Stop: $0 stop
-Note: this version validates the pipe and stops in Setup; snapshot and CDC are not built yet
+Note: this version validates the pipe, creates its ClickHouse tables (see database "demo")
+and rests in Snapshot; the initial load and CDC are not built yet
 (see README, "Status of this version").
 TXT
