@@ -51,9 +51,11 @@ if ! "$BIN/pgferryctl" status demo >/dev/null 2>&1; then
     "$BIN/pgferryctl" create demo --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" \
         --tables public.demo_orders
 fi
-for _ in $(seq 1 100); do
-    [ "$("$BIN/pgferryctl" status demo --json | sed -n 's/.*"state":"\([A-Za-z]*\)".*/\1/p')" != Provisioning ] && break
-    sleep 0.1
+for _ in $(seq 1 200); do
+    case "$("$BIN/pgferryctl" status demo --json | sed -n 's/^{"name":"demo","state":"\([A-Za-z]*\)".*/\1/p')" in
+        Provisioning | Setup | "") sleep 0.1 ;;
+        *) break ;;
+    esac
 done
 "$BIN/pgferryctl" status demo
 cat <<TXT
