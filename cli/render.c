@@ -68,8 +68,9 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
     } else {
         for (size_t i = 0; i < st->n_workers; i++) {
             time_format_duration(now_us - st->workers[i]->started_us, dur, sizeof(dur));
-            fprintf(out, "%s %s pid %d, up %s\n", i ? "            " : "workers     ",
-                    st->workers[i]->role, st->workers[i]->pid, dur);
+            fprintf(out, "%s %s pid %d, up %s%s%s\n", i ? "            " : "workers     ",
+                    st->workers[i]->role, st->workers[i]->pid, dur,
+                    st->workers[i]->activity[0] ? ": " : "", st->workers[i]->activity);
         }
     }
     if (r->worker_restarts || r->consecutive_failures) {
@@ -151,6 +152,7 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
         json_kv_str(j, "role", st->workers[i]->role);
         json_kv_int(j, "pid", st->workers[i]->pid);
         json_kv_int(j, "started_us", st->workers[i]->started_us);
+        json_kv_str(j, "activity", st->workers[i]->activity);
         json_obj_end(j);
     }
     json_arr_end(j);

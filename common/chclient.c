@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,12 +190,31 @@ transient_code(int code)
     }
 }
 
+typedef struct {
+    ch_stream_fn fn;
+    void *ud;
+    bool aborted;
+} stream_t;
+
+static size_t
+on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    stream_t *st = ud;
+    long n = st->fn(st->ud, buf, size * nitems);
+    if (n < 0) {
+        st->aborted = true;
+        return CURL_READFUNC_ABORT;
+    }
+    return (size_t)n;
+}
+
 /* POSTs data to url_query (a query string such as "?query=..." or "") and classifies the
  * outcome; the reply body goes to *out when out is not NULL. */
 static errclass_t
-perform(ch_client_t *c, const char *url_query, const void *data, size_t len, char **out, char *err,
-        size_t errlen)
+perform(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
+        char **out, char *err, size_t errlen)
 {
+    struct curl_slist *hdrs = NULL;
     body_t body = {0};
     body.limit = 64 * 1024 * 1024;
     size_t ul = strlen(c->base) + strlen(url_query) + 1;
@@ -207,8 +227,15 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, cha
     curl_easy_reset(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, data);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    if (stream) {
+        hdrs = curl_slist_append(NULL, "Transfer-Encoding: chunked");
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c->curl, CURLOPT_READDATA, stream);
+    } else {
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, data);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
     curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->user);
     curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->password);
     curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -219,6 +246,12 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, cha
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c->curl);
     free(url);
+    curl_slist_free_all(hdrs);
+    if (stream && stream->aborted) {
+        snprintf(err, errlen, "aborted by the producer");
+        free(body.data);
+        return ERRCLASS_FATAL;
+    }
     if (rc != CURLE_OK) {
         snprintf(err, errlen, "ClickHouse at %s unreachable: %s", c->base, curl_easy_strerror(rc));
         free(body.data);
@@ -258,12 +291,12 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, cha
 errclass_t
 ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen)
 {
-    return perform(c, "", sql, strlen(sql), out, err, errlen);
+    return perform(c, "", sql, strlen(sql), NULL, out, err, errlen);
 }
 
-errclass_t
-ch_client_insert(ch_client_t *c, const char *query, const void *body, size_t len, char *err,
-                 size_t errlen)
+static errclass_t
+insert(ch_client_t *c, const char *query, const void *body, size_t len, stream_t *stream, char *err,
+       size_t errlen)
 {
     char *q = curl_easy_escape(c->curl, query, 0);
     if (!q) {
@@ -279,9 +312,24 @@ ch_client_insert(ch_client_t *c, const char *query, const void *body, size_t len
     }
     snprintf(uq, ql, "?query=%s", q);
     curl_free(q);
-    errclass_t cls = perform(c, uq, body, len, NULL, err, errlen);
+    errclass_t cls = perform(c, uq, body, len, stream, NULL, err, errlen);
     free(uq);
     return cls;
+}
+
+errclass_t
+ch_client_insert(ch_client_t *c, const char *query, const void *body, size_t len, char *err,
+                 size_t errlen)
+{
+    return insert(c, query, body, len, NULL, err, errlen);
+}
+
+errclass_t
+ch_client_insert_stream(ch_client_t *c, const char *query, ch_stream_fn fn, void *ud, char *err,
+                        size_t errlen)
+{
+    stream_t st = {fn, ud, false};
+    return insert(c, query, NULL, 0, &st, err, errlen);
 }
 
 char *

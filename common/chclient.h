@@ -26,6 +26,15 @@ errclass_t ch_client_query(ch_client_t *c, const char *sql, char **out, char *er
 errclass_t ch_client_insert(ch_client_t *c, const char *query, const void *body, size_t len,
                             char *err, size_t errlen);
 
+/* Produces the next piece of a streamed insert body into buf (at most cap bytes). Returns the
+ * bytes written, 0 at the end, or -1 to abort (the producer keeps its own error). */
+typedef long (*ch_stream_fn)(void *ud, char *buf, size_t cap);
+
+/* Runs `query` with a body produced by fn, sent as HTTP chunked transfer encoding. When fn
+ * aborts, returns ERRCLASS_FATAL with err "aborted by the producer" (the caller knows why). */
+errclass_t ch_client_insert_stream(ch_client_t *c, const char *query, ch_stream_fn fn, void *ud,
+                                   char *err, size_t errlen);
+
 /* The server's version string ("18.16.1"), or NULL with err set. Caller frees. */
 char *ch_client_version(ch_client_t *c, errclass_t *cls, char *err, size_t errlen);
 

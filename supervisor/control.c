@@ -106,6 +106,7 @@ free_status(Pgferry__Control__PipeStatus *st)
     store_free_history(st->history, st->n_history);
     for (size_t i = 0; i < st->n_workers; i++) {
         free(st->workers[i]->role);
+        free(st->workers[i]->activity);
         free(st->workers[i]);
     }
     free(st->workers);
@@ -163,6 +164,7 @@ build_status(supervisor_t *s, const char *name, size_t history_limit)
             w->pid = p->pid;
             w->role = strdup(p->role);
             w->started_us = p->started_us;
+            w->activity = strdup(p->activity);
             st->workers[st->n_workers++] = w;
         }
     }

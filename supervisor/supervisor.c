@@ -118,9 +118,8 @@ sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reason)
 
 /* ---- workers ----------------------------------------------------------------------- */
 
-/* The worker role a pipe in this state needs, or NULL. Snapshot and Running get theirs with
- * the snapshot and CDC implementations; until then a pipe that finished Setup rests in
- * Snapshot. */
+/* The worker role a pipe in this state needs, or NULL. A snapshot-only pipe's Snapshot has
+ * its worker; snapshot+cdc pipes rest in Snapshot until CDC exists. */
 static const char *
 desired_role(const Pgferry__State__PipeRecord *rec)
 {
@@ -130,6 +129,9 @@ desired_role(const Pgferry__State__PipeRecord *rec)
         return "provision";
     case ST_SETUP:
         return "setup";
+    case ST_SNAPSHOT:
+        /* a snapshot+cdc pipe needs a permanent slot and CDC after the load: not built yet */
+        return rec->spec->mode == MODE_SNAPSHOT_ONLY && !rec->resyncing ? "snapshot" : NULL;
     default:
         return NULL;
     }
@@ -346,6 +348,8 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     Pgferry__Worker__Assignment a = PGFERRY__WORKER__ASSIGNMENT__INIT;
     a.role = p->role;
     a.spec = rec->spec;
+    a.tables = rec->table_defs;
+    a.n_tables = rec->n_table_defs;
     m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_ASSIGNMENT;
     m.assignment = &a;
     send_to_worker(s, id, &m);
@@ -407,6 +411,9 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
             log_warn("pipe %s: %s", p->pipe, err);
         rec->table_defs = old;
         rec->n_table_defs = n_old;
+    } else if (strcmp(p->role, "snapshot") == 0) {
+        if (!sup_transition(s, rec, LC_EV_SNAPSHOT_DONE, d->detail, err, sizeof(err)))
+            log_warn("pipe %s: %s", p->pipe, err);
     } else {
         store_put_pipe(s->store, rec, NULL);
     }

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "provision.h"
 #include "setup.h"
+#include "snapshot.h"
 #include "version.h"
 #include "worker.h"
 
@@ -95,6 +96,23 @@ main(int argc, char **argv)
         } else {
             worker_send_error(w, cls, err);
             log_warn("setup failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT", err);
+            rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
+        }
+    } else if (strcmp(role, "snapshot") == 0) {
+        snapshot_result_t res;
+        errclass_t cls = snapshot_run(spec, m->assignment->tables, m->assignment->n_tables, w, &res,
+                                      err, sizeof(err));
+        if (cls == ERRCLASS_NONE) {
+            Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
+            d.detail = res.detail;
+            d.rows = res.rows;
+            d.bytes = res.bytes;
+            worker_send_done(w, &d);
+            log_info("snapshot done: %s", res.detail);
+        } else {
+            worker_send_error(w, cls, err);
+            log_warn("snapshot failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT",
+                     err);
             rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
         }
     } else {

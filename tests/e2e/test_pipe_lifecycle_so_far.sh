@@ -38,14 +38,16 @@ out=$("$CTL" list)
 assert_contains "$out" "orders" "list shows the pipe"
 assert_eq "$("$CTL" list --json | jq -r '.[0].state')" Snapshot "list --json"
 
-# a snapshot-only pipe validates the same way; cdc-only is refused (no CDC yet); a bad mode
+# a snapshot-only pipe loads its rows and completes; cdc-only is refused (no CDC yet); a bad mode
 # is refused by pgferryctl
 set +e; out=$(create_pipe cdconly "$S.orders" --mode cdc-only 2>&1); rc=$?; set -e
 assert_eq "$rc" 2 "cdc-only exit code"
 assert_contains "$out" "cdc-only pipes need change-data capture" "cdc-only refused"
 create_pipe snaponly "$S.orders" --mode snapshot-only >/dev/null
-wait_for 20 "snapshot-only pipe finishes Setup" state_is snaponly Snapshot
+wait_for 30 "snapshot-only pipe completes" state_is snaponly Completed
 assert_eq "$(pipe_json snaponly | jq -r .mode)" "snapshot-only" "mode recorded"
+assert_eq "$(ch_q "SELECT count(), sum(amount) FROM \`${CH_DB_PREFIX}snaponly\`.orders_live FORMAT TSV")" \
+    "$(psql_q "SELECT count(*), sum(amount) FROM $S.orders" | tr '|' '\t')" "rows loaded"
 set +e; out=$("$CTL" create x --source a --dest b --tables t --mode sometimes 2>&1); rc=$?; set -e
 assert_eq "$rc" 2 "bad mode exit code"
 assert_contains "$out" "--mode is snapshot+cdc, snapshot-only or cdc-only" "bad mode message"

@@ -49,7 +49,7 @@ cleanup() {
         grep -E -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TEST_DIR/pgferryd.log" | head -60 >&2
         rc=1
     fi
-    if [ $rc -eq 0 ]; then rm -rf "$TEST_DIR"; else echo "test files kept in $TEST_DIR" >&2; fi
+    if [ $rc -eq 0 ] && [ -z "${PGFERRY_KEEP_TEST_FILES:-}" ]; then rm -rf "$TEST_DIR"; else echo "test files kept in $TEST_DIR" >&2; fi
     exit $rc
 }
 trap cleanup EXIT

@@ -1,0 +1,108 @@
+/* copytext: one pass over the row; unescaping never makes a field longer, so it is in place. */
+#include "copytext.h"
+
+#include <stdio.h>
+
+static int
+hexv(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool
+copytext_split(char *row, size_t len, copytext_field_t *fields, size_t nfields, char *err,
+               size_t errlen)
+{
+    if (len > 0 && row[len - 1] == '\n')
+        len--;
+    size_t i = 0, f = 0;
+    for (;;) {
+        if (f == nfields) {
+            snprintf(err, errlen, "COPY row has more than %zu fields", nfields);
+            return false;
+        }
+        size_t start = i;
+        if (i + 2 <= len && row[i] == '\\' && row[i + 1] == 'N' &&
+            (i + 2 == len || row[i + 2] == '\t')) {
+            fields[f].ptr = NULL;
+            fields[f].len = 0;
+            i += 2;
+        } else {
+            size_t w = i; /* write position, trails the read position */
+            while (i < len && row[i] != '\t') {
+                char c = row[i++];
+                if (c != '\\') {
+                    row[w++] = c;
+                    continue;
+                }
+                if (i >= len) {
+                    snprintf(err, errlen, "COPY row ends in a backslash");
+                    return false;
+                }
+                c = row[i++];
+                switch (c) {
+                case 'b':
+                    row[w++] = '\b';
+                    break;
+                case 'f':
+                    row[w++] = '\f';
+                    break;
+                case 'n':
+                    row[w++] = '\n';
+                    break;
+                case 'r':
+                    row[w++] = '\r';
+                    break;
+                case 't':
+                    row[w++] = '\t';
+                    break;
+                case 'v':
+                    row[w++] = '\v';
+                    break;
+                case 'x': {
+                    int v = 0, n = 0, h;
+                    while (n < 2 && i < len && (h = hexv(row[i])) >= 0) {
+                        v = v * 16 + h;
+                        i++;
+                        n++;
+                    }
+                    if (n == 0) {
+                        row[w++] = 'x';
+                        break;
+                    }
+                    row[w++] = (char)v;
+                    break;
+                }
+                default:
+                    if (c >= '0' && c <= '7') {
+                        int v = c - '0', n = 1;
+                        while (n < 3 && i < len && row[i] >= '0' && row[i] <= '7') {
+                            v = v * 8 + (row[i++] - '0');
+                            n++;
+                        }
+                        row[w++] = (char)v;
+                    } else {
+                        row[w++] = c; /* \\ and any other escaped character */
+                    }
+                }
+            }
+            fields[f].ptr = row + start;
+            fields[f].len = w - start;
+        }
+        f++;
+        if (i == len)
+            break;
+        i++; /* the tab */
+    }
+    if (f != nfields) {
+        snprintf(err, errlen, "COPY row has %zu fields, expected %zu", f, nfields);
+        return false;
+    }
+    return true;
+}

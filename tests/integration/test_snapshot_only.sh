@@ -1,0 +1,92 @@
+# A snapshot-only pipe copies every row exactly: edge values of many types compared value by
+# value with PostgreSQL (floats bit for bit, text forms by md5), a 1 MB value, a partitioned
+# table, 2,000,000 generated rows; a SIGKILLed load restarts and ends with every row once;
+# the pipe ends Completed and leaves no slot and no session behind.
+source "$(dirname "$0")/../lib/common.sh"
+
+S="it_snap_$$"
+PG_CLEANUP_SQL="DROP SCHEMA IF EXISTS $S CASCADE"
+export PGOPTIONS="-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex"
+psql_q "CREATE EXTENSION IF NOT EXISTS hstore"
+psql_q "CREATE SCHEMA $S;
+  CREATE TYPE $S.mood AS ENUM ('sad', 'ok');
+  CREATE TYPE $S.pair AS (a int, b text);
+  CREATE TABLE $S.zoo (id int PRIMARY KEY, b bool, i2 int2, i8 int8, o oid, f4 float4, f8 float8,
+    n12 numeric(12,2), n numeric, u uuid, t text, by bytea, j json, jb jsonb, d date, tm time,
+    ttz timetz, ts timestamp, tstz timestamptz, iv interval, ip inet, mac macaddr, e $S.mood,
+    ai int[], at text[], h hstore, pt point, cp $S.pair, m money);
+  INSERT INTO $S.zoo (id) VALUES (1);
+  INSERT INTO $S.zoo VALUES (2, true, -32768, -9223372036854775808, 4294967295, 'NaN', '-Infinity',
+    -9999999999.99, 'NaN', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    E'tab\\there\\nnewline \\\\ back\\\\slash \\u00e9\\U0001F600 \\x01 ''q'' \"dq\"',
+    (SELECT decode(string_agg(lpad(to_hex(g), 2, '0'), ''), 'hex') FROM generate_series(0, 255) g),
+    '{\"a\": [1, 2.50, null]}', '{\"b\": {\"c\": true}}', '4713-01-01 BC', '24:00:00', '23:59:59.999999+13:30',
+    '0001-01-01 00:00:00.000001', '-infinity', '-178000000 years 3 mons -1 days 00:00:00.000001', '::1/128',
+    '08:00:2b:01:02:03', 'ok', '{{1,NULL},{3,4}}', '{\"a,b\",NULL,\"\",\"x\\\\\\\\y\"}', 'a=>1, \"b c\"=>NULL',
+    '(1.5,-2)', '(7,\"x, y\")', -92233720368547758.08);
+  INSERT INTO $S.zoo (id, f4, f8, n12, n, d, ts, tstz, t, by) VALUES
+    (3, '1.4e-45', '5e-324', 0.01, (repeat('9', 500) || '.' || repeat('1', 500))::numeric, 'infinity',
+     '294276-12-31 23:59:59.999999', '2026-11-21 22:45:01.123456+05', '', ''),
+    (4, '3.4028235e38', '1.23456789e-295', 0, '-0.0000000000000000000001', '1970-01-01',
+     'infinity', '1969-12-31 23:59:59.5+00', repeat('x', 1048576), '\\x00');
+  CREATE TABLE $S.parted (id int, d date, v text, PRIMARY KEY (id, d)) PARTITION BY RANGE (d);
+  CREATE TABLE $S.p1 PARTITION OF $S.parted FOR VALUES FROM ('2000-01-01') TO ('2050-01-01');
+  CREATE TABLE $S.p2 PARTITION OF $S.parted FOR VALUES FROM ('2050-01-01') TO ('2100-01-01');
+  INSERT INTO $S.parted SELECT g, DATE '2000-01-01' + g * 10, 'v' || g FROM generate_series(1, 3000) g;
+  CREATE TABLE $S.big (id bigint PRIMARY KEY, v text, x numeric(12,2), f float8);
+  INSERT INTO $S.big SELECT g, md5(g::text), g / 100.0, g * 1.1 FROM generate_series(1, 2000000) g;
+  CREATE TABLE $S.empty (id int PRIMARY KEY);"
+
+start_daemon --backoff-initial-ms 300
+create_pipe snap "$S.zoo,$S.parted,$S.big,$S.empty" --mode snapshot-only >/dev/null
+DB="${CH_DB_PREFIX}snap"
+# kill the load in the middle of the big table (its first progress report comes at 100,000 of
+# 2,000,000 rows): the restart loads everything again without doubling a row
+wait_for 60 "big table under way" bash -c "'$CTL' status snap --json | jq -e '.workers[] | select(.role == \"snapshot\") | .activity | test(\"big: [0-9]+ rows\")'"
+wpid=$(worker_pids snap)
+[ -n "$wpid" ] || fail "the load finished before it could be interrupted"
+kill -KILL "$wpid"
+wait_for 120 "pipe snap completes" state_is snap Completed
+j=$(pipe_json snap)
+assert_contains "$(jq -r '.history | map(.to) | join(",")' <<<"$j")" "Setup,Snapshot,Snapshot,Completed" "history with the restart"
+assert_contains "$(jq -r '.history[-1].reason' <<<"$j")" "2003004 rows from 4 table(s) loaded at snapshot" "done reason"
+
+# counts: raw table (no doubles even without FINAL) and live view
+for t in zoo parted big empty; do
+    pg=$(psql_q "SELECT count(*) FROM $S.$t")
+    assert_eq "$(ch_q "SELECT count() FROM \`$DB\`.\`$t\`")" "$pg" "rows in $t"
+    assert_eq "$(ch_q "SELECT count() FROM \`$DB\`.\`${t}_live\`")" "$pg" "live rows in $t"
+done
+assert_eq "$(ch_q "SELECT sum(id), sum(x), uniqExact(v) FROM \`$DB\`.big FORMAT TSV")" \
+    "$(psql_q "SELECT sum(id), sum(x), count(DISTINCT v) FROM $S.big" | tr '|' '\t')" "big table sums"
+assert_eq "$(ch_q "SELECT max(_pgferry_version), max(_pgferry_is_deleted) FROM \`$DB\`.big FORMAT TSV")" "0	0" "snapshot rows carry version 0"
+
+# every value of the zoo, in a canonical form on both sides
+# floats: IEEE bytes, big-endian hex without leading zero bytes (18.16's reinterpretAsFixedString
+# drops them); other columns through their output functions, as COPY prints them
+fb() { echo "regexp_replace(encode($1, 'hex'), '^(00)+', '')"; }
+pgcanon="SELECT id, b::int, i2, i8, o, $(fb 'float4send(f4)'), $(fb 'float8send(f8)'),
+  n12, md5(n::text), u, md5(t), encode(by, 'hex'), md5(j::text), md5(jb::text), d, tm,
+  ttz, ts, tstz, iv, ip, mac, e, md5(ai::text),
+  md5(at::text), md5(h::text), pt, md5(cp::text), md5(m::text) FROM $S.zoo ORDER BY id"
+f() { echo "if(isNull($1), NULL, lower(hex(reverse(reinterpretAsFixedString(assumeNotNull($1))))))"; }
+h() { echo "lower(hex(MD5($1)))"; }
+chcanon="SELECT id, b, i2, i8, o, $(f f4), $(f f8), n12, $(h n), u, $(h t), lower(hex(by)), $(h j),
+  $(h jb), d, tm, ttz, ts, tstz, iv, ip, mac, e, $(h ai), $(h at), $(h h), pt, $(h cp), $(h m)
+  FROM \`$DB\`.zoo_live ORDER BY id FORMAT TSV"
+psql -X -q -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" -c "COPY ($pgcanon) TO STDOUT" >"$TEST_DIR/pg.tsv"
+ch_q "$chcanon" >"$TEST_DIR/ch.tsv"
+if ! diff "$TEST_DIR/pg.tsv" "$TEST_DIR/ch.tsv" >"$TEST_DIR/diff.txt"; then
+    fail "zoo values differ (< PostgreSQL, > ClickHouse):
+$(head -20 "$TEST_DIR/diff.txt")"
+fi
+[ "$(wc -l <"$TEST_DIR/pg.tsv")" -eq 4 ] || fail "zoo comparison compared nothing"
+assert_eq "$(ch_q "SELECT length(t) FROM \`$DB\`.zoo WHERE id = 4")" 1048576 "1 MB value"
+
+# nothing left behind: no temporary slot, no pgferry session
+assert_eq "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pgferry_snap_%'")" 0 "temporary slot gone"
+wait_for 10 "no pgferry sessions" bash -c "[ \"\$(psql -XAtq '$PGFERRY_PG_URI' -c \"SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgferry%'\")\" = 0 ]"
+[ -z "$(worker_pids snap)" ] || fail "a Completed pipe has a worker"
+
+stop_daemon || fail "pgferryd exited non-zero"
+log "ok"
