@@ -1,19 +1,8 @@
 /* copytext: one pass over the row; unescaping never makes a field longer, so it is in place. */
 #include "copytext.h"
+#include "hexdigit.h"
 
 #include <stdio.h>
-
-static int
-hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 bool
 copytext_split(char *row, size_t len, copytext_field_t *fields, size_t nfields, char *err,
@@ -67,7 +56,7 @@ copytext_split(char *row, size_t len, copytext_field_t *fields, size_t nfields, 
                     break;
                 case 'x': {
                     int v = 0, n = 0, h;
-                    while (n < 2 && i < len && (h = hexv(row[i])) >= 0) {
+                    while (n < 2 && i < len && (h = hexdigit_value(row[i])) >= 0) {
                         v = v * 16 + h;
                         i++;
                         n++;

@@ -1,5 +1,6 @@
 /* typemap: type choice and RowBinary encoding; no allocation beyond the output buffer. */
 #include "typemap.h"
+#include "hexdigit.h"
 
 #include <errno.h>
 #include <math.h>
@@ -113,18 +114,6 @@ enc_int(const char *val, size_t len, long long lo, long long hi, int bytes, buf_
     return true;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool
 enc_decimal(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
             size_t errlen)
@@ -182,7 +171,7 @@ enc_uuid(const char *val, size_t len, buf_t *out, char *err, size_t errlen)
     for (size_t i = 0; i < len; i++) {
         if (val[i] == '-')
             continue;
-        int h = hexval(val[i]);
+        int h = hexdigit_value(val[i]);
         if (h < 0 || n >= 32)
             return bad(err, errlen, "not a UUID", val, len);
         if (n < 16)
@@ -209,7 +198,7 @@ enc_bytea(const char *val, size_t len, buf_t *out, char *err, size_t errlen)
     if (!buf_reserve(out, n))
         return true; /* oom is sticky; the caller checks it */
     for (size_t i = 0; i < n; i++) {
-        int a = hexval(val[2 + 2 * i]), b = hexval(val[3 + 2 * i]);
+        int a = hexdigit_value(val[2 + 2 * i]), b = hexdigit_value(val[3 + 2 * i]);
         if (a < 0 || b < 0)
             return bad(err, errlen, "bad hex digit in bytea", val, len);
         out->data[out->len++] = (unsigned char)(a << 4 | b);

@@ -10,6 +10,21 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Sends the outcome of a role to the supervisor (Done, or Error with its class), logs it once
+ * and returns the process's exit code. */
+static int
+report(worker_t *w, const char *role, errclass_t cls, Pgferry__Worker__Done *done, const char *err)
+{
+    if (cls == ERRCLASS_NONE) {
+        worker_send_done(w, done);
+        log_info("%s done: %s", role, done->detail);
+        return EXIT_OK;
+    }
+    worker_send_error(w, cls, err);
+    log_warn("%s failed (%s): %s", role, cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT", err);
+    return cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -61,64 +76,39 @@ main(int argc, char **argv)
         worker_destroy(&w);
         return EXIT_STOPPED;
     }
-    int rc = EXIT_OK;
+    int rc;
     const Pgferry__State__PipeSpec *spec = m->assignment->spec;
+    Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
+    errclass_t cls;
     if (!spec || strcmp(m->assignment->role, role) != 0) {
         log_error("assignment does not match role %s", role);
         rc = EXIT_USAGE;
     } else if (strcmp(role, "provision") == 0) {
         provision_result_t res;
-        errclass_t cls = provision_run(spec, w, &res, err, sizeof(err));
-        if (cls == ERRCLASS_NONE) {
-            Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
-            d.source_version = res.source_version;
-            d.dest_version = res.dest_version;
-            d.detail = res.detail;
-            worker_send_done(w, &d);
-            log_info("provisioning passed: %s", res.detail);
-        } else {
-            worker_send_error(w, cls, err);
-            log_warn("provisioning failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT",
-                     err);
-            rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
-        }
+        cls = provision_run(spec, w, &res, err, sizeof(err));
+        d.source_version = res.source_version;
+        d.dest_version = res.dest_version;
+        d.detail = res.detail;
+        rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "setup") == 0) {
         setup_result_t res;
-        errclass_t cls = setup_run(spec, w, &res, err, sizeof(err));
-        if (cls == ERRCLASS_NONE) {
-            Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
-            d.detail = res.detail;
-            d.tables = res.tables;
-            d.n_tables = res.n_tables;
-            worker_send_done(w, &d);
-            log_info("setup done: %s", res.detail);
-            setup_free_result(&res);
-        } else {
-            worker_send_error(w, cls, err);
-            log_warn("setup failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT", err);
-            rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
-        }
+        cls = setup_run(spec, w, &res, err, sizeof(err));
+        d.detail = res.detail;
+        d.tables = res.tables;
+        d.n_tables = res.n_tables;
+        rc = report(w, role, cls, &d, err);
+        setup_free_result(&res);
     } else if (strcmp(role, "snapshot") == 0) {
         snapshot_result_t res;
-        errclass_t cls = snapshot_run(spec, m->assignment->tables, m->assignment->n_tables, w, &res,
-                                      err, sizeof(err));
-        if (cls == ERRCLASS_NONE) {
-            Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
-            d.detail = res.detail;
-            d.rows = res.rows;
-            d.bytes = res.bytes;
-            worker_send_done(w, &d);
-            log_info("snapshot done: %s", res.detail);
-        } else {
-            worker_send_error(w, cls, err);
-            log_warn("snapshot failed (%s): %s", cls == ERRCLASS_FATAL ? "FATAL" : "TRANSIENT",
-                     err);
-            rc = cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
-        }
+        cls = snapshot_run(spec, m->assignment->tables, m->assignment->n_tables, w, &res, err,
+                           sizeof(err));
+        d.detail = res.detail;
+        d.rows = res.rows;
+        d.bytes = res.bytes;
+        rc = report(w, role, cls, &d, err);
     } else {
-        log_error("unknown worker role %s", role);
-        worker_send_error(w, ERRCLASS_FATAL, "unknown worker role");
-        rc = EXIT_FATAL;
+        snprintf(err, sizeof(err), "unknown worker role %s", role);
+        rc = report(w, role, ERRCLASS_FATAL, &d, err);
     }
     pgferry__worker__supervisor_message__free_unpacked(m, NULL);
     worker_destroy(&w);
