@@ -83,6 +83,15 @@ fi
 [ "$(wc -l <"$TEST_DIR/pg.tsv")" -eq 4 ] || fail "zoo comparison compared nothing"
 assert_eq "$(ch_q "SELECT length(t) FROM \`$DB\`.zoo WHERE id = 4")" 1048576 "1 MB value"
 
+# dropping a pipe in the middle of its load stops the worker; its session and slot go with it
+create_pipe dropme "$S.big" --mode snapshot-only >/dev/null
+wait_for 60 "second load under way" bash -c "'$CTL' status dropme --json | jq -e '.workers[] | select(.role == \"snapshot\") | .activity | test(\"big: [0-9]+ rows\")'"
+dpid=$(worker_pids dropme)
+[ -n "$dpid" ] || fail "the second load finished before it could be dropped"
+"$CTL" drop dropme >/dev/null
+wait_for 15 "dropped pipe's worker gone" bash -c "! kill -0 $dpid 2>/dev/null"
+grep -q "worker dropme/snapshot pid $dpid .* after stop" "$TEST_DIR/pgferryd.log" || fail "worker was not stopped by the drop"
+
 # nothing left behind: no temporary slot, no pgferry session
 assert_eq "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pgferry_snap_%'")" 0 "temporary slot gone"
 wait_for 10 "no pgferry sessions" bash -c "[ \"\$(psql -XAtq '$PGFERRY_PG_URI' -c \"SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgferry%'\")\" = 0 ]"
