@@ -63,6 +63,10 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
         fprintf(out, "slot         %s (%s), publication %s (%s)\n", sp->slot,
                 sp->slot_owned ? "owned by the pipe" : "user's", sp->publication,
                 sp->publication_owned ? "owned by the pipe" : "user's");
+    if (st->snapshot_ranges_total > 0)
+        fprintf(out, "snapshot     %u of %u ranges loaded, %llu rows in them\n",
+                st->snapshot_ranges_done, st->snapshot_ranges_total,
+                (unsigned long long)st->snapshot_rows);
     if (st->n_workers == 0) {
         fprintf(out, "workers      none\n");
     } else {
@@ -159,6 +163,16 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_kv_uint(j, "worker_restarts", r->worker_restarts);
     json_kv_uint(j, "consecutive_failures", r->consecutive_failures);
     json_kv_int(j, "next_restart_us", st->next_restart_us);
+    json_key(j, "snapshot");
+    if (st->snapshot_ranges_total > 0) {
+        json_obj_begin(j);
+        json_kv_uint(j, "ranges_total", st->snapshot_ranges_total);
+        json_kv_uint(j, "ranges_done", st->snapshot_ranges_done);
+        json_kv_uint(j, "rows_in_done_ranges", st->snapshot_rows);
+        json_obj_end(j);
+    } else {
+        json_null(j);
+    }
     json_key(j, "last_error");
     if (r->last_error[0]) {
         json_obj_begin(j);

@@ -170,6 +170,11 @@ build_status(supervisor_t *s, const char *name, size_t history_limit)
     }
     pipe_rt_t *rt = sup_rt(s, name, false);
     st->next_restart_us = (rt && rt->restart_at_ms > 0) ? rt->restart_at_us : 0;
+    if (rt && rt->plan) {
+        st->snapshot_ranges_total = (uint32_t)rt->plan->n_ranges;
+        st->snapshot_ranges_done = (uint32_t)rt->ranges_done;
+        st->snapshot_rows = rt->snapshot_rows;
+    }
     return st;
 }
 

@@ -103,6 +103,7 @@ proctable_spawn(proctable_t *t, const char *pipe, const char *role, char *const 
     snprintf(p->pipe, sizeof(p->pipe), "%s", pipe);
     snprintf(p->role, sizeof(p->role), "%s", role);
     p->started_us = time_now_us();
+    p->range_index = -1;
     return p;
 }
 
@@ -117,13 +118,27 @@ proctable_find_pid(proctable_t *t, pid_t pid)
 }
 
 proc_t *
-proctable_find_pipe(proctable_t *t, const char *pipe)
+proctable_find_role(proctable_t *t, const char *pipe, const char *role)
 {
     for (size_t i = 0; i < t->n; i++) {
-        if (!t->procs[i].stopping && strcmp(t->procs[i].pipe, pipe) == 0)
+        if (!t->procs[i].stopping && strcmp(t->procs[i].pipe, pipe) == 0 &&
+            strcmp(t->procs[i].role, role) == 0)
             return &t->procs[i];
     }
     return NULL;
+}
+
+size_t
+proctable_count_pipe(proctable_t *t, const char *pipe, const char *role)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->procs[i].pipe, pipe) != 0)
+            continue;
+        if (!role || (!t->procs[i].stopping && strcmp(t->procs[i].role, role) == 0))
+            n++;
+    }
+    return n;
 }
 
 size_t

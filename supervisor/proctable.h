@@ -32,6 +32,7 @@ typedef struct {
     bool exited;          /* reaped; kept until its trailing messages are read */
     int status;           /* wait status once exited */
     int64_t exited_at_ms; /* monotonic */
+    int range_index;      /* snapshot-range: the range of the pipe's plan it loads; else -1 */
 } proc_t;
 
 typedef struct proctable proctable_t;
@@ -45,9 +46,12 @@ proc_t *proctable_spawn(proctable_t *t, const char *pipe, const char *role, char
                         char *err, size_t errlen);
 
 proc_t *proctable_find_pid(proctable_t *t, pid_t pid);
-/* The worker of a pipe that is not being stopped (it may have exited but not settled yet),
- * or NULL. */
-proc_t *proctable_find_pipe(proctable_t *t, const char *pipe);
+/* The worker of a pipe with this role that is not being stopped (it may have exited but not
+ * settled yet), or NULL. */
+proc_t *proctable_find_role(proctable_t *t, const char *pipe, const char *role);
+/* How many entries a pipe has: with role NULL all of them (stopping and exited included),
+ * else the ones of that role that are not being stopped. */
+size_t proctable_count_pipe(proctable_t *t, const char *pipe, const char *role);
 size_t proctable_count(const proctable_t *t);
 proc_t *proctable_at(proctable_t *t, size_t i);
 /* Removes the entry of pid (after it was reaped). */

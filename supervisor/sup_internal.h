@@ -9,12 +9,27 @@
 #include "store.h"
 #include "supervisor.h"
 #include "control.pb-c.h"
+#include "worker.pb-c.h"
 
+#define RANGE_PENDING 0
+#define RANGE_RUNNING 1
+#define RANGE_DONE 2
+
+/* What the supervisor knows about a pipe beyond LMDB: restart timing and the snapshot plan.
+ * Lost with the supervisor, which is right: a supervisor restart also ends the coordinator and
+ * with it the exported snapshot, so a load starts over. */
 typedef struct {
     char name[PROC_NAME_MAX + 1];
-    int64_t restart_at_ms; /* monotonic; 0 = no restart pending */
-    int64_t restart_at_us; /* the same moment on the wall clock, for status */
+    int64_t restart_at_ms;               /* monotonic; 0 = no restart pending */
+    int64_t restart_at_us;               /* the same moment on the wall clock, for status */
+    Pgferry__Worker__SnapshotPlan *plan; /* owned; NULL until the coordinator sent one */
+    unsigned char *range_state;          /* RANGE_* per plan range */
+    size_t ranges_done;
+    uint64_t snapshot_rows;
 } pipe_rt_t;
+
+/* Forgets a pipe's snapshot plan. */
+void sup_rt_clear_plan(pipe_rt_t *rt);
 
 struct supervisor {
     daemon_config_t cfg;

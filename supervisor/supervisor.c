@@ -52,10 +52,23 @@ sup_rt(supervisor_t *s, const char *name, bool create)
 }
 
 void
+sup_rt_clear_plan(pipe_rt_t *rt)
+{
+    if (rt->plan)
+        pgferry__worker__snapshot_plan__free_unpacked(rt->plan, NULL);
+    free(rt->range_state);
+    rt->plan = NULL;
+    rt->range_state = NULL;
+    rt->ranges_done = 0;
+    rt->snapshot_rows = 0;
+}
+
+void
 sup_rt_remove(supervisor_t *s, const char *name)
 {
     for (size_t i = 0; i < s->nrt; i++) {
         if (strcmp(s->rt[i].name, name) == 0) {
+            sup_rt_clear_plan(&s->rt[i]);
             s->rt[i] = s->rt[--s->nrt];
             return;
         }
@@ -163,7 +176,7 @@ sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason)
     }
 }
 
-static bool
+static proc_t *
 spawn_worker(supervisor_t *s, const char *pipe, const char *role)
 {
     char endpoint[600];
@@ -184,10 +197,10 @@ spawn_worker(supervisor_t *s, const char *pipe, const char *role)
     proc_t *p = proctable_spawn(s->procs, pipe, role, argv, err, sizeof(err));
     if (!p) {
         log_error("pipe %s: cannot start a %s worker: %s", pipe, role, err);
-        return false;
+        return NULL;
     }
     log_info("pipe %s: started %s worker pid %d", pipe, role, (int)p->pid);
-    return true;
+    return p;
 }
 
 /* One failure of a pipe's worker without progress: count it, then Degraded, Failed or a
@@ -285,6 +298,17 @@ settle_exited(supervisor_t *s, bool now_all)
         }
         proc_t copy = *p;
         proctable_remove(s->procs, copy.pid); /* moves another entry into slot i */
+        pipe_rt_t *rt = sup_rt(s, copy.pipe, false);
+        if (rt && rt->plan && copy.range_index >= 0 &&
+            (size_t)copy.range_index < rt->plan->n_ranges &&
+            rt->range_state[copy.range_index] == RANGE_RUNNING)
+            rt->range_state[copy.range_index] = RANGE_PENDING; /* loaded again later */
+        if (rt && strcmp(copy.role, "snapshot") == 0 && !clean && rt->plan) {
+            /* the exported snapshot died with the coordinator: every range worker stops and a
+             * new coordinator starts over once they are all gone */
+            sup_rt_clear_plan(rt);
+            sup_stop_workers(s, copy.pipe, "the snapshot coordinator ended");
+        }
         char how[128];
         proctable_describe_status(copy.status, how, sizeof(how));
         if (copy.stopping || s->stopping) {
@@ -350,6 +374,20 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     a.spec = rec->spec;
     a.tables = rec->table_defs;
     a.n_tables = rec->n_table_defs;
+    pipe_rt_t *rt = sup_rt(s, p->pipe, false);
+    if (p->range_index >= 0) {
+        if (!rt || !rt->plan || (size_t)p->range_index >= rt->plan->n_ranges) {
+            Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
+            st.reason = "the snapshot plan is gone";
+            m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
+            m.stop = &st;
+            send_to_worker(s, id, &m);
+            pgferry__state__pipe_record__free_unpacked(rec, NULL);
+            return;
+        }
+        a.snapshot_name = rt->plan->snapshot_name;
+        a.range = rt->plan->ranges[p->range_index];
+    }
     m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_ASSIGNMENT;
     m.assignment = &a;
     send_to_worker(s, id, &m);
@@ -411,9 +449,32 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
             log_warn("pipe %s: %s", p->pipe, err);
         rec->table_defs = old;
         rec->n_table_defs = n_old;
-    } else if (strcmp(p->role, "snapshot") == 0) {
-        if (!sup_transition(s, rec, LC_EV_SNAPSHOT_DONE, d->detail, err, sizeof(err)))
-            log_warn("pipe %s: %s", p->pipe, err);
+    } else if (strcmp(p->role, "snapshot-range") == 0) {
+        pipe_rt_t *rt = sup_rt(s, p->pipe, false);
+        if (rt && rt->plan && p->range_index >= 0 && (size_t)p->range_index < rt->plan->n_ranges &&
+            rt->range_state[p->range_index] != RANGE_DONE) {
+            rt->range_state[p->range_index] = RANGE_DONE;
+            rt->ranges_done++;
+            rt->snapshot_rows += d->rows;
+            char key[64], val[32];
+            snprintf(key, sizeof(key), "snapshot/range/%d", p->range_index);
+            int vl = snprintf(val, sizeof(val), "%llu", (unsigned long long)d->rows);
+            store_put_checkpoint(s->store, p->pipe, key, val, (size_t)vl);
+            if (rt->ranges_done == rt->plan->n_ranges) {
+                char reason[400];
+                snprintf(reason, sizeof(reason),
+                         "%llu rows in %zu range(s) loaded at snapshot %s (%s) by up to %u "
+                         "worker(s)",
+                         (unsigned long long)rt->snapshot_rows, rt->plan->n_ranges,
+                         rt->plan->snapshot_name, rt->plan->consistent_lsn,
+                         rec->spec->snapshot_workers);
+                if (!sup_transition(s, rec, LC_EV_SNAPSHOT_DONE, reason, err, sizeof(err)))
+                    log_warn("pipe %s: %s", p->pipe, err);
+                sup_rt_clear_plan(rt);
+            } else {
+                store_put_pipe(s->store, rec, NULL);
+            }
+        }
     } else {
         store_put_pipe(s->store, rec, NULL);
     }
@@ -441,6 +502,25 @@ on_error(supervisor_t *s, proc_t *p, Pgferry__Worker__Error *e)
     if (!sup_transition(s, rec, ev, e->message, err, sizeof(err)))
         log_warn("pipe %s: %s", p->pipe, err);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+/* The coordinator's plan: its ranges become the pipe's work list. The plan is taken out of m. */
+static void
+on_plan(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
+{
+    pipe_rt_t *rt = sup_rt(s, p->pipe, true);
+    if (!rt || strcmp(p->role, "snapshot") != 0)
+        return;
+    sup_rt_clear_plan(rt);
+    rt->range_state = calloc(m->plan->n_ranges ? m->plan->n_ranges : 1, 1);
+    if (!rt->range_state) {
+        log_error("pipe %s: out of memory for the snapshot plan", p->pipe);
+        return;
+    }
+    rt->plan = m->plan;
+    m->plan = NULL; /* now owned by rt */
+    log_info("pipe %s: snapshot %s planned as %zu range(s)", p->pipe, rt->plan->snapshot_name,
+             rt->plan->n_ranges);
 }
 
 static void
@@ -491,6 +571,9 @@ handle_worker_message(supervisor_t *s)
             case PGFERRY__WORKER__WORKER_MESSAGE__BODY_ERROR:
                 on_error(s, p, m->error);
                 break;
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_PLAN:
+                on_plan(s, p, m);
+                break;
             case PGFERRY__WORKER__WORKER_MESSAGE__BODY_CHECKPOINT:
                 store_put_checkpoint(s->store, p->pipe, m->checkpoint->key,
                                      m->checkpoint->value.data, m->checkpoint->value.len);
@@ -506,7 +589,37 @@ handle_worker_message(supervisor_t *s)
 
 /* ---- reconcile --------------------------------------------------------------------- */
 
-/* Starts the worker each pipe needs and stops workers nobody needs. Returns the earliest
+/* Whether a worker of this role belongs to a pipe in rec's state. */
+static bool
+role_wanted(const Pgferry__State__PipeRecord *rec, const char *role)
+{
+    const char *want = desired_role(rec);
+    if (!want)
+        return false;
+    return strcmp(role, want) == 0 ||
+           (strcmp(want, "snapshot") == 0 && strcmp(role, "snapshot-range") == 0);
+}
+
+/* Hands pending ranges of a pipe's snapshot plan to new range workers, up to the pipe's
+ * snapshot_workers at a time. */
+static void
+pump_ranges(supervisor_t *s, const Pgferry__State__PipeRecord *rec, pipe_rt_t *rt)
+{
+    size_t running = proctable_count_pipe(s->procs, rec->spec->name, "snapshot-range");
+    size_t limit = rec->spec->snapshot_workers ? rec->spec->snapshot_workers : 1;
+    for (size_t i = 0; i < rt->plan->n_ranges && running < limit; i++) {
+        if (rt->range_state[i] != RANGE_PENDING)
+            continue;
+        proc_t *p = spawn_worker(s, rec->spec->name, "snapshot-range");
+        if (!p)
+            return; /* logged; tried again on the next turn */
+        p->range_index = (int)i;
+        rt->range_state[i] = RANGE_RUNNING;
+        running++;
+    }
+}
+
+/* Starts the workers each pipe needs and stops workers nobody needs. Returns the earliest
  * pending restart deadline (monotonic ms) or -1. */
 static int64_t
 reconcile(supervisor_t *s)
@@ -521,26 +634,39 @@ reconcile(supervisor_t *s)
         if (!store_get_pipe(s->store, names[i], &rec) || !rec)
             continue;
         const char *role = desired_role(rec);
-        proc_t *p = proctable_find_pipe(s->procs, names[i]);
-        pipe_rt_t *rt = sup_rt(s, names[i], false);
-        if (p && (!role || strcmp(p->role, role) != 0) && !p->done) {
-            char why[128];
-            snprintf(why, sizeof(why), "pipe is %s", names_state(rec->state));
-            sup_stop_workers(s, names[i], why);
-        } else if (role && !p) {
-            if (rt && rt->restart_at_ms > now) {
-                if (next < 0 || rt->restart_at_ms < next)
-                    next = rt->restart_at_ms;
-            } else {
-                if (rt)
-                    rt->restart_at_ms = rt->restart_at_us = 0;
-                if (!spawn_worker(s, names[i], role)) {
-                    pgferry__state__pipe_record__free_unpacked(rec, NULL);
-                    rec = NULL;
-                    worker_failed(s, names[i], role, "cannot start the worker program",
-                                  ERRCLASS_TRANSIENT);
-                }
+        /* workers of a role this state does not want are stopped */
+        for (size_t k = 0; k < proctable_count(s->procs); k++) {
+            proc_t *p = proctable_at(s->procs, k);
+            if (strcmp(p->pipe, names[i]) == 0 && !p->stopping && !p->done && !p->exited &&
+                !role_wanted(rec, p->role)) {
+                char why[128];
+                snprintf(why, sizeof(why), "pipe is %s", names_state(rec->state));
+                sup_stop_workers(s, names[i], why);
+                break;
             }
+        }
+        pipe_rt_t *rt = sup_rt(s, names[i], false);
+        bool waiting = rt && rt->restart_at_ms > now;
+        if (waiting && (next < 0 || rt->restart_at_ms < next))
+            next = rt->restart_at_ms;
+        proc_t *main = role ? proctable_find_role(s->procs, names[i], role) : NULL;
+        bool is_snapshot = role && strcmp(role, "snapshot") == 0;
+        if (role && !main && !waiting &&
+            !(is_snapshot && proctable_count_pipe(s->procs, names[i], NULL) > 0)) {
+            /* (a new snapshot coordinator waits until every worker of the old load is gone,
+             * so nothing of the old load lands after the new one's TRUNCATE) */
+            if (rt)
+                rt->restart_at_ms = rt->restart_at_us = 0;
+            if (is_snapshot && (rt = sup_rt(s, names[i], true)) != NULL)
+                sup_rt_clear_plan(rt);
+            if (!spawn_worker(s, names[i], role)) {
+                pgferry__state__pipe_record__free_unpacked(rec, NULL);
+                rec = NULL;
+                worker_failed(s, names[i], role, "cannot start the worker program",
+                              ERRCLASS_TRANSIENT);
+            }
+        } else if (is_snapshot && main && !main->exited && rt && rt->plan && !waiting) {
+            pump_ranges(s, rec, rt);
         }
         if (rec)
             pgferry__state__pipe_record__free_unpacked(rec, NULL);

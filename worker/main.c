@@ -62,8 +62,10 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_init(role, pipe);
-    /* provisioning and setup hold nothing that must be finished: they may stop at once */
-    worker_install_signals(strcmp(role, "provision") == 0 || strcmp(role, "setup") == 0);
+    /* provisioning, setup and a range load hold nothing that must be finished: they stop at
+     * once (an interrupted range is loaded again) */
+    worker_install_signals(strcmp(role, "provision") == 0 || strcmp(role, "setup") == 0 ||
+                           strcmp(role, "snapshot-range") == 0);
     char err[2048];
     worker_t *w = worker_connect(endpoint, pipe, role, err, sizeof(err));
     if (!w) {
@@ -100,8 +102,15 @@ main(int argc, char **argv)
         setup_free_result(&res);
     } else if (strcmp(role, "snapshot") == 0) {
         snapshot_result_t res;
-        cls = snapshot_run(spec, m->assignment->tables, m->assignment->n_tables, w, &res, err,
-                           sizeof(err));
+        cls = snapshot_coordinate(spec, m->assignment->tables, m->assignment->n_tables, w, &res,
+                                  err, sizeof(err));
+        d.detail = res.detail;
+        rc = report(w, role, cls, &d, err);
+    } else if (strcmp(role, "snapshot-range") == 0) {
+        snapshot_result_t res;
+        cls = snapshot_load_range(spec, m->assignment->tables, m->assignment->n_tables,
+                                  m->assignment->snapshot_name, m->assignment->range, w, &res, err,
+                                  sizeof(err));
         d.detail = res.detail;
         d.rows = res.rows;
         d.bytes = res.bytes;

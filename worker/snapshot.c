@@ -19,6 +19,7 @@ typedef struct {
     PGconn *pg;
     worker_t *w;
     const Pgferry__State__TableDef *def;
+    const char *label; /* what progress reports call this load */
     typemap_col_t *cols;
     copytext_field_t *fields;
     buf_t pending;
@@ -71,7 +72,7 @@ fill(stream_state_t *st, size_t want)
         st->rows++;
         if (st->rows % PROGRESS_EVERY_ROWS == 0 && st->w) {
             char detail[300];
-            snprintf(detail, sizeof(detail), "%s.%s: %llu rows", st->def->schema, st->def->name,
+            snprintf(detail, sizeof(detail), "%s: %llu rows", st->label,
                      (unsigned long long)st->rows);
             worker_send_progress(st->w, st->rows, st->bytes, NULL, detail);
             if (worker_should_stop(st->w)) {
@@ -104,9 +105,33 @@ produce(void *ud, char *out, size_t cap)
     return (long)n;
 }
 
+/* Imports the exported snapshot into a new REPEATABLE READ, READ ONLY transaction on pg. */
 static errclass_t
-load_table(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__TableDef *def,
-           worker_t *w, uint64_t *rows, uint64_t *bytes, char *err, size_t errlen)
+import_snapshot(PGconn *pg, const char *name, char *err, size_t errlen)
+{
+    errclass_t cls;
+    PGresult *r = pgconn_query(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
+                               &cls, err, errlen);
+    if (!r)
+        return cls;
+    PQclear(r);
+    char *lit = PQescapeLiteral(pg, name, strlen(name));
+    char set[300];
+    snprintf(set, sizeof(set), "SET TRANSACTION SNAPSHOT %s", lit ? lit : "''");
+    PQfreemem(lit);
+    r = PQexec(pg, set);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        /* the coordinator is gone (its snapshot with it): retrying is right, it comes back */
+        snprintf(err, errlen, "cannot import snapshot %s: %s", name, PQresultErrorMessage(r));
+        PQclear(r);
+        return ERRCLASS_TRANSIENT;
+    }
+    PQclear(r);
+    return ERRCLASS_NONE;
+}
+
+static errclass_t
+get_relkind(PGconn *pg, const Pgferry__State__TableDef *def, char *kind, char *err, size_t errlen)
 {
     errclass_t cls;
     char relid[16];
@@ -121,21 +146,32 @@ load_table(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__Ta
         snprintf(err, errlen, "table %s.%s was dropped on the source", def->schema, def->name);
         return ERRCLASS_FATAL;
     }
-    bool partitioned = PQgetvalue(r, 0, 0)[0] == 'p';
+    *kind = PQgetvalue(r, 0, 0)[0];
     PQclear(r);
+    return ERRCLASS_NONE;
+}
 
+/* Streams `COPY (SELECT <columns> FROM ONLY relation [WHERE ...]) TO STDOUT` into def's
+ * destination table. */
+static errclass_t
+stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__TableDef *def,
+             const char *relation, const char *where, const char *label, worker_t *w,
+             snapshot_result_t *out, char *err, size_t errlen)
+{
+    errclass_t cls = ERRCLASS_TRANSIENT;
     stream_state_t st;
     memset(&st, 0, sizeof(st));
     st.pg = pg;
     st.w = w;
     st.def = def;
-    st.cols = calloc(def->n_columns, sizeof(*st.cols));
-    st.fields = calloc(def->n_columns, sizeof(*st.fields));
+    st.label = label;
+    st.cols = calloc(def->n_columns ? def->n_columns : 1, sizeof(*st.cols));
+    st.fields = calloc(def->n_columns ? def->n_columns : 1, sizeof(*st.fields));
     buf_t copy, ins;
     buf_init(&copy);
     buf_init(&ins);
     buf_init(&st.pending);
-    cls = ERRCLASS_TRANSIENT;
+    PGresult *r;
     if (!st.cols || !st.fields) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -162,11 +198,11 @@ load_table(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__Ta
             goto out;
         }
         char *pi = PQescapeIdentifier(pg, c->name, strlen(c->name));
-        chsql_ident(c->name, q, sizeof(q));
         if (!pi) {
             snprintf(err, errlen, "out of memory");
             goto out;
         }
+        chsql_ident(c->name, q, sizeof(q));
         if (i) {
             buf_append(&copy, ", ", 2);
             buf_append(&ins, ", ", 2);
@@ -175,44 +211,24 @@ load_table(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__Ta
         buf_append(&ins, q, strlen(q));
         PQfreemem(pi);
     }
-    char *ps = PQescapeIdentifier(pg, def->schema, strlen(def->schema));
-    char *pt = PQescapeIdentifier(pg, def->name, strlen(def->name));
-    if (!ps || !pt) {
-        PQfreemem(ps);
-        PQfreemem(pt);
-        snprintf(err, errlen, "out of memory");
-        goto out;
+    /* ONLY: a leaf partition or plain table, never its inheritance children */
+    buf_append(&copy, " FROM ONLY ", 11);
+    buf_append(&copy, relation, strlen(relation));
+    if (where && *where) {
+        buf_append(&copy, " WHERE ", 7);
+        buf_append(&copy, where, strlen(where));
     }
-    /* ONLY: an inheritance child is another table; a partitioned root reads its partitions */
-    const char *from = partitioned ? " FROM " : " FROM ONLY ";
-    buf_append(&copy, from, strlen(from));
-    buf_append(&copy, ps, strlen(ps));
-    buf_byte(&copy, '.');
-    buf_append(&copy, pt, strlen(pt));
     buf_append(&copy, ") TO STDOUT", 12); /* includes the NUL */
-    PQfreemem(ps);
-    PQfreemem(pt);
     const char *tail = ", `_pgferry_version`, `_pgferry_is_deleted`) FORMAT RowBinary";
     buf_append(&ins, tail, strlen(tail) + 1);
     if (copy.oom || ins.oom) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-
-    /* a load always starts from an empty table, so a restarted load cannot double rows */
-    chsql_ident(db, q, sizeof(q));
-    char trunc[700], qt[300];
-    chsql_ident(def->target, qt, sizeof(qt));
-    snprintf(trunc, sizeof(trunc), "TRUNCATE TABLE %s.%s", q, qt);
-    cls = ch_client_query(ch, trunc, NULL, err, errlen);
-    if (cls != ERRCLASS_NONE)
-        goto out;
-
     r = PQexec(pg, (char *)copy.data);
     if (PQresultStatus(r) != PGRES_COPY_OUT) {
         cls = pgconn_classify(r, pg);
-        snprintf(err, errlen, "COPY from %s.%s: %s", def->schema, def->name,
-                 PQresultErrorMessage(r));
+        snprintf(err, errlen, "COPY from %s: %s", label, PQresultErrorMessage(r));
         PQclear(r);
         goto out;
     }
@@ -229,17 +245,15 @@ load_table(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__Ta
     r = PQgetResult(pg);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         cls = pgconn_classify(r, pg);
-        snprintf(err, errlen, "COPY from %s.%s ended with: %s", def->schema, def->name,
-                 PQresultErrorMessage(r));
+        snprintf(err, errlen, "COPY from %s ended with: %s", label, PQresultErrorMessage(r));
         PQclear(r);
         goto out;
     }
     PQclear(r);
     while ((r = PQgetResult(pg)) != NULL)
         PQclear(r);
-    *rows += st.rows;
-    *bytes += st.bytes;
-    log_info("table %s.%s: %llu rows loaded", def->schema, def->name, (unsigned long long)st.rows);
+    out->rows += st.rows;
+    out->bytes += st.bytes;
     cls = ERRCLASS_NONE;
 out:
     free(st.cols);
@@ -250,14 +264,93 @@ out:
     return cls;
 }
 
+/* Appends the ranges of one relation (its current size in blocks split into pieces of about
+ * rows_per_partition rows; the last piece open-ended so rows in blocks added later are read) */
+static errclass_t
+plan_relation(PGconn *pg, uint32_t table_index, const char *oid, uint64_t rows_per_partition,
+              Pgferry__Worker__SnapshotPlan *plan, size_t *cap, char *err, size_t errlen)
+{
+    errclass_t cls;
+    const char *p[] = {oid};
+    PGresult *r = pgconn_query(
+        pg,
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+        " pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.relpages, "
+        " c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = $1::oid",
+        1, p, &cls, err, errlen);
+    if (!r)
+        return cls;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(err, errlen, "relation %s disappeared from the source", oid);
+        return ERRCLASS_FATAL;
+    }
+    uint64_t blocks = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    double relpages = atof(PQgetvalue(r, 0, 2)), reltuples = atof(PQgetvalue(r, 0, 3));
+    double per_block = (relpages > 0 && reltuples > 0) ? reltuples / relpages : 100.0;
+    uint64_t step = (uint64_t)((double)rows_per_partition / (per_block > 1 ? per_block : 1));
+    if (step < 1)
+        step = 1;
+    char *relation = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (!relation) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    for (uint64_t start = 0;; start += step) {
+        if (plan->n_ranges == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            Pgferry__Worker__Range **a = realloc(plan->ranges, nc * sizeof(*a));
+            if (!a) {
+                free(relation);
+                snprintf(err, errlen, "out of memory");
+                return ERRCLASS_TRANSIENT;
+            }
+            plan->ranges = a;
+            *cap = nc;
+        }
+        Pgferry__Worker__Range *rg = calloc(1, sizeof(*rg));
+        if (!rg) {
+            free(relation);
+            snprintf(err, errlen, "out of memory");
+            return ERRCLASS_TRANSIENT;
+        }
+        pgferry__worker__range__init(rg);
+        rg->table_index = table_index;
+        rg->relation = strdup(relation);
+        rg->start_block = start;
+        rg->end_block = start + step >= blocks ? 0 : start + step;
+        plan->ranges[plan->n_ranges++] = rg;
+        if (rg->end_block == 0)
+            break;
+    }
+    free(relation);
+    return ERRCLASS_NONE;
+}
+
+static void
+free_plan_ranges(Pgferry__Worker__SnapshotPlan *plan)
+{
+    for (size_t i = 0; i < plan->n_ranges; i++) {
+        free(plan->ranges[i]->relation);
+        free(plan->ranges[i]);
+    }
+    free(plan->ranges);
+    plan->ranges = NULL;
+    plan->n_ranges = 0;
+}
+
 errclass_t
-snapshot_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
-             size_t n_tables, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
+snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+                    size_t n_tables, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     errclass_t cls;
     PGconn *repl = NULL, *pg = NULL;
     PGresult *r = NULL;
+    Pgferry__Worker__SnapshotPlan plan = PGFERRY__WORKER__SNAPSHOT_PLAN__INIT;
+    size_t cap = 0;
     if (n_tables == 0) {
         snprintf(err, errlen, "no table definitions recorded; the pipe needs Setup again");
         return ERRCLASS_FATAL;
@@ -291,39 +384,80 @@ snapshot_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *con
     pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen);
     if (!pg)
         goto done;
-    char *lit = PQescapeLiteral(pg, snapname, strlen(snapname));
-    char set[300];
-    snprintf(set, sizeof(set), "SET TRANSACTION SNAPSHOT %s", lit ? lit : "''");
-    PQfreemem(lit);
-    r = pgconn_query(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, &cls, err,
-                     errlen);
-    if (!r)
+    cls = import_snapshot(pg, snapname, err, errlen);
+    if (cls != ERRCLASS_NONE)
         goto done;
-    PQclear(r);
-    r = pgconn_query(pg, set, 0, NULL, &cls, err, errlen);
-    if (!r)
-        goto done;
-    PQclear(r);
-    r = NULL;
-
     for (size_t i = 0; i < n_tables; i++) {
-        cls = load_table(pg, ch, spec->dest_database, tables[i], w, &out->rows, &out->bytes, err,
-                         errlen);
+        char kind = 0, oid[16];
+        cls = get_relkind(pg, tables[i], &kind, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto done;
-        if (w) {
-            char detail[300];
-            snprintf(detail, sizeof(detail), "%zu of %zu table(s) loaded, %llu rows", i + 1,
-                     n_tables, (unsigned long long)out->rows);
-            worker_send_progress(w, out->rows, out->bytes, NULL, detail);
+        snprintf(oid, sizeof(oid), "%u", tables[i]->relid);
+        if (kind != 'p') {
+            cls = plan_relation(pg, (uint32_t)i, oid, spec->rows_per_partition, &plan, &cap, err,
+                                errlen);
+            if (cls != ERRCLASS_NONE)
+                goto done;
+            continue;
         }
+        const char *p[] = {oid};
+        r = pgconn_query(pg,
+                         "SELECT relid::oid FROM pg_partition_tree($1::regclass) "
+                         "WHERE isleaf ORDER BY relid",
+                         1, p, &cls, err, errlen);
+        if (!r)
+            goto done;
+        for (int k = 0; k < PQntuples(r); k++) {
+            cls = plan_relation(pg, (uint32_t)i, PQgetvalue(r, k, 0), spec->rows_per_partition,
+                                &plan, &cap, err, errlen);
+            if (cls != ERRCLASS_NONE)
+                goto done;
+        }
+        PQclear(r);
+        r = NULL;
     }
     r = pgconn_query(pg, "COMMIT", 0, NULL, &cls, err, errlen);
     if (!r)
         goto done;
-    snprintf(out->detail, sizeof(out->detail),
-             "%llu rows from %zu table(s) loaded at snapshot %s (%s)",
-             (unsigned long long)out->rows, n_tables, snapname, lsn);
+    PQclear(r);
+    r = NULL;
+    PQfinish(pg);
+    pg = NULL;
+
+    /* a load always starts from empty tables, so a restarted load cannot double rows */
+    for (size_t i = 0; i < n_tables; i++) {
+        char q[300], qt[300], trunc[700];
+        chsql_ident(spec->dest_database, q, sizeof(q));
+        chsql_ident(tables[i]->target, qt, sizeof(qt));
+        snprintf(trunc, sizeof(trunc), "TRUNCATE TABLE %s.%s", q, qt);
+        cls = ch_client_query(ch, trunc, NULL, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto done;
+    }
+    plan.snapshot_name = snapname;
+    plan.consistent_lsn = lsn;
+    if (!worker_send_plan(w, &plan)) {
+        snprintf(err, errlen, "cannot send the plan to the supervisor");
+        cls = ERRCLASS_TRANSIENT;
+        goto done;
+    }
+    log_info("snapshot %s: %zu range(s) over %zu table(s)", snapname, plan.n_ranges, n_tables);
+    char detail[200];
+    snprintf(detail, sizeof(detail), "holding snapshot %s for %zu range(s)", snapname,
+             plan.n_ranges);
+    worker_send_progress(w, 0, 0, NULL, detail);
+
+    /* keep the snapshot alive (an idle replication connection) until told to stop; if the
+     * server goes away the snapshot is gone, and a new coordinator starts over */
+    while (!worker_wait_stop(w, 1000)) {
+        if (!PQconsumeInput(repl) || PQstatus(repl) != CONNECTION_OK) {
+            snprintf(err, errlen, "lost the replication connection holding snapshot %s: %s",
+                     snapname, PQerrorMessage(repl));
+            cls = ERRCLASS_TRANSIENT;
+            goto done;
+        }
+    }
+    snprintf(out->detail, sizeof(out->detail), "released snapshot %s", snapname);
     cls = ERRCLASS_NONE;
 done:
     if (r)
@@ -332,6 +466,60 @@ done:
         PQfinish(pg);
     if (repl)
         PQfinish(repl); /* drops the temporary slot */
+    free_plan_ranges(&plan);
+    ch_client_destroy(&ch);
+    return cls;
+}
+
+errclass_t
+snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+                    size_t n_tables, const char *snapshot_name, const Pgferry__Worker__Range *range,
+                    worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (!range || !snapshot_name || !*snapshot_name || range->table_index >= n_tables) {
+        snprintf(err, errlen, "range assignment without a snapshot or a valid table");
+        return ERRCLASS_FATAL;
+    }
+    const Pgferry__State__TableDef *def = tables[range->table_index];
+    errclass_t cls;
+    ch_client_t *ch =
+        ch_client_new(spec->dest_url, spec->dest_user, spec->dest_password_file, err, errlen);
+    if (!ch)
+        return ERRCLASS_FATAL;
+    PGconn *pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen);
+    if (!pg)
+        goto done;
+    cls = import_snapshot(pg, snapshot_name, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto done;
+    char where[160], label[400];
+    if (range->end_block)
+        snprintf(where, sizeof(where), "ctid >= '(%llu,0)'::tid AND ctid < '(%llu,0)'::tid",
+                 (unsigned long long)range->start_block, (unsigned long long)range->end_block);
+    else
+        snprintf(where, sizeof(where), "ctid >= '(%llu,0)'::tid",
+                 (unsigned long long)range->start_block);
+    snprintf(label, sizeof(label), "%s blocks %llu-%s", range->relation,
+             (unsigned long long)range->start_block, range->end_block ? "" : "end");
+    if (range->end_block) {
+        size_t l = strlen(label);
+        snprintf(label + l, sizeof(label) - l, "%llu", (unsigned long long)range->end_block);
+    }
+    cls = stream_range(pg, ch, spec->dest_database, def, range->relation, where, label, w, out, err,
+                       errlen);
+    if (cls != ERRCLASS_NONE)
+        goto done;
+    PGresult *r = pgconn_query(pg, "COMMIT", 0, NULL, &cls, err, errlen);
+    if (!r)
+        goto done;
+    PQclear(r);
+    snprintf(out->detail, sizeof(out->detail), "%.200s: %llu rows", label,
+             (unsigned long long)out->rows);
+    cls = ERRCLASS_NONE;
+done:
+    if (pg)
+        PQfinish(pg);
     ch_client_destroy(&ch);
     return cls;
 }

@@ -1,13 +1,17 @@
 /*
- * snapshot: the initial load of a snapshot-only pipe, in one worker process. A temporary
- * logical slot on a replication connection exports a snapshot; a second connection imports it
- * (REPEATABLE READ, READ ONLY) and COPYs each table in text format; every row is converted to
- * RowBinary (typemap) and streamed into ClickHouse with a chunked HTTP insert, so memory stays
- * bounded whatever the table size. Each table is truncated in ClickHouse first: a restarted
- * load starts over and never doubles a row. Snapshot rows carry version 0.
+ * snapshot: the initial load of a snapshot-only pipe (DESIGN section 5), in two roles.
  *
- * Not here yet: parallel range workers and range checkpoints (DESIGN section 5), and the
- * permanent slot a snapshot+cdc pipe needs.
+ * The coordinator ("snapshot") creates a temporary logical slot with an exported snapshot on a
+ * replication connection, truncates the destination tables (a restarted load starts from empty),
+ * splits every table (every leaf partition of a partitioned table) into CTID block ranges of
+ * about rows_per_partition rows, sends that plan to the supervisor and then keeps the snapshot
+ * alive until it is told to stop. The temporary slot goes with its connection, so nothing is
+ * left behind.
+ *
+ * A range worker ("snapshot-range") imports the snapshot (REPEATABLE READ, READ ONLY), COPYs its
+ * range in text format, converts every row to RowBinary (typemap) and streams it into
+ * ClickHouse with one chunked HTTP insert, so memory stays bounded. Snapshot rows carry version
+ * 0; a range loaded twice after a crash collapses under FINAL.
  */
 #ifndef PGFERRY_SNAPSHOT_H
 #define PGFERRY_SNAPSHOT_H
@@ -17,14 +21,20 @@
 #include "errclass.h"
 #include "state.pb-c.h"
 #include "worker.h"
+#include "worker.pb-c.h"
 
 typedef struct {
     uint64_t rows, bytes;
     char detail[256];
 } snapshot_result_t;
 
-errclass_t snapshot_run(const Pgferry__State__PipeSpec *spec,
-                        Pgferry__State__TableDef *const *tables, size_t n_tables, worker_t *w,
-                        snapshot_result_t *out, char *err, size_t errlen);
+errclass_t snapshot_coordinate(const Pgferry__State__PipeSpec *spec,
+                               Pgferry__State__TableDef *const *tables, size_t n_tables,
+                               worker_t *w, snapshot_result_t *out, char *err, size_t errlen);
+
+errclass_t snapshot_load_range(const Pgferry__State__PipeSpec *spec,
+                               Pgferry__State__TableDef *const *tables, size_t n_tables,
+                               const char *snapshot_name, const Pgferry__Worker__Range *range,
+                               worker_t *w, snapshot_result_t *out, char *err, size_t errlen);
 
 #endif

@@ -172,6 +172,29 @@ worker_should_stop(worker_t *w)
 }
 
 bool
+worker_wait_stop(worker_t *w, int timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    while (!worker_should_stop(w)) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0)
+            return false;
+        zmq_pollitem_t it = {w->sock, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, left > 100 ? 100 : (long)left);
+    }
+    return true;
+}
+
+bool
+worker_send_plan(worker_t *w, Pgferry__Worker__SnapshotPlan *plan)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_PLAN;
+    m.plan = plan;
+    return send_msg(w, &m);
+}
+
+bool
 worker_send_progress(worker_t *w, uint64_t rows, uint64_t bytes, const char *lsn,
                      const char *detail)
 {

@@ -32,6 +32,10 @@ Pgferry__Worker__SupervisorMessage *worker_await_assignment(worker_t *w, int tim
 /* True once a stop was requested; polls the socket without blocking. */
 bool worker_should_stop(worker_t *w);
 
+/* Waits up to timeout_ms for a stop request (signal or Stop message); true once requested. */
+bool worker_wait_stop(worker_t *w, int timeout_ms);
+
+bool worker_send_plan(worker_t *w, Pgferry__Worker__SnapshotPlan *plan);
 bool worker_send_progress(worker_t *w, uint64_t rows, uint64_t bytes, const char *lsn,
                           const char *detail);
 bool worker_send_done(worker_t *w, Pgferry__Worker__Done *done);
