@@ -10,6 +10,7 @@
 #
 #   bench/snapshot.sh [ROWS]      (uses the servers in $PGFERRY_PG_URI/$PGFERRY_CH_URL if set,
 #                                  else starts its own and removes them afterwards)
+#   SNAPSHOT_WORKERS=N bench/snapshot.sh    range workers of the pipe (default: cores)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROWS=${1:-2000000}
@@ -53,7 +54,8 @@ for _ in $(seq 1 100); do [ -S "$WORK/state/control.sock" ] && break; sleep 0.1;
 export PGFERRY_STATE_DIR="$WORK/state"
 DB="bench_$$"
 "$BIN/pgferryctl" create bench --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" \
-    --tables "$S.t" --dest-database "$DB" --mode snapshot-only >/dev/null
+    --tables "$S.t" --dest-database "$DB" --mode snapshot-only \
+    --snapshot-workers "${SNAPSHOT_WORKERS:-$(nproc)}" >/dev/null
 peak=0
 while :; do
     j=$("$BIN/pgferryctl" status bench --json)
@@ -93,7 +95,7 @@ ins_s=$(calc "$t1 - $t0")
 
 ch "DROP DATABASE \`$DB\`" >/dev/null
 psql_q "DROP SCHEMA $S CASCADE"
-printf '\nrows %s (%s in PostgreSQL), 2 cores\n' "$ROWS" "$size"
+printf '\nrows %s (%s in PostgreSQL), %s cores, %s snapshot worker(s)\n' "$ROWS" "$size" "$(nproc)" "${SNAPSHOT_WORKERS:-$(nproc)}"
 printf '(a) pgferry snapshot       %8.3f s  %10.0f rows/s  worker peak RSS %d MB\n' "$a_s" "$(calc "$ROWS / $a_s")" $((peak / 1024))
 printf '(b) psql COPY | curl TSV   %8.3f s  %10.0f rows/s\n' "$b_s" "$(calc "$ROWS / $b_s")"
 printf '    COPY to a file alone   %8.3f s\n' "$copy_s"
