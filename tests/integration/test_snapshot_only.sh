@@ -36,11 +36,19 @@ psql_q "CREATE SCHEMA $S;
   CREATE TABLE $S.big (id bigint PRIMARY KEY, v text, x numeric(12,2), f float8);
   INSERT INTO $S.big SELECT g, md5(g::text), g / 100.0, g * 1.1 FROM generate_series(1, 2000000) g;
   CREATE TABLE $S.empty (id int PRIMARY KEY);
+  CREATE DOMAIN $S.posint AS int CHECK (VALUE > 0);
+  CREATE TABLE $S.zoo2 (id int PRIMARY KEY, net cidr, m8 macaddr8, dm $S.posint, tv tsvector,
+    ea int[], ch char(5), vc varchar(10), x xml, tm time, ri int4range);
+  INSERT INTO $S.zoo2 VALUES (1, '10.1.0.0/16', '08:00:2b:01:02:03:04:05', 42,
+    to_tsvector('simple', 'the quick brown fox'), '{}', 'ab', 'xyz', '<a b=''1''>t</a>', '00:00:00.000001', '[1,10)'),
+    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'empty');
+  CREATE TABLE $S.wide (id int PRIMARY KEY $(for i in $(seq 1 99); do printf ', c%d int' "$i"; done));
+  INSERT INTO $S.wide SELECT g $(for i in $(seq 1 99); do printf ', g + %d' "$i"; done) FROM generate_series(1, 1000) g;
   CREATE TABLE $S.later (id int PRIMARY KEY, v text);
   INSERT INTO $S.later VALUES (1, 'before'), (2, 'before'), (3, 'before');"
 
 start_daemon --backoff-initial-ms 300
-create_pipe snap "$S.zoo,$S.parted,$S.big,$S.empty" --mode snapshot-only >/dev/null
+create_pipe snap "$S.zoo,$S.parted,$S.big,$S.empty,$S.zoo2,$S.wide" --mode snapshot-only >/dev/null
 DB="${CH_DB_PREFIX}snap"
 # range workers of a pipe and their progress
 range_busy() { # PIPE: a range worker of PIPE reported rows of the big table
@@ -61,12 +69,12 @@ kill -KILL "$wpid"
 wait_for 120 "pipe snap completes" state_is snap Completed
 j=$(pipe_json snap)
 assert_contains "$(jq -r '.history | map(.to) | join(",")' <<<"$j")" "Setup,Snapshot,Snapshot,Completed" "history with the restart"
-assert_contains "$(jq -r '.history[-1].reason' <<<"$j")" "2003004 rows in" "done reason"
+assert_contains "$(jq -r '.history[-1].reason' <<<"$j")" "2004006 rows in" "done reason"
 assert_contains "$(jq -r '.history[-2].reason' <<<"$j")" "killed by signal 9" "the kill is in the history"
 
 # counts: every row once under FINAL (the live view); the interrupted range may have left a
 # partial first attempt in the raw table, which FINAL collapses
-for t in zoo parted big empty; do
+for t in zoo parted big empty zoo2 wide; do
     pg=$(psql_q "SELECT count(*) FROM $S.$t")
     assert_eq "$(ch_q "SELECT count() FROM \`$DB\`.\`${t}_live\`")" "$pg" "live rows in $t"
     [ "$(ch_q "SELECT count() FROM \`$DB\`.\`$t\`")" -ge "$pg" ] || fail "rows missing in raw $t"
@@ -97,6 +105,11 @@ $(head -20 "$TEST_DIR/diff.txt")"
 fi
 [ "$(wc -l <"$TEST_DIR/pg.tsv")" -eq 4 ] || fail "zoo comparison compared nothing"
 assert_eq "$(ch_q "SELECT length(t) FROM \`$DB\`.zoo WHERE id = 4")" 1048576 "1 MB value"
+# the rest of the types, through their output functions
+psql -X -q -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" -c "COPY (SELECT id, net, m8, dm, md5(tv::text), ea, ch, vc, md5(x::text), tm, ri FROM $S.zoo2 ORDER BY id) TO STDOUT" >"$TEST_DIR/pg2.tsv"
+ch_q "SELECT id, net, m8, dm, lower(hex(MD5(tv))), ea, ch, vc, lower(hex(MD5(x))), tm, ri FROM \`$DB\`.zoo2_live ORDER BY id FORMAT TSV" >"$TEST_DIR/ch2.tsv"
+diff "$TEST_DIR/pg2.tsv" "$TEST_DIR/ch2.tsv" >"$TEST_DIR/diff2.txt" || fail "zoo2 values differ: $(cat "$TEST_DIR/diff2.txt")"
+assert_eq "$(ch_q "SELECT sum(c99) FROM \`$DB\`.wide")" "$(psql_q "SELECT sum(c99) FROM $S.wide")" "100-column table"
 
 # consistency: changes committed while the load runs are not in it, also in a table read later
 # (every table is read in the one exported snapshot)
