@@ -12,6 +12,18 @@ table_name(const Pgferry__State__TableSpec *t, char *out, size_t outlen)
     tablename_format(t->schema[0] ? t->schema : "public", t->name, out, outlen);
 }
 
+/* snapshot progress of the recorded table d, or NULL when no load runs */
+static const Pgferry__Control__TableProgress *
+table_progress(const Pgferry__Control__PipeStatus *st, const Pgferry__State__TableDef *d)
+{
+    for (size_t i = 0; d && i < st->n_table_progress; i++) {
+        uint32_t k = st->table_progress[i]->table_index;
+        if (k < st->record->n_table_defs && st->record->table_defs[k] == d)
+            return st->table_progress[i];
+    }
+    return NULL;
+}
+
 /* the definition Setup recorded for t, or NULL before Setup */
 static const Pgferry__State__TableDef *
 table_def(const Pgferry__State__PipeRecord *r, const Pgferry__State__TableSpec *t)
@@ -56,6 +68,10 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
                 }
             }
             fprintf(out, ")");
+            const Pgferry__Control__TableProgress *tp = table_progress(st, d);
+            if (tp)
+                fprintf(out, ", %u of %u ranges loaded, %llu rows", tp->ranges_done,
+                        tp->ranges_total, (unsigned long long)tp->rows);
         }
         fprintf(out, "\n");
     }
@@ -134,6 +150,15 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
         if (d) {
             json_kv_str(j, "target", d->target);
             json_kv_int(j, "estimated_rows", d->reltuples < 0 ? -1 : (int64_t)d->reltuples);
+            const Pgferry__Control__TableProgress *tp = table_progress(st, d);
+            if (tp) {
+                json_key(j, "snapshot");
+                json_obj_begin(j);
+                json_kv_uint(j, "ranges_total", tp->ranges_total);
+                json_kv_uint(j, "ranges_done", tp->ranges_done);
+                json_kv_uint(j, "rows_in_done_ranges", tp->rows);
+                json_obj_end(j);
+            }
             json_key(j, "columns");
             json_arr_begin(j);
             for (size_t c = 0; c < d->n_columns; c++) {

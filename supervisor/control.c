@@ -110,6 +110,9 @@ free_status(Pgferry__Control__PipeStatus *st)
         free(st->workers[i]);
     }
     free(st->workers);
+    for (size_t i = 0; i < st->n_table_progress; i++)
+        free(st->table_progress[i]);
+    free(st->table_progress);
     free(st);
 }
 
@@ -174,6 +177,26 @@ build_status(supervisor_t *s, const char *name, size_t history_limit)
         st->snapshot_ranges_total = (uint32_t)rt->plan->n_ranges;
         st->snapshot_ranges_done = (uint32_t)rt->ranges_done;
         st->snapshot_rows = rt->snapshot_rows;
+        /* per table: ranges carry their table's index */
+        size_t nt = rec->n_table_defs;
+        st->table_progress = nt ? calloc(nt, sizeof(*st->table_progress)) : NULL;
+        for (size_t t = 0; st->table_progress && t < nt; t++) {
+            Pgferry__Control__TableProgress *tp = calloc(1, sizeof(*tp));
+            if (!tp)
+                break;
+            pgferry__control__table_progress__init(tp);
+            tp->table_index = (uint32_t)t;
+            for (size_t r = 0; r < rt->plan->n_ranges; r++) {
+                if (rt->plan->ranges[r]->table_index != t)
+                    continue;
+                tp->ranges_total++;
+                if (rt->range_state[r] == RANGE_DONE) {
+                    tp->ranges_done++;
+                    tp->rows += rt->range_rows[r];
+                }
+            }
+            st->table_progress[st->n_table_progress++] = tp;
+        }
     }
     return st;
 }

@@ -26,6 +26,7 @@ typedef struct {
     unsigned char *range_state;          /* RANGE_* per plan range */
     size_t ranges_done;
     uint64_t snapshot_rows;
+    uint64_t *range_rows; /* rows of each finished range */
 } pipe_rt_t;
 
 /* Forgets a pipe's snapshot plan. */

@@ -57,8 +57,10 @@ sup_rt_clear_plan(pipe_rt_t *rt)
     if (rt->plan)
         pgferry__worker__snapshot_plan__free_unpacked(rt->plan, NULL);
     free(rt->range_state);
+    free(rt->range_rows);
     rt->plan = NULL;
     rt->range_state = NULL;
+    rt->range_rows = NULL;
     rt->ranges_done = 0;
     rt->snapshot_rows = 0;
 }
@@ -454,6 +456,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
         if (rt && rt->plan && p->range_index >= 0 && (size_t)p->range_index < rt->plan->n_ranges &&
             rt->range_state[p->range_index] != RANGE_DONE) {
             rt->range_state[p->range_index] = RANGE_DONE;
+            rt->range_rows[p->range_index] = d->rows;
             rt->ranges_done++;
             rt->snapshot_rows += d->rows;
             char key[64], val[32];
@@ -513,7 +516,12 @@ on_plan(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
         return;
     sup_rt_clear_plan(rt);
     rt->range_state = calloc(m->plan->n_ranges ? m->plan->n_ranges : 1, 1);
-    if (!rt->range_state) {
+    rt->range_rows = calloc(m->plan->n_ranges ? m->plan->n_ranges : 1, sizeof(uint64_t));
+    if (!rt->range_state || !rt->range_rows) {
+        free(rt->range_state);
+        free(rt->range_rows);
+        rt->range_state = NULL;
+        rt->range_rows = NULL;
         log_error("pipe %s: out of memory for the snapshot plan", p->pipe);
         return;
     }

@@ -63,6 +63,11 @@ wait_for 60 "big table under way" range_busy snap
 j=$(pipe_json snap)
 [ "$(jq -r '.snapshot.ranges_total' <<<"$j")" -gt 4 ] || fail "the load was not split into ranges: $(jq -c .snapshot <<<"$j")"
 [ "$(jq -r '[.workers[] | select(.role == "snapshot-range")] | length' <<<"$j")" -ge 2 ] || fail "no parallel range workers"
+# per-table progress: the big table has several ranges, the zoo one, and the sums add up
+[ "$(jq -r '.tables[] | select(.table == "big") | .snapshot.ranges_total' <<<"$j")" -gt 1 ] || fail "no per-table ranges: $(jq -c '.tables[] | {table, snapshot}' <<<"$j")"
+assert_eq "$(jq -r '.tables[] | select(.table == "zoo") | .snapshot.ranges_total' <<<"$j")" 1 "zoo is one range"
+assert_eq "$(jq -r '[.tables[].snapshot.ranges_total] | add' <<<"$j")" "$(jq -r .snapshot.ranges_total <<<"$j")" "per-table ranges add up"
+assert_contains "$("$CTL" status snap)" "ranges loaded," "text status shows table progress"
 wpid=$(range_pid snap)
 [ -n "$wpid" ] || fail "the load finished before it could be interrupted"
 kill -KILL "$wpid"
