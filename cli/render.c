@@ -140,6 +140,7 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_kv_str(j, "publication", sp->publication);
     json_kv_bool(j, "publication_owned", sp->publication_owned);
     json_kv_int(j, "created_us", r->created_us);
+    json_kv_uint(j, "snapshot_workers", sp->snapshot_workers);
     json_key(j, "tables");
     json_arr_begin(j);
     for (size_t i = 0; i < sp->n_tables; i++) {

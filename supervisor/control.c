@@ -276,6 +276,21 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__ALREADY_EXISTS, err);
         return;
     }
+    char **names;
+    size_t npipes;
+    if (!store_list_names(s->store, &names, &npipes)) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        return;
+    }
+    store_free_names(names, npipes);
+    if (npipes >= s->cfg.max_pipes) {
+        snprintf(err, sizeof(err),
+                 "this pgferryd already runs %zu pipe(s), its limit (max_pipes = %u); drop one "
+                 "or raise max_pipes",
+                 npipes, s->cfg.max_pipes);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        return;
+    }
 
     /* the record we store: the request's spec with defaults filled in */
     char dname[80];
@@ -305,6 +320,8 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         goto out;
     }
+    if (!spec.snapshot_workers)
+        spec.snapshot_workers = s->cfg.default_snapshot_workers;
     if (!spec.snapshot_workers) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         spec.snapshot_workers = n > 0 ? (uint32_t)n : 2;

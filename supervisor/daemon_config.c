@@ -25,6 +25,9 @@ static const key_t_ keys[] = {
     {"degraded_after", "consecutive worker failures before Degraded (default 3)"},
     {"max_failures", "consecutive worker failures before Failed (default 20)"},
     {"stop_grace_ms", "time a worker gets between SIGTERM and SIGKILL (default 10000)"},
+    {"max_pipes", "pipes this daemon accepts (default 100)"},
+    {"default_snapshot_workers",
+     "range workers per pipe when create does not say (default: cores)"},
 };
 
 void
@@ -38,6 +41,8 @@ daemon_config_defaults(daemon_config_t *c)
     c->degraded_after = 3;
     c->max_failures = 20;
     c->stop_grace_ms = 10000;
+    c->max_pipes = 100;
+    c->default_snapshot_workers = 0;
 }
 
 static bool
@@ -113,6 +118,10 @@ daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *
         NUM(max_failures, 1, 100000);
     if (strcmp(key, "stop_grace_ms") == 0)
         NUM(stop_grace_ms, 100, 600000);
+    if (strcmp(key, "max_pipes") == 0)
+        NUM(max_pipes, 1, 10000);
+    if (strcmp(key, "default_snapshot_workers") == 0)
+        NUM(default_snapshot_workers, 0, 64);
 #undef STR
 #undef NUM
     snprintf(err, errlen, "unknown key '%s'", key);

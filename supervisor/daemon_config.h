@@ -19,9 +19,11 @@ typedef struct {
     bool log_json;
     uint64_t backoff_initial_ms;
     uint64_t backoff_max_ms;
-    uint32_t degraded_after; /* consecutive failures without progress -> Degraded */
-    uint32_t max_failures;   /* consecutive failures without progress -> Failed */
-    uint64_t stop_grace_ms;  /* SIGTERM -> SIGKILL */
+    uint32_t degraded_after;           /* consecutive failures without progress -> Degraded */
+    uint32_t max_failures;             /* consecutive failures without progress -> Failed */
+    uint64_t stop_grace_ms;            /* SIGTERM -> SIGKILL */
+    uint32_t max_pipes;                /* pipes this daemon accepts */
+    uint32_t default_snapshot_workers; /* per pipe when create does not say; 0 = cores */
 } daemon_config_t;
 
 void daemon_config_defaults(daemon_config_t *c);

@@ -78,4 +78,16 @@ assert_contains "$out" "in use by another pgferryd" "state dir lock"
 
 stop_daemon || fail "pgferryd exited non-zero on SIGTERM"
 [ ! -e "$STATE_DIR/control.sock" ] || fail "control socket left behind"
+
+# limits from the configuration: max_pipes refuses the next create with the reason; a default
+# number of snapshot workers applies when create does not give one
+start_daemon --max-pipes 2 --default-snapshot-workers 3
+create_pipe one public.a >/dev/null
+create_pipe two public.b --snapshot-workers 1 >/dev/null
+set +e; out=$(create_pipe three public.c 2>&1); rc=$?; set -e
+assert_eq "$rc" 1 "over max_pipes exit code"
+assert_contains "$out" "already runs 2 pipe(s), its limit (max_pipes = 2)" "max_pipes reason"
+assert_eq "$(pipe_json one | jq -r '.snapshot_workers')" 3 "default_snapshot_workers"
+assert_eq "$(pipe_json two | jq -r '.snapshot_workers')" 1 "explicit snapshot workers"
+stop_daemon || fail "pgferryd exited non-zero"
 log "ok"
