@@ -24,6 +24,7 @@ typedef struct {
     uint64_t stop_grace_ms;            /* SIGTERM -> SIGKILL */
     uint32_t max_pipes;                /* pipes this daemon accepts */
     uint32_t default_snapshot_workers; /* per pipe when create does not say; 0 = cores */
+    char config_file[512];             /* where the settings came from, for SIGHUP */
 } daemon_config_t;
 
 void daemon_config_defaults(daemon_config_t *c);

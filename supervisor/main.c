@@ -39,6 +39,8 @@ main(int argc, char **argv)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config_file = argv[++i];
     }
+    if (config_file)
+        snprintf(cfg.config_file, sizeof(cfg.config_file), "%s", config_file);
     if (config_file && !daemon_config_load_file(&cfg, config_file, err, sizeof(err))) {
         fprintf(stderr, "pgferryd: %s\n", err);
         return 2;

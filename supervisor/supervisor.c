@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <stddef.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -759,6 +762,68 @@ fail:
     return NULL;
 }
 
+/* Tells systemd (Type=notify) about readiness and reloads; a no-op without NOTIFY_SOCKET. */
+static void
+notify_systemd(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    size_t pl = strlen(path);
+    if (pl >= sizeof(sa.sun_path))
+        return;
+    memcpy(sa.sun_path, path, pl);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pl);
+    if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sa, len) < 0)
+        log_warn("cannot notify systemd: %s", strerror(errno));
+    close(fd);
+}
+
+/* SIGHUP: re-reads the configuration file and applies what can change while running (log
+ * level and format, backoff, failure limits, grace period, pipe limits). Sockets and the state
+ * directory need a restart; a file that no longer parses changes nothing. */
+static void
+reload_config(supervisor_t *s)
+{
+    if (!s->cfg.config_file[0]) {
+        log_info("received SIGHUP: no configuration file to reload");
+        return;
+    }
+    notify_systemd("RELOADING=1");
+    daemon_config_t c;
+    char err[1024];
+    daemon_config_defaults(&c);
+    if (!daemon_config_load_file(&c, s->cfg.config_file, err, sizeof(err)) ||
+        !daemon_config_load_env(&c, err, sizeof(err))) {
+        log_error("reload refused, keeping the running settings: %s", err);
+    } else {
+        if (strcmp(c.state_dir, s->cfg.state_dir) != 0 ||
+            (c.control_endpoint[0] && strcmp(c.control_endpoint, s->cfg.control_endpoint) != 0))
+            log_warn("state_dir and control_endpoint change only with a restart");
+        s->cfg.log_level = c.log_level;
+        s->cfg.log_json = c.log_json;
+        s->cfg.backoff_initial_ms = c.backoff_initial_ms;
+        s->cfg.backoff_max_ms = c.backoff_max_ms;
+        s->cfg.degraded_after = c.degraded_after;
+        s->cfg.max_failures = c.max_failures;
+        s->cfg.stop_grace_ms = c.stop_grace_ms;
+        s->cfg.max_pipes = c.max_pipes;
+        s->cfg.default_snapshot_workers = c.default_snapshot_workers;
+        log_set_level(c.log_level);
+        log_set_json(c.log_json);
+        log_info("configuration reloaded from %s", s->cfg.config_file);
+    }
+    notify_systemd("READY=1");
+}
+
 static bool
 drain_signals(supervisor_t *s)
 {
@@ -776,7 +841,7 @@ drain_signals(supervisor_t *s)
             s->stopping = true;
             break;
         case SIGHUP:
-            log_info("received SIGHUP: nothing to reload in this version");
+            reload_config(s);
             break;
         }
     }
@@ -787,6 +852,7 @@ int
 supervisor_run(supervisor_t *s)
 {
     log_info("pgferryd serving %s (state %s)", s->cfg.control_endpoint, s->cfg.state_dir);
+    notify_systemd("READY=1");
     int64_t next_restart = reconcile(s);
     int64_t last_reconcile = time_mono_ms();
     while (!s->stopping) {
@@ -844,6 +910,7 @@ supervisor_run(supervisor_t *s)
         }
     }
 
+    notify_systemd("STOPPING=1");
     /* shutdown: SIGTERM every worker, wait for the grace period, then SIGKILL */
     for (size_t i = 0; i < proctable_count(s->procs); i++) {
         proc_t *p = proctable_at(s->procs, i);
