@@ -28,7 +28,8 @@ ctl_default_endpoint(const char *state_dir, char *out, size_t outlen)
 }
 
 ctl_t *
-ctl_connect(const char *endpoint, int timeout_ms, char *err, size_t errlen)
+ctl_connect(const char *endpoint, int timeout_ms, const char *server_pub, const char *client_pub,
+            const char *client_sec, char *err, size_t errlen)
 {
     const char *path = ipc_endpoint_path(endpoint);
     struct stat st;
@@ -46,6 +47,14 @@ ctl_connect(const char *endpoint, int timeout_ms, char *err, size_t errlen)
     snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_REQ) : NULL;
+    if (c->sock && server_pub &&
+        (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_pub, 40) != 0 ||
+         zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, client_pub, 40) != 0 ||
+         zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, client_sec, 40) != 0)) {
+        snprintf(err, errlen, "cannot set CURVE keys: %s", zmq_strerror(errno));
+        ctl_destroy(&c);
+        return NULL;
+    }
     if (!c->sock || !ipc_socket_defaults(c->sock, 0) ||
         zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms)) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof(timeout_ms)) != 0 ||

@@ -14,7 +14,9 @@ typedef struct ctl ctl_t;
  * ipc:///var/lib/pgferry/control.sock. Writes into out. */
 void ctl_default_endpoint(const char *state_dir, char *out, size_t outlen);
 
-ctl_t *ctl_connect(const char *endpoint, int timeout_ms, char *err, size_t errlen);
+/* server_pub/client_pub/client_sec: Z85 CURVE keys for a tcp:// endpoint, else all NULL. */
+ctl_t *ctl_connect(const char *endpoint, int timeout_ms, const char *server_pub,
+                   const char *client_pub, const char *client_sec, char *err, size_t errlen);
 void ctl_destroy(ctl_t **c);
 
 /* Sends req (its version is set here) and returns the reply (caller frees with

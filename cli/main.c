@@ -1,5 +1,6 @@
 /* pgferryctl: the operator's command line. Parses arguments, sends one request, prints. */
 #include "ctl.h"
+#include "curvekeys.h"
 #include "exitcodes.h"
 #include "json.h"
 #include "names.h"
@@ -27,7 +28,10 @@ usage(FILE *out)
             "  status NAME [--json] [--history N]\n"
             "                    state, settings, workers, errors and history of a pipe\n"
             "  drop NAME         stop the pipe's workers and forget it\n"
+            "  keygen FILE       write a CURVE key pair to FILE (0600) and FILE.pub\n"
             "  version           print the version\n\n"
+            "Remote daemons: --control tcp://HOST:PORT --server-key KEY|FILE.pub --key FILE\n"
+            "(the daemon's public key, and this client's key pair from keygen).\n\n"
             "The daemon is found at $PGFERRY_CONTROL, else ipc://$PGFERRY_STATE_DIR/control.sock,\n"
             "else ipc:///var/lib/pgferry/control.sock.\n");
 }
@@ -37,6 +41,8 @@ typedef struct {
     const char *control;
     int timeout_ms;
     bool json;
+    const char *server_key; /* tcp:// only */
+    const char *key_file;   /* tcp:// only */
 } opts_t;
 
 static int
@@ -47,7 +53,23 @@ call(const opts_t *o, Pgferry__Control__Request *req, Pgferry__Control__Reply **
         snprintf(ep, sizeof(ep), "%s", o->control);
     else
         ctl_default_endpoint(o->state_dir, ep, sizeof(ep));
-    ctl_t *c = ctl_connect(ep, o->timeout_ms, err, sizeof(err));
+    char spub[41], cpub[41], csec[41];
+    bool tcp = strncmp(ep, "tcp://", 6) == 0;
+    if (tcp && (!o->server_key || !o->key_file)) {
+        fprintf(stderr,
+                "pgferryctl: %s is a remote endpoint: it needs --server-key (the "
+                "daemon's public key) and --key (this client's key file)\n",
+                ep);
+        return EXIT_USAGE;
+    }
+    if (tcp && (!curvekeys_load_public(o->server_key, spub, err, sizeof(err)) ||
+                !curvekeys_load(o->key_file, cpub, csec, err, sizeof(err)))) {
+        fprintf(stderr, "pgferryctl: %s\n", err);
+        return EXIT_USAGE;
+    }
+    ctl_t *c = ctl_connect(ep, o->timeout_ms, tcp ? spub : NULL, tcp ? cpub : NULL,
+                           tcp ? csec : NULL, err, sizeof(err));
+    memset(csec, 0, sizeof(csec));
     if (!c) {
         fprintf(stderr, "pgferryctl: %s\n", err);
         return EXIT_UNREACHABLE;
@@ -266,7 +288,7 @@ cmd_drop(const opts_t *o, const char *name)
 int
 main(int argc, char **argv)
 {
-    opts_t o = {NULL, NULL, 10000, false};
+    opts_t o = {NULL, NULL, 10000, false, NULL, NULL};
     int i = 1;
     /* global options come before the verb */
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -282,6 +304,10 @@ main(int argc, char **argv)
             o.state_dir = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--control") == 0) {
             o.control = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--server-key") == 0) {
+            o.server_key = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--key") == 0) {
+            o.key_file = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--timeout") == 0) {
             o.timeout_ms = atoi(argv[++i]);
             if (o.timeout_ms <= 0)
@@ -326,6 +352,24 @@ main(int argc, char **argv)
     }
     if (strcmp(verb, "list") == 0)
         return cmd_list(&o);
+    if (strcmp(verb, "keygen") == 0) {
+        char err[512];
+        if (!name) {
+            fprintf(stderr, "pgferryctl keygen: missing FILE\n");
+            return EXIT_USAGE;
+        }
+        if (!curvekeys_generate(name, err, sizeof(err))) {
+            fprintf(stderr, "pgferryctl keygen: %s\n", err);
+            return EXIT_FAILURE_GENERIC;
+        }
+        char pub[41];
+        if (!curvekeys_load(name, pub, NULL, err, sizeof(err))) {
+            fprintf(stderr, "pgferryctl keygen: %s\n", err);
+            return EXIT_FAILURE_GENERIC;
+        }
+        printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", name, name, pub);
+        return EXIT_OK;
+    }
     if (strcmp(verb, "status") == 0 || strcmp(verb, "drop") == 0) {
         if (!name) {
             fprintf(stderr, "pgferryctl %s: missing pipe NAME\n", verb);

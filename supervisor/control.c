@@ -35,7 +35,7 @@ send_reply(supervisor_t *s, ipc_frames_t *f, reply_t *r)
         pre[1] = &f->parts[1];
         npre = 2;
     }
-    ipc_send_msg(s->ctl, pre, npre, &r->base);
+    ipc_send_msg(s->reply_sock, pre, npre, &r->base);
 }
 
 static void
@@ -458,9 +458,10 @@ do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
 }
 
 void
-control_handle(supervisor_t *s, void *frames)
+control_handle(supervisor_t *s, void *sock, void *frames)
 {
     ipc_frames_t *f = frames;
+    s->reply_sock = sock;
     /* [id, body] from DEALER or [id, "", body] from REQ; anything else cannot be parsed */
     if (f->n < 2) {
         log_debug("control: dropped a message with %d frame(s)", f->n);

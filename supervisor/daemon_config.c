@@ -89,6 +89,12 @@ daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *
         STR(control_endpoint);
     if (strcmp(key, "worker_bin") == 0)
         STR(worker_bin);
+    if (strcmp(key, "control_remote") == 0)
+        STR(control_remote);
+    if (strcmp(key, "curve_key_file") == 0)
+        STR(curve_key_file);
+    if (strcmp(key, "curve_authorized_keys") == 0)
+        STR(curve_authorized_keys);
     if (strcmp(key, "log_level") == 0) {
         if (!log_parse_level(value, &c->log_level)) {
             snprintf(err, errlen,
@@ -222,10 +228,24 @@ daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t er
     }
     if (strncmp(c->control_endpoint, "ipc://", 6) != 0) {
         snprintf(err, errlen,
-                 "control_endpoint %s: only ipc:// endpoints are supported by this version "
-                 "(tcp:// needs CURVE keys, not yet available)",
+                 "control_endpoint %s: must be ipc:// (owner-only); for remote control set "
+                 "control_remote = tcp://... with curve_key_file and curve_authorized_keys",
                  c->control_endpoint);
         return false;
+    }
+    if (c->control_remote[0]) {
+        if (strncmp(c->control_remote, "tcp://", 6) != 0) {
+            snprintf(err, errlen, "control_remote %s: must be a tcp:// endpoint",
+                     c->control_remote);
+            return false;
+        }
+        if (!c->curve_key_file[0] || !c->curve_authorized_keys[0]) {
+            snprintf(err, errlen,
+                     "control_remote %s refused: a tcp:// control endpoint needs CURVE keys "
+                     "(curve_key_file and curve_authorized_keys; pgferryctl keygen makes keys)",
+                     c->control_remote);
+            return false;
+        }
     }
     if (c->backoff_max_ms < c->backoff_initial_ms) {
         snprintf(err, errlen, "backoff_max_ms (%llu) is below backoff_initial_ms (%llu)",

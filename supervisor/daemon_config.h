@@ -25,6 +25,9 @@ typedef struct {
     uint32_t max_pipes;                /* pipes this daemon accepts */
     uint32_t default_snapshot_workers; /* per pipe when create does not say; 0 = cores */
     char config_file[512];             /* where the settings came from, for SIGHUP */
+    char control_remote[256];          /* optional tcp:// control endpoint, CURVE only */
+    char curve_key_file[512];          /* the daemon's key pair (pgferryctl keygen) */
+    char curve_authorized_keys[512];   /* client public keys allowed on control_remote */
 } daemon_config_t;
 
 void daemon_config_defaults(daemon_config_t *c);

@@ -36,7 +36,12 @@ struct supervisor {
     daemon_config_t cfg;
     store_t *store;
     void *zctx;
-    void *ctl; /* ROUTER, control.proto */
+    void *ctl;        /* ROUTER, control.proto, ipc:// owner-only */
+    void *remote;     /* ROUTER, control.proto, tcp:// with CURVE; NULL when not configured */
+    void *zap;        /* REP on inproc://zeromq.zap.01: admits authorized CURVE clients */
+    void *reply_sock; /* the socket the request being handled came from */
+    unsigned char *auth_keys; /* 32-byte client public keys allowed on remote */
+    size_t n_auth_keys;
     void *wrk; /* ROUTER, worker.proto */
     int sigfd;
     int lockfd;
@@ -57,7 +62,8 @@ void sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason);
 pipe_rt_t *sup_rt(supervisor_t *s, const char *name, bool create);
 void sup_rt_remove(supervisor_t *s, const char *name);
 
-/* control.c: handles one control message already received (frames incl. routing id). */
-void control_handle(supervisor_t *s, void *frames);
+/* control.c: handles one control message already received (frames incl. routing id) on
+ * sock, and replies on it. */
+void control_handle(supervisor_t *s, void *sock, void *frames);
 
 #endif

@@ -83,7 +83,19 @@ test_env_and_finish(void **state)
     assert_true(
         daemon_config_set(&c, "control_endpoint", "tcp://127.0.0.1:5555", err, sizeof(err)));
     assert_false(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
-    assert_non_null(strstr(err, "CURVE"));
+    assert_non_null(strstr(err, "control_remote"));
+
+    /* a tcp:// remote control endpoint refuses to start without CURVE keys */
+    daemon_config_defaults(&c);
+    snprintf(c.worker_bin, sizeof(c.worker_bin), "/bin/true");
+    assert_true(daemon_config_set(&c, "control_remote", "tcp://127.0.0.1:5555", err, sizeof(err)));
+    assert_false(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
+    assert_non_null(strstr(err, "needs CURVE keys"));
+    assert_true(daemon_config_set(&c, "curve_key_file", "/k", err, sizeof(err)));
+    assert_true(daemon_config_set(&c, "curve_authorized_keys", "/a", err, sizeof(err)));
+    assert_true(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
+    assert_true(daemon_config_set(&c, "control_remote", "ipc:///x", err, sizeof(err)));
+    assert_false(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
 
     daemon_config_defaults(&c);
     snprintf(c.worker_bin, sizeof(c.worker_bin), "/bin/true");

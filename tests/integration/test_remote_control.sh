@@ -1,0 +1,60 @@
+# Remote control over tcp:// with CURVE, on loopback: keygen writes key files with the right
+# modes and never overwrites; the daemon refuses a tcp:// endpoint without keys; an authorized
+# client is served, an unknown client key and a client with the wrong server key get nothing;
+# the owner-only ipc:// socket keeps working beside it.
+source "$(dirname "$0")/../lib/common.sh"
+
+K="$TEST_DIR/keys"
+mkdir -p "$K"
+out=$("$CTL" keygen "$K/server.key")
+assert_contains "$out" "public key: " "keygen output"
+"$CTL" keygen "$K/alice.key" >/dev/null
+"$CTL" keygen "$K/mallory.key" >/dev/null
+assert_eq "$(stat -c %a "$K/alice.key")" 600 "secret key file mode"
+assert_eq "$(stat -c %a "$K/alice.key.pub")" 644 "public key file mode"
+set +e; out=$("$CTL" keygen "$K/alice.key" 2>&1); rc=$?; set -e
+[ $rc -ne 0 ] || fail "keygen overwrote a key"
+assert_contains "$out" "not overwriting a key" "keygen refuses to overwrite"
+cp "$K/alice.key.pub" "$K/authorized_keys"
+
+port=""
+for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[ -n "$port" ] || fail "no free port"
+EP="tcp://127.0.0.1:$port"
+
+# no keys: refused at start, with the reason
+set +e; out=$("$PGFERRYD" --state-dir "$STATE_DIR" --control-remote "$EP" 2>&1); rc=$?; set -e
+assert_eq "$rc" 2 "tcp:// without keys exit code"
+assert_contains "$out" "needs CURVE keys" "tcp:// without keys message"
+
+start_daemon --control-remote "$EP" --curve-key-file "$K/server.key" \
+    --curve-authorized-keys "$K/authorized_keys"
+grep -q "remote control on $EP (CURVE" "$TEST_DIR/pgferryd.log" || fail "remote endpoint not announced"
+
+remote() { # KEYFILE SERVERKEY ARGS...: pgferryctl over tcp with a short timeout
+    local key=$1 skey=$2; shift 2
+    "$CTL" --control "$EP" --server-key "$skey" --key "$key" --timeout 2000 "$@"
+}
+create_pipe local1 public.t >/dev/null   # over ipc://, as always
+out=$(remote "$K/alice.key" "$K/server.key.pub" list)
+assert_contains "$out" "local1" "authorized client is served"
+assert_eq "$(remote "$K/alice.key" "$(cat "$K/server.key.pub")" list --json | jq length)" 1 "server key given as text"
+
+set +e; out=$(remote "$K/mallory.key" "$K/server.key.pub" list 2>&1); rc=$?; set -e
+assert_eq "$rc" 5 "unknown client key gets no answer"
+assert_contains "$out" "no answer from pgferryd" "unknown client key"
+wait_for 5 "refusal logged" grep -q "remote control: refused a client from 127.0.0.1" "$TEST_DIR/pgferryd.log"
+
+set +e; out=$(remote "$K/alice.key" "$K/mallory.key.pub" list 2>&1); rc=$?; set -e
+assert_eq "$rc" 5 "wrong server key gets no answer"
+
+set +e; out=$("$CTL" --control "$EP" list 2>&1); rc=$?; set -e
+assert_eq "$rc" 2 "tcp:// without client keys"
+assert_contains "$out" "needs --server-key" "client keys required"
+
+"$CTL" list >/dev/null || fail "ipc:// control stopped working"
+stop_daemon || fail "pgferryd exited non-zero"
+log "ok"
