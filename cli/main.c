@@ -22,6 +22,7 @@ usage(FILE *out)
             "verbs:\n"
             "  create NAME --source URI --dest URL --tables T1,T2 [--mode M]\n"
             "         [--dest-database DB] [--dest-user U] [--dest-password-file F]\n"
+            "         [--dest-password-env VAR]\n"
             "         [--publication P] [--slot S] [--snapshot-workers N]\n"
             "                    create a pipe (M: snapshot+cdc, snapshot-only, cdc-only)\n"
             "  list [--json]     one line per pipe\n"
@@ -131,6 +132,8 @@ cmd_create(const opts_t *o, int argc, char **argv)
             spec.dest_user = v;
         else if (strcmp(k, "--dest-password-file") == 0)
             spec.dest_password_file = v;
+        else if (strcmp(k, "--dest-password-env") == 0)
+            spec.dest_password_env = v;
         else if (strcmp(k, "--publication") == 0)
             spec.publication = v;
         else if (strcmp(k, "--slot") == 0)

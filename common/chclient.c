@@ -136,6 +136,35 @@ fail:
     return NULL;
 }
 
+ch_client_t *
+ch_client_new_env(const char *url, const char *user, const char *password_file,
+                  const char *password_env, char *err, size_t errlen)
+{
+    const char *pw = NULL;
+    if (password_env && *password_env && !(password_file && *password_file)) {
+        pw = getenv(password_env);
+        if (!pw) {
+            snprintf(err, errlen,
+                     "the ClickHouse password variable %s is not set in pgferryd's environment",
+                     password_env);
+            return NULL;
+        }
+    }
+    ch_client_t *c = ch_client_new(url, user, password_file, err, errlen);
+    if (c && pw) {
+        char *copy = strdup(pw);
+        if (!copy) {
+            ch_client_destroy(&c);
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+        memset(c->password, 0, strlen(c->password));
+        free(c->password);
+        c->password = copy;
+    }
+    return c;
+}
+
 void
 ch_client_destroy(ch_client_t **cp)
 {

@@ -16,6 +16,10 @@ typedef struct ch_client ch_client_t;
  * non-empty. Returns NULL with err set on a bad URL or unreadable password file. */
 ch_client_t *ch_client_new(const char *url, const char *user, const char *password_file, char *err,
                            size_t errlen);
+/* As ch_client_new; password_env, when non-empty, names the environment variable holding the
+ * password (it wins over the URL's; a password file wins over both). */
+ch_client_t *ch_client_new_env(const char *url, const char *user, const char *password_file,
+                               const char *password_env, char *err, size_t errlen);
 void ch_client_destroy(ch_client_t **c);
 
 /* Runs sql; on success *out (if out) is a malloc'd NUL-terminated body the caller frees.

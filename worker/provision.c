@@ -218,8 +218,7 @@ done:
 static errclass_t
 check_dest(const Pgferry__State__PipeSpec *spec, provision_result_t *out, char *err, size_t errlen)
 {
-    ch_client_t *ch =
-        ch_client_new(spec->dest_url, spec->dest_user, spec->dest_password_file, err, errlen);
+    ch_client_t *ch = worker_dest_client(spec, err, errlen);
     if (!ch)
         return ERRCLASS_FATAL;
     errclass_t cls;

@@ -395,8 +395,7 @@ setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out
 {
     memset(out, 0, sizeof(*out));
     errclass_t cls;
-    ch_client_t *ch =
-        ch_client_new(spec->dest_url, spec->dest_user, spec->dest_password_file, err, errlen);
+    ch_client_t *ch = worker_dest_client(spec, err, errlen);
     if (!ch)
         return ERRCLASS_FATAL;
     PGconn *pg = NULL;

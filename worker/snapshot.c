@@ -355,8 +355,7 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
         snprintf(err, errlen, "no table definitions recorded; the pipe needs Setup again");
         return ERRCLASS_FATAL;
     }
-    ch_client_t *ch =
-        ch_client_new(spec->dest_url, spec->dest_user, spec->dest_password_file, err, errlen);
+    ch_client_t *ch = worker_dest_client(spec, err, errlen);
     if (!ch)
         return ERRCLASS_FATAL;
     repl = pgconn_connect(spec->source, "pgferry-snapshot", true, &cls, err, errlen);
@@ -483,8 +482,7 @@ snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     }
     const Pgferry__State__TableDef *def = tables[range->table_index];
     errclass_t cls;
-    ch_client_t *ch =
-        ch_client_new(spec->dest_url, spec->dest_user, spec->dest_password_file, err, errlen);
+    ch_client_t *ch = worker_dest_client(spec, err, errlen);
     if (!ch)
         return ERRCLASS_FATAL;
     PGconn *pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen);

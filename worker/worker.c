@@ -171,6 +171,13 @@ worker_should_stop(worker_t *w)
     return w->stop;
 }
 
+ch_client_t *
+worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
+{
+    return ch_client_new_env(spec->dest_url, spec->dest_user, spec->dest_password_file,
+                             spec->dest_password_env, err, errlen);
+}
+
 bool
 worker_wait_stop(worker_t *w, int timeout_ms)
 {

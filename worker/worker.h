@@ -14,6 +14,12 @@
 
 typedef struct worker worker_t;
 
+#include "chclient.h"
+#include "state.pb-c.h"
+
+/* The ClickHouse client for a pipe's destination (URL, user, password file or variable). */
+ch_client_t *worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen);
+
 /* Installs the stop-signal handlers (SIGTERM, SIGINT). With exit_at_once the process exits
  * inside the handler (for roles that hold nothing worth finishing, e.g. provisioning, which
  * may be blocked in a connect); otherwise the handler only sets the stop flag. */

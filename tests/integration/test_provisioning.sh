@@ -26,7 +26,9 @@ psql_q "SELECT pg_create_logical_replication_slot('pgferry_$TAKEN', 'pgoutput')"
 PG_CLEANUP_SQL="$PG_CLEANUP_SQL SELECT pg_drop_replication_slot('pgferry_$TAKEN');"
 
 
+export PGF_TEST_CH_PW="$PGFERRY_CH_PASSWORD"     # the daemon's environment holds a password
 start_daemon
+unset PGF_TEST_CH_PW
 
 PG_HOSTPART=${PGFERRY_PG_URI#*@}                 # 127.0.0.1:port/postgres
 CH_HOSTPART=${PGFERRY_CH_URL#*@}                 # 127.0.0.1:port
@@ -48,7 +50,11 @@ create_pipe nopub "$S.good" --publication "${S}_nopub" >/dev/null
 "$CTL" create badchpw --source "$PGFERRY_PG_URI" \
     --dest "http://default:$SECRET@$CH_HOSTPART" --tables "$S.good" >/dev/null
 
-for p in good userslot $TAKEN nokey missing view partition nothing noslot nopub norepl badpgpw badchpw; do
+# the ClickHouse password from a variable of pgferryd's environment (the URL has none)
+create_pipe envpw "$S.good" --dest "http://default@$CH_HOSTPART" --dest-password-env PGF_TEST_CH_PW >/dev/null
+create_pipe noenv "$S.good" --dest "http://default@$CH_HOSTPART" --dest-password-env PGF_TEST_NOT_SET >/dev/null
+
+for p in envpw noenv good userslot $TAKEN nokey missing view partition nothing noslot nopub norepl badpgpw badchpw; do
     wait_for 20 "pipe $p leaves Provisioning" bash -c "[ \"\$('$CTL' status $p --json | jq -r .state)\" != Provisioning ]"
 done
 
@@ -81,6 +87,8 @@ assert_eq "$(jq -r .slot_owned <<<"$j")" false "user's slot is not owned"
 check_failed noslot "replication slot ${S}_missing does not exist"
 check_failed nopub "publication ${S}_nopub does not exist"
 check_failed norepl "may not replicate"
+check_failed noenv "the ClickHouse password variable PGF_TEST_NOT_SET is not set in pgferryd's environment"
+wait_for 20 "pipe envpw finishes Setup" state_is envpw Snapshot
 check_failed badpgpw "password authentication failed"
 check_failed badchpw "Wrong password"
 
