@@ -71,7 +71,8 @@ read_keys(const char *path, char *pub, char *sec, char *bare, char *err, size_t 
         while (isspace((unsigned char)*s))
             s++;
         s[strcspn(s, "\r\n")] = '\0';
-        if (*s == '#' || *s == '\0')
+        /* Z85 uses '#' and '=' too: a line that is a key is a key, a comment is a whole line */
+        if (*s == '\0' || (*s == '#' && !valid_z85(s)))
             continue;
         char *eq = strchr(s, '=');
         char *val = s;
@@ -147,8 +148,8 @@ curvekeys_load_authorized(const char *path, unsigned char **keys, size_t *n, cha
         char *s = line;
         while (isspace((unsigned char)*s))
             s++;
-        s[strcspn(s, " \t\r\n#")] = '\0';
-        if (*s == '\0')
+        s[strcspn(s, " \t\r\n")] = '\0';
+        if (*s == '\0' || (*s == '#' && !valid_z85(s)))
             continue;
         if (!valid_z85(s)) {
             snprintf(err, errlen, "%s:%d: not a Z85 CURVE public key", path, lineno);

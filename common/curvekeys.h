@@ -1,7 +1,8 @@
 /*
  * curvekeys: ZeroMQ CURVE key files for the remote control channel. A key file holds
  * "public = <Z85>" and "secret = <Z85>" (mode 0600); FILE.pub holds the public key alone; an
- * authorized-keys file lists one Z85 public key per line ('#' comments).
+ * authorized-keys file lists one Z85 public key per line; a line starting with '#' that is not
+ * a key is a comment (Z85 itself uses '#' and '=', so there are no trailing comments).
  */
 #ifndef PGFERRY_CURVEKEYS_H
 #define PGFERRY_CURVEKEYS_H
