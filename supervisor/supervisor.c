@@ -932,6 +932,28 @@ drain_signals(supervisor_t *s)
     return child;
 }
 
+/* Whether a ZeroMQ socket has a message waiting (poll's revents can be stale after reads). */
+static bool
+has_input(void *sock)
+{
+    int ev = 0;
+    size_t el = sizeof(ev);
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &el) == 0 && (ev & ZMQ_POLLIN);
+}
+
+/* Answers up to 64 waiting control requests on sock (the ipc:// or the tcp:// endpoint). */
+static void
+serve_control(supervisor_t *s, void *sock)
+{
+    for (int i = 0; i < 64 && has_input(sock); i++) {
+        ipc_frames_t f;
+        if (!ipc_recv_frames(sock, &f, ZMQ_DONTWAIT))
+            break;
+        control_handle(s, sock, &f);
+        ipc_frames_close(&f);
+    }
+}
+
 int
 supervisor_run(supervisor_t *s)
 {
@@ -964,48 +986,16 @@ supervisor_run(supervisor_t *s)
             break;
         }
         bool child = (items[2].revents & ZMQ_POLLIN) && drain_signals(s);
-        /* bounded batches so one busy socket cannot starve the other */
-        for (int i = 0; i < 64 && (items[1].revents & ZMQ_POLLIN); i++) {
-            int ev = 0;
-            size_t el = sizeof(ev);
-            zmq_getsockopt(s->wrk, ZMQ_EVENTS, &ev, &el);
-            if (!(ev & ZMQ_POLLIN))
-                break;
+        /* bounded batches so one busy socket cannot starve the others */
+        for (int i = 0; i < 64 && (items[1].revents & ZMQ_POLLIN) && has_input(s->wrk); i++)
             handle_worker_message(s);
-        }
-        for (int i = 0; i < 64 && (items[0].revents & ZMQ_POLLIN); i++) {
-            int ev = 0;
-            size_t el = sizeof(ev);
-            zmq_getsockopt(s->ctl, ZMQ_EVENTS, &ev, &el);
-            if (!(ev & ZMQ_POLLIN))
-                break;
-            ipc_frames_t f;
-            if (!ipc_recv_frames(s->ctl, &f, ZMQ_DONTWAIT))
-                break;
-            control_handle(s, s->ctl, &f);
-            ipc_frames_close(&f);
-        }
+        if (items[0].revents & ZMQ_POLLIN)
+            serve_control(s, s->ctl);
         if (s->remote) {
-            for (int i = 0; i < 16 && (items[3].revents & ZMQ_POLLIN); i++) {
-                int ev = 0;
-                size_t el = sizeof(ev);
-                zmq_getsockopt(s->zap, ZMQ_EVENTS, &ev, &el);
-                if (!(ev & ZMQ_POLLIN))
-                    break;
+            for (int i = 0; i < 16 && (items[3].revents & ZMQ_POLLIN) && has_input(s->zap); i++)
                 handle_zap(s);
-            }
-            for (int i = 0; i < 64 && (items[4].revents & ZMQ_POLLIN); i++) {
-                int ev = 0;
-                size_t el = sizeof(ev);
-                zmq_getsockopt(s->remote, ZMQ_EVENTS, &ev, &el);
-                if (!(ev & ZMQ_POLLIN))
-                    break;
-                ipc_frames_t f;
-                if (!ipc_recv_frames(s->remote, &f, ZMQ_DONTWAIT))
-                    break;
-                control_handle(s, s->remote, &f);
-                ipc_frames_close(&f);
-            }
+            if (items[4].revents & ZMQ_POLLIN)
+                serve_control(s, s->remote);
         }
         if (child)
             reap_children(s);
