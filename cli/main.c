@@ -28,7 +28,9 @@ usage(FILE *out)
             "  list [--json]     one line per pipe\n"
             "  status NAME [--json] [--history N]\n"
             "                    state, settings, workers, errors and history of a pipe\n"
-            "  drop NAME         stop the pipe's workers and forget it\n"
+            "  drop NAME [--drop-destination]\n"
+            "                    stop the pipe's workers, drop its own slot and publication,\n"
+            "                    forget it; --drop-destination also drops its ClickHouse tables\n"
             "  keygen FILE       write a CURVE key pair to FILE (0600) and FILE.pub\n"
             "  version           print the version\n\n"
             "Remote daemons: --control tcp://HOST:PORT --server-key KEY|FILE.pub --key FILE\n"
@@ -272,18 +274,23 @@ cmd_status(const opts_t *o, const char *name, uint32_t history)
 }
 
 static int
-cmd_drop(const opts_t *o, const char *name)
+cmd_drop(const opts_t *in, const char *name, bool drop_destination)
 {
+    opts_t o1 = *in;
+    const opts_t *o = &o1;
+    if (o1.timeout_ms == 10000)
+        o1.timeout_ms = 60000; /* stopping workers and removing the slot take a while */
     Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
     Pgferry__Control__DropPipe d = PGFERRY__CONTROL__DROP_PIPE__INIT;
     d.name = (char *)name;
+    d.drop_destination = drop_destination;
     req.body_case = PGFERRY__CONTROL__REQUEST__BODY_DROP;
     req.drop = &d;
     Pgferry__Control__Reply *r;
     int rc = call(o, &req, &r);
     if (rc != EXIT_OK)
         return rc;
-    printf("pipe %s dropped\n", name);
+    printf("pipe %s dropped: %s\n", name, r->message);
     pgferry__control__reply__free_unpacked(r, NULL);
     return EXIT_OK;
 }
@@ -329,11 +336,14 @@ main(int argc, char **argv)
     /* read verbs accept --json and --history after the verb too */
     const char *name = NULL;
     uint32_t history = 0;
+    bool drop_destination = false;
     int rest = i;
     if (strcmp(verb, "create") != 0) {
         for (; i < argc; i++) {
             if (strcmp(argv[i], "--json") == 0)
                 o.json = true;
+            else if (strcmp(argv[i], "--drop-destination") == 0 && strcmp(verb, "drop") == 0)
+                drop_destination = true;
             else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
                 history = (uint32_t)atoi(argv[++i]);
             else if (argv[i][0] == '-') {
@@ -378,7 +388,8 @@ main(int argc, char **argv)
             fprintf(stderr, "pgferryctl %s: missing pipe NAME\n", verb);
             return EXIT_USAGE;
         }
-        return verb[0] == 's' ? cmd_status(&o, name, history) : cmd_drop(&o, name);
+        return verb[0] == 's' ? cmd_status(&o, name, history)
+                              : cmd_drop(&o, name, drop_destination);
     }
     fprintf(stderr, "pgferryctl: unknown verb '%s'\n", verb);
     usage(stderr);

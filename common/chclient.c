@@ -241,7 +241,7 @@ on_read(char *buf, size_t size, size_t nitems, void *ud)
  * outcome; the reply body goes to *out when out is not NULL. */
 static errclass_t
 perform(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
-        char **out, char *err, size_t errlen)
+        char **out, size_t *outlen, char *err, size_t errlen)
 {
     struct curl_slist *hdrs = NULL;
     body_t body = {0};
@@ -310,6 +310,8 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
             return ERRCLASS_TRANSIENT;
         return ERRCLASS_FATAL;
     }
+    if (outlen)
+        *outlen = body.len;
     if (out)
         *out = body.data ? body.data : strdup("");
     else
@@ -320,7 +322,14 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
 errclass_t
 ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen)
 {
-    return perform(c, "", sql, strlen(sql), NULL, out, err, errlen);
+    return perform(c, "", sql, strlen(sql), NULL, out, NULL, err, errlen);
+}
+
+errclass_t
+ch_client_query_len(ch_client_t *c, const char *sql, char **out, size_t *outlen, char *err,
+                    size_t errlen)
+{
+    return perform(c, "", sql, strlen(sql), NULL, out, outlen, err, errlen);
 }
 
 static errclass_t
@@ -341,7 +350,7 @@ insert(ch_client_t *c, const char *query, const void *body, size_t len, stream_t
     }
     snprintf(uq, ql, "?query=%s", q);
     curl_free(q);
-    errclass_t cls = perform(c, uq, body, len, stream, NULL, err, errlen);
+    errclass_t cls = perform(c, uq, body, len, stream, NULL, NULL, err, errlen);
     free(uq);
     return cls;
 }

@@ -26,6 +26,10 @@ void ch_client_destroy(ch_client_t **c);
  * Returns ERRCLASS_NONE on success, else the class with a message in err. */
 errclass_t ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen);
 
+/* As ch_client_query, also giving the body's length (for binary formats such as RowBinary). */
+errclass_t ch_client_query_len(ch_client_t *c, const char *sql, char **out, size_t *outlen,
+                               char *err, size_t errlen);
+
 /* Runs `query` (e.g. "INSERT INTO db.t FORMAT RowBinary") with body as its data. */
 errclass_t ch_client_insert(ch_client_t *c, const char *query, const void *body, size_t len,
                             char *err, size_t errlen);

@@ -273,3 +273,153 @@ typemap_encode(const typemap_col_t *c, const char *val, size_t len, buf_t *out, 
     snprintf(err, errlen, "unknown column kind %d", (int)c->kind);
     return false;
 }
+
+/* RowBinary width of the fixed-size kinds; 0 for the length-prefixed ones */
+static size_t
+fixed_width(const typemap_col_t *c)
+{
+    switch (c->kind) {
+    case TM_BOOL:
+        return 1;
+    case TM_INT16:
+        return 2;
+    case TM_INT32:
+    case TM_UINT32:
+    case TM_FLOAT32:
+        return 4;
+    case TM_INT64:
+    case TM_FLOAT64:
+        return 8;
+    case TM_DECIMAL:
+        return c->precision <= 9 ? 4 : c->precision <= 18 ? 8 : 16;
+    case TM_UUID:
+        return 16;
+    case TM_STRING:
+    case TM_BYTEA:
+        return 0;
+    }
+    return 0;
+}
+
+void
+typemap_encode_absent(const typemap_col_t *c, buf_t *out)
+{
+    if (c->nullable) {
+        buf_byte(out, 1);
+        return;
+    }
+    size_t w = fixed_width(c);
+    if (w == 0) {
+        buf_byte(out, 0); /* empty string */
+        return;
+    }
+    for (size_t i = 0; i < w; i++)
+        buf_byte(out, 0);
+}
+
+size_t
+typemap_value_size(const typemap_col_t *c, const unsigned char *data, size_t len)
+{
+    size_t pos = 0;
+    if (c->nullable) {
+        if (len < 1)
+            return 0;
+        if (data[0] == 1)
+            return 1;
+        pos = 1;
+    }
+    size_t w = fixed_width(c);
+    if (w)
+        return len - pos >= w ? pos + w : 0;
+    uint64_t n = 0;
+    for (int shift = 0; pos < len && shift < 64; shift += 7) {
+        unsigned char b = data[pos++];
+        n |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return len - pos >= n ? pos + (size_t)n : 0;
+    }
+    return 0;
+}
+
+static void
+literal_bytes(const unsigned char *p, size_t n, buf_t *out)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    buf_byte(out, '\'');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+        if (ch == '\'' || ch == '\\') {
+            buf_byte(out, '\\');
+            buf_byte(out, ch);
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            /* every other byte as \xHH: exact whatever the encoding */
+            buf_append(out, "\\x", 2);
+            buf_byte(out, (unsigned char)hx[ch >> 4]);
+            buf_byte(out, (unsigned char)hx[ch & 15]);
+        } else {
+            buf_byte(out, ch);
+        }
+    }
+    buf_byte(out, '\'');
+}
+
+bool
+typemap_literal(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
+                size_t errlen)
+{
+    /* the exact bytes of the value come from the RowBinary encoder, so every kind shares its
+     * validation; the literal then rebuilds the same value on the server */
+    typemap_col_t plain = *c;
+    plain.nullable = false;
+    buf_t enc;
+    buf_init(&enc);
+    if (!typemap_encode(&plain, val, len, &enc, err, errlen)) {
+        buf_free(&enc);
+        return false;
+    }
+    char tmp[96];
+    switch (c->kind) {
+    case TM_STRING:
+        literal_bytes((const unsigned char *)val, len, out);
+        break;
+    case TM_BYTEA: {
+        size_t hdr = typemap_value_size(&plain, enc.data, enc.len) - (len - 2) / 2;
+        literal_bytes(enc.data + hdr, enc.len - hdr, out);
+        break;
+    }
+    case TM_BOOL:
+        buf_byte(out, enc.data[0] ? '1' : '0');
+        break;
+    case TM_INT16:
+    case TM_INT32:
+    case TM_INT64:
+    case TM_UINT32:
+        snprintf(tmp, sizeof(tmp), "to%s('%.*s')",
+                 c->kind == TM_INT16   ? "Int16"
+                 : c->kind == TM_INT32 ? "Int32"
+                 : c->kind == TM_INT64 ? "Int64"
+                                       : "UInt32",
+                 (int)len, val);
+        buf_append(out, tmp, strlen(tmp));
+        break;
+    case TM_FLOAT32:
+    case TM_FLOAT64:
+        /* bit-exact: reinterpret the encoded bytes (ClickHouse parses text floats inexactly) */
+        buf_append(out, c->kind == TM_FLOAT32 ? "reinterpretAsFloat32(" : "reinterpretAsFloat64(",
+                   21);
+        literal_bytes(enc.data, enc.len, out);
+        buf_byte(out, ')');
+        break;
+    case TM_DECIMAL:
+        snprintf(tmp, sizeof(tmp), "CAST('%.*s' AS Decimal(%d, %d))", (int)(len > 60 ? 60 : len),
+                 val, c->precision, c->scale);
+        buf_append(out, tmp, strlen(tmp));
+        break;
+    case TM_UUID:
+        snprintf(tmp, sizeof(tmp), "toUUID('%.*s')", (int)(len > 40 ? 40 : len), val);
+        buf_append(out, tmp, strlen(tmp));
+        break;
+    }
+    buf_free(&enc);
+    return true;
+}

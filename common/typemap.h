@@ -61,4 +61,16 @@ void typemap_for_pg(uint32_t base_oid, char typcategory, int32_t typmod, bool no
 bool typemap_encode(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
                     size_t errlen);
 
+/* Appends the value of a column that has no value in a change (a delete carries only the key):
+ * NULL when nullable, else the type's zero. */
+void typemap_encode_absent(const typemap_col_t *c, buf_t *out);
+
+/* Bytes taken by the first RowBinary value of column c in data (len bytes), 0 if incomplete. */
+size_t typemap_value_size(const typemap_col_t *c, const unsigned char *data, size_t len);
+
+/* Appends a ClickHouse SQL expression equal to the value (PostgreSQL text form), for WHERE
+ * clauses and DEFAULT expressions. False with err set on a value the column cannot take. */
+bool typemap_literal(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
+                     size_t errlen);
+
 #endif

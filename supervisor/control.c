@@ -5,6 +5,7 @@
  * the daemon. Passwords are masked in everything sent back.
  */
 #include "sup_internal.h"
+#include "teardown.h"
 #include "ipc.h"
 #include "log.h"
 #include "mask.h"
@@ -221,11 +222,6 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
                     "a pipe needs --source (PostgreSQL URI) and --dest (ClickHouse URL)");
         return;
     }
-    if (in->n_tables == 0 && in->mode != PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                    "a pipe needs at least one table (--tables schema.table,...)");
-        return;
-    }
     if (in->n_tables == 0 || in->n_tables > CTL_MAX_TABLES) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
                     "a pipe needs 1 to 10000 tables");
@@ -233,13 +229,6 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
     }
     if (in->mode > PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "unknown pipe mode");
-        return;
-    }
-    if (in->mode == PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
-        /* a cdc-only pipe would go from Setup straight to Running, which needs CDC */
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                    "cdc-only pipes need change-data capture, which this pgferryd version does "
-                    "not have yet");
         return;
     }
     ch_client_t *ch = ch_client_new(in->dest_url, in->dest_user, NULL, err, sizeof(err));
@@ -336,9 +325,9 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
     if (!spec.batch_max_rows)
         spec.batch_max_rows = 100000;
     if (!spec.batch_max_bytes)
-        spec.batch_max_bytes = 64 * 1024 * 1024;
+        spec.batch_max_bytes = 16 * 1024 * 1024;
     if (!spec.batch_max_wait_ms)
-        spec.batch_max_wait_ms = 500;
+        spec.batch_max_wait_ms = 250;
 
     Pgferry__State__PipeRecord rec = PGFERRY__STATE__PIPE_RECORD__INIT;
     rec.spec = &spec;
@@ -431,12 +420,6 @@ do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
-    if (d->drop_destination) {
-        pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                    "--drop-destination is not supported by this version");
-        return;
-    }
     lifecycle_pipe_t lp = {rec->state, rec->prev_state, rec->spec->mode, rec->resyncing};
     if (!lifecycle_apply(&lp, LC_CMD_DROP, err, sizeof(err))) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
@@ -444,6 +427,11 @@ do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
         return;
     }
     sup_stop_workers(s, d->name, "pipe dropped");
+    /* a worker still streaming holds the slot; a snapshot holds a transaction */
+    sup_wait_workers_gone(s, d->name, (int64_t)s->cfg.stop_grace_ms + 2000);
+    char report[4096];
+    bool clean = teardown_pipe(rec, d->drop_destination, report, sizeof(report));
+    log_info("pipe %s: drop: %s", d->name, report);
     if (!store_delete_pipe(s->store, d->name)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
@@ -453,7 +441,9 @@ do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
     log_info("pipe %s dropped (was %s)", d->name, names_state(rec->state));
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
-    r.message = "dropped";
+    char msg[4200];
+    snprintf(msg, sizeof(msg), "%s%s", clean ? "" : "dropped with leftovers: ", report);
+    r.message = msg;
     send_reply(s, f, &r);
 }
 

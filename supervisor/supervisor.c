@@ -137,8 +137,9 @@ sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reason)
 
 /* ---- workers ----------------------------------------------------------------------- */
 
-/* The worker role a pipe in this state needs, or NULL. A snapshot-only pipe's Snapshot has
- * its worker; snapshot+cdc pipes rest in Snapshot until CDC exists. */
+static bool drain_signals(supervisor_t *s);
+
+/* The worker role a pipe in this state needs, or NULL. */
 static const char *
 desired_role(const Pgferry__State__PipeRecord *rec)
 {
@@ -149,8 +150,9 @@ desired_role(const Pgferry__State__PipeRecord *rec)
     case ST_SETUP:
         return "setup";
     case ST_SNAPSHOT:
-        /* a snapshot+cdc pipe needs a permanent slot and CDC after the load: not built yet */
-        return rec->spec->mode == MODE_SNAPSHOT_ONLY && !rec->resyncing ? "snapshot" : NULL;
+        return !rec->resyncing ? "snapshot" : NULL;
+    case ST_RUNNING:
+        return "cdc";
     default:
         return NULL;
     }
@@ -336,6 +338,21 @@ settle_exited(supervisor_t *s, bool now_all)
     }
 }
 
+void
+sup_wait_workers_gone(supervisor_t *s, const char *pipe, int64_t timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    while (proctable_count_pipe(s->procs, pipe, NULL) > 0 && time_mono_ms() < deadline) {
+        int64_t now = time_mono_ms();
+        proctable_enforce_kills(s->procs, now);
+        zmq_pollitem_t it = {NULL, s->sigfd, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 20);
+        drain_signals(s);
+        reap_children(s);
+        settle_exited(s, false);
+    }
+}
+
 /* ---- worker channel ---------------------------------------------------------------- */
 
 static void
@@ -394,6 +411,8 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
         a.snapshot_name = rt->plan->snapshot_name;
         a.range = rt->plan->ranges[p->range_index];
     }
+    if (strcmp(p->role, "cdc") == 0 && !rec->spec->slot_owned)
+        a.skip_before_lsn = rec->snapshot_lsn;
     m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_ASSIGNMENT;
     m.assignment = &a;
     send_to_worker(s, id, &m);
@@ -442,6 +461,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
         set_str(&rec->dest_version, d->dest_version);
         char reason[600];
         snprintf(reason, sizeof(reason), "source and destination validated (%s)", d->detail);
+        rec->source_objects = true;
         if (!sup_transition(s, rec, LC_EV_VALIDATED, reason, err, sizeof(err)))
             log_warn("pipe %s: %s", p->pipe, err);
     } else if (strcmp(p->role, "setup") == 0) {
@@ -475,6 +495,9 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                          (unsigned long long)rt->snapshot_rows, rt->plan->n_ranges,
                          rt->plan->snapshot_name, rt->plan->consistent_lsn,
                          rec->spec->snapshot_workers);
+                set_str(&rec->snapshot_lsn, rt->plan->consistent_lsn);
+                if (rec->spec->slot_owned)
+                    set_str(&rec->confirmed_lsn, rt->plan->consistent_lsn);
                 if (!sup_transition(s, rec, LC_EV_SNAPSHOT_DONE, reason, err, sizeof(err)))
                     log_warn("pipe %s: %s", p->pipe, err);
                 sup_rt_clear_plan(rt);
@@ -508,6 +531,53 @@ on_error(supervisor_t *s, proc_t *p, Pgferry__Worker__Error *e)
     lifecycle_event_t ev = rec->state == ST_PROVISIONING ? LC_EV_VALIDATION_FAILED : LC_EV_FATAL;
     if (!sup_transition(s, rec, ev, e->message, err, sizeof(err)))
         log_warn("pipe %s: %s", p->pipe, err);
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+/* CDC: ClickHouse confirmed more transactions; the record keeps the position and counters. */
+static void
+on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
+{
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    if (a->lsn[0])
+        set_str(&rec->confirmed_lsn, a->lsn);
+    if (a->commit_time_us)
+        rec->last_commit_time_us = a->commit_time_us;
+    rec->last_applied_us = time_now_us();
+    rec->cdc_inserts += a->inserts;
+    rec->cdc_updates += a->updates;
+    rec->cdc_deletes += a->deletes;
+    rec->cdc_transactions += a->transactions;
+    char err[512];
+    if (rec->state == ST_DEGRADED) {
+        rec->consecutive_failures = 0;
+        if (!sup_transition(s, rec, LC_EV_RECOVERED, "the CDC worker is applying changes again",
+                            err, sizeof(err)))
+            log_warn("pipe %s: %s", p->pipe, err);
+    } else {
+        rec->consecutive_failures = 0;
+        store_put_pipe(s->store, rec, NULL);
+    }
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+/* CDC: the source's table definitions changed; the record takes the new ones (out of d). */
+static void
+on_definitions(supervisor_t *s, proc_t *p, Pgferry__Worker__Definitions *d)
+{
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    Pgferry__State__TableDef **old = rec->table_defs;
+    size_t n_old = rec->n_table_defs;
+    rec->table_defs = d->tables;
+    rec->n_table_defs = d->n_tables;
+    log_info("pipe %s: %s", p->pipe, d->reason);
+    sup_note(s, rec, d->reason);
+    rec->table_defs = old;
+    rec->n_table_defs = n_old;
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
@@ -585,6 +655,12 @@ handle_worker_message(supervisor_t *s)
                 break;
             case PGFERRY__WORKER__WORKER_MESSAGE__BODY_PLAN:
                 on_plan(s, p, m);
+                break;
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_APPLIED:
+                on_applied(s, p, m->applied);
+                break;
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_DEFINITIONS:
+                on_definitions(s, p, m->definitions);
                 break;
             case PGFERRY__WORKER__WORKER_MESSAGE__BODY_CHECKPOINT:
                 store_put_checkpoint(s->store, p->pipe, m->checkpoint->key,

@@ -1,4 +1,5 @@
 /* pgferry-worker: started by pgferryd only. Connects back, takes its assignment, runs it. */
+#include "cdc.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "provision.h"
@@ -114,6 +115,11 @@ main(int argc, char **argv)
         d.detail = res.detail;
         d.rows = res.rows;
         d.bytes = res.bytes;
+        rc = report(w, role, cls, &d, err);
+    } else if (strcmp(role, "cdc") == 0) {
+        cls = cdc_run(spec, m->assignment->tables, m->assignment->n_tables,
+                      m->assignment->skip_before_lsn, w, err, sizeof(err));
+        d.detail = "stopped";
         rc = report(w, role, cls, &d, err);
     } else {
         snprintf(err, sizeof(err), "unknown worker role %s", role);

@@ -16,12 +16,14 @@
 #define META_DELETED "_pgferry_is_deleted"
 #define META_SYNCED "_pgferry_synced_at"
 
-static void
-free_def(Pgferry__State__TableDef *d)
+void
+setup_free_def(Pgferry__State__TableDef *d)
 {
     if (!d)
         return;
     for (size_t i = 0; i < d->n_columns; i++) {
+        if (d->columns[i]->ch_name != protobuf_c_empty_string)
+            free(d->columns[i]->ch_name);
         free(d->columns[i]->name);
         free(d->columns[i]->pg_type);
         free(d->columns[i]->typcategory);
@@ -39,7 +41,7 @@ void
 setup_free_result(setup_result_t *r)
 {
     for (size_t i = 0; i < r->n_tables; i++)
-        free_def(r->tables[i]);
+        setup_free_def(r->tables[i]);
     free(r->tables);
     r->tables = NULL;
     r->n_tables = 0;
@@ -83,8 +85,8 @@ resolve_domain(PGconn *c, uint32_t *oid, int32_t *typmod, char *cat, bool *not_n
     return ERRCLASS_FATAL;
 }
 
-static bool
-excluded(const Pgferry__State__TableSpec *t, const char *col)
+bool
+setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col)
 {
     for (size_t i = 0; i < t->n_excluded_columns; i++) {
         if (strcmp(t->excluded_columns[i], col) == 0)
@@ -93,9 +95,9 @@ excluded(const Pgferry__State__TableSpec *t, const char *col)
     return false;
 }
 
-static errclass_t
-read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
-           Pgferry__State__TableDef **out, char *err, size_t errlen)
+errclass_t
+setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
+                 Pgferry__State__TableDef **out, char *err, size_t errlen)
 {
     char shown[300];
     const char *schema = t->schema[0] ? t->schema : "public";
@@ -136,7 +138,7 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
         c,
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod, "
         " a.attnotnull, COALESCE((SELECT u.ord FROM unnest(k.indkey::int2[]) WITH ORDINALITY "
-        "   u(att, ord) WHERE u.att = a.attnum), 0) "
+        "   u(att, ord) WHERE u.att = a.attnum), 0), a.attnum "
         "FROM pg_attribute a "
         "LEFT JOIN LATERAL (SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid "
         "  AND (i.indisprimary OR i.indisreplident) "
@@ -144,14 +146,14 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
         "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         1, p2, &cls, err, errlen);
     if (!r) {
-        free_def(d);
+        setup_free_def(d);
         return cls;
     }
     int n = PQntuples(r);
     d->columns = calloc((size_t)(n ? n : 1), sizeof(*d->columns));
     if (!d->columns) {
         PQclear(r);
-        free_def(d);
+        setup_free_def(d);
         snprintf(err, errlen, "out of memory");
         return ERRCLASS_TRANSIENT;
     }
@@ -159,12 +161,12 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
     for (int i = 0; i < n; i++) {
         const char *name = PQgetvalue(r, i, 0);
         uint32_t keypos = (uint32_t)atoi(PQgetvalue(r, i, 5));
-        if (excluded(t, name)) {
+        if (setup_column_excluded(t, name)) {
             if (keypos) {
                 snprintf(err, errlen, "column %s of %s is part of the key and cannot be excluded",
                          name, shown);
                 PQclear(r);
-                free_def(d);
+                setup_free_def(d);
                 return ERRCLASS_FATAL;
             }
             continue;
@@ -175,7 +177,7 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
                      "exclude or rename it",
                      name, shown);
             PQclear(r);
-            free_def(d);
+            setup_free_def(d);
             return ERRCLASS_FATAL;
         }
         uint32_t oid = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
@@ -185,7 +187,7 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
         cls = resolve_domain(c, &oid, &typmod, &cat, &not_null, err, errlen);
         if (cls != ERRCLASS_NONE) {
             PQclear(r);
-            free_def(d);
+            setup_free_def(d);
             return cls;
         }
         typemap_col_t tm;
@@ -193,7 +195,7 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
         Pgferry__State__ColumnDef *col = calloc(1, sizeof(*col));
         if (!col) {
             PQclear(r);
-            free_def(d);
+            setup_free_def(d);
             snprintf(err, errlen, "out of memory");
             return ERRCLASS_TRANSIENT;
         }
@@ -207,6 +209,9 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
         col->not_null = not_null || keypos > 0;
         col->key_position = keypos;
         col->ch_type = strdup(tm.ch_type);
+        col->attnum = atoi(PQgetvalue(r, i, 6));
+        col->type_oid = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
+        col->typmod = (int32_t)atoi(PQgetvalue(r, i, 3));
         d->columns[d->n_columns++] = col;
         keys += keypos > 0;
     }
@@ -214,7 +219,7 @@ read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
     if (keys == 0) {
         snprintf(err, errlen,
                  "table %s has no primary key; add one or set REPLICA IDENTITY USING INDEX", shown);
-        free_def(d);
+        setup_free_def(d);
         return ERRCLASS_FATAL;
     }
     *out = d;
@@ -242,7 +247,7 @@ setup_table_ddl(const char *db, const Pgferry__State__TableDef *def)
     put(&b, qt);
     put(&b, " (");
     for (size_t i = 0; i < def->n_columns; i++) {
-        chsql_ident(def->columns[i]->name, q, sizeof(q));
+        chsql_ident(setup_ch_name(def->columns[i]), q, sizeof(q));
         put(&b, i ? ", " : "");
         put(&b, q);
         put(&b, " ");
@@ -255,7 +260,7 @@ setup_table_ddl(const char *db, const Pgferry__State__TableDef *def)
     for (uint32_t k = 1; k <= def->n_columns; k++) {
         for (size_t i = 0; i < def->n_columns; i++) {
             if (def->columns[i]->key_position == k) {
-                chsql_ident(def->columns[i]->name, q, sizeof(q));
+                chsql_ident(setup_ch_name(def->columns[i]), q, sizeof(q));
                 put(&b, written++ ? ", " : "");
                 put(&b, q);
             }
@@ -270,8 +275,8 @@ setup_table_ddl(const char *db, const Pgferry__State__TableDef *def)
     return (char *)b.data;
 }
 
-static char *
-view_ddl(const char *db, const Pgferry__State__TableDef *def)
+char *
+setup_view_ddl(const char *db, const Pgferry__State__TableDef *def)
 {
     buf_t b;
     char q[300], qt[300], view[80];
@@ -285,7 +290,7 @@ view_ddl(const char *db, const Pgferry__State__TableDef *def)
     put(&b, qt);
     put(&b, " AS SELECT ");
     for (size_t i = 0; i < def->n_columns; i++) {
-        chsql_ident(def->columns[i]->name, qt, sizeof(qt));
+        chsql_ident(setup_ch_name(def->columns[i]), qt, sizeof(qt));
         put(&b, i ? ", " : "");
         put(&b, qt);
     }
@@ -355,7 +360,7 @@ verify_table(ch_client_t *ch, const char *db, const Pgferry__State__TableDef *de
     buf_t want;
     buf_init(&want);
     for (size_t i = 0; i < def->n_columns; i++) {
-        tsv_escape(def->columns[i]->name, &want);
+        tsv_escape(setup_ch_name(def->columns[i]), &want);
         put(&want, "\t");
         tsv_escape(def->columns[i]->ch_type, &want);
         put(&want, def->columns[i]->key_position ? "\t1\n" : "\t0\n");
@@ -389,6 +394,68 @@ verify_table(ch_client_t *ch, const char *db, const Pgferry__State__TableDef *de
     return cls;
 }
 
+/* The pipe's own publication: created with its tables, or set to them when Setup runs again.
+ * publish_via_partition_root makes changes to partitions arrive as the partitioned table. */
+static errclass_t
+ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
+{
+    buf_t b;
+    buf_init(&b);
+    errclass_t cls;
+    const char *p[] = {spec->publication};
+    PGresult *r = pgconn_query(pg, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, p, &cls,
+                               err, errlen);
+    if (!r)
+        return cls;
+    bool exists = PQntuples(r) > 0;
+    PQclear(r);
+    char *pub = PQescapeIdentifier(pg, spec->publication, strlen(spec->publication));
+    if (!pub) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    put(&b, exists ? "ALTER PUBLICATION " : "CREATE PUBLICATION ");
+    put(&b, pub);
+    put(&b, exists ? " SET TABLE " : " FOR TABLE ");
+    PQfreemem(pub);
+    for (size_t i = 0; i < spec->n_tables; i++) {
+        const char *schema = spec->tables[i]->schema[0] ? spec->tables[i]->schema : "public";
+        char *qs = PQescapeIdentifier(pg, schema, strlen(schema));
+        char *qn = PQescapeIdentifier(pg, spec->tables[i]->name, strlen(spec->tables[i]->name));
+        if (qs && qn) {
+            put(&b, i ? ", " : "");
+            put(&b, qs);
+            put(&b, ".");
+            put(&b, qn);
+        } else {
+            b.oom = true;
+        }
+        PQfreemem(qs);
+        PQfreemem(qn);
+    }
+    if (!exists)
+        put(&b, " WITH (publish_via_partition_root = true)");
+    buf_byte(&b, '\0');
+    if (b.oom) {
+        buf_free(&b);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    r = PQexec(pg, (char *)b.data);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        cls = pgconn_classify(r, pg);
+        snprintf(err, errlen, "cannot %s publication %s: %s", exists ? "alter" : "create",
+                 spec->publication, PQresultErrorMessage(r));
+        PQclear(r);
+        buf_free(&b);
+        return cls;
+    }
+    PQclear(r);
+    buf_free(&b);
+    log_info("publication %s %s", spec->publication, exists ? "updated" : "created");
+    return ERRCLASS_NONE;
+}
+
 errclass_t
 setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out, char *err,
           size_t errlen)
@@ -414,7 +481,7 @@ setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out
         goto done;
     }
     for (size_t i = 0; i < spec->n_tables; i++) {
-        cls = read_table(pg, spec->tables[i], vnum, &out->tables[i], err, errlen);
+        cls = setup_read_table(pg, spec->tables[i], vnum, &out->tables[i], err, errlen);
         if (cls != ERRCLASS_NONE)
             goto done;
         out->n_tables++;
@@ -430,6 +497,23 @@ setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out
             }
         }
     }
+    if (spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->publication_owned) {
+        cls = ensure_publication(pg, spec, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto done;
+    }
+    if (spec->mode == PGFERRY__STATE__PIPE_MODE__CDC_ONLY && spec->slot_owned) {
+        /* no snapshot: the slot starts where the source is now */
+        const char *sp[] = {spec->slot};
+        PGresult *r = pgconn_query(pg,
+                                   "SELECT pg_create_logical_replication_slot($1, 'pgoutput') "
+                                   "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots "
+                                   "WHERE slot_name = $1)",
+                                   1, sp, &cls, err, errlen);
+        if (!r)
+            goto done;
+        PQclear(r);
+    }
     PQfinish(pg);
     pg = NULL;
 
@@ -441,7 +525,7 @@ setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out
         goto done;
     for (size_t i = 0; i < out->n_tables; i++) {
         char *ddl = setup_table_ddl(spec->dest_database, out->tables[i]);
-        char *vddl = view_ddl(spec->dest_database, out->tables[i]);
+        char *vddl = setup_view_ddl(spec->dest_database, out->tables[i]);
         if (!ddl || !vddl) {
             free(ddl);
             free(vddl);

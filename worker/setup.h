@@ -9,6 +9,7 @@
 #define PGFERRY_SETUP_H
 
 #include <stddef.h>
+#include <libpq-fe.h>
 #include "errclass.h"
 #include "state.pb-c.h"
 #include "worker.h"
@@ -22,6 +23,23 @@ typedef struct {
 errclass_t setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out,
                      char *err, size_t errlen);
 void setup_free_result(setup_result_t *r);
+
+/* Reads one source table's definition (current catalog) on c. */
+errclass_t setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
+                            Pgferry__State__TableDef **out, char *err, size_t errlen);
+void setup_free_def(Pgferry__State__TableDef *d);
+/* Whether the pipe's spec leaves column col of table t out. */
+bool setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col);
+
+/* The destination column of a source column (its own name unless renamed at the source). */
+static inline const char *
+setup_ch_name(const Pgferry__State__ColumnDef *c)
+{
+    return c->ch_name && c->ch_name[0] ? c->ch_name : c->name;
+}
+
+/* The CREATE VIEW statement of def's live rows. Caller frees. */
+char *setup_view_ddl(const char *db, const Pgferry__State__TableDef *def);
 
 /* The CREATE TABLE statement for def in database db (exposed for tests). Caller frees. */
 char *setup_table_ddl(const char *db, const Pgferry__State__TableDef *def);

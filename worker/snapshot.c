@@ -6,6 +6,7 @@
 #include "copytext.h"
 #include "log.h"
 #include "pgconn.h"
+#include "setup.h"
 #include "typemap.h"
 
 #include <stdio.h>
@@ -202,7 +203,7 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        chsql_ident(c->name, q, sizeof(q));
+        chsql_ident(setup_ch_name(c), q, sizeof(q));
         if (i) {
             buf_append(&copy, ", ", 2);
             buf_append(&ins, ", ", 2);
@@ -341,6 +342,51 @@ free_plan_ranges(Pgferry__Worker__SnapshotPlan *plan)
     plan->n_ranges = 0;
 }
 
+/* A load that starts over drops the slot an earlier attempt created (nothing has been read
+ * from it: CDC starts only after the load). Waits for a dying walsender to release it. */
+static errclass_t
+drop_own_slot(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
+{
+    errclass_t cls;
+    PGconn *pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen);
+    if (!pg)
+        return cls;
+    const char *p[] = {spec->slot};
+    for (int attempt = 0;; attempt++) {
+        PGresult *r =
+            pgconn_query(pg, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", 1, p,
+                         &cls, err, errlen);
+        if (!r)
+            break;
+        bool exists = PQntuples(r) == 1, active = exists && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (!exists) {
+            cls = ERRCLASS_NONE;
+            break;
+        }
+        if (!active) {
+            r = pgconn_query(pg, "SELECT pg_drop_replication_slot($1)", 1, p, &cls, err, errlen);
+            if (r) {
+                PQclear(r);
+                log_info("dropped slot %s of an earlier load attempt", spec->slot);
+                cls = ERRCLASS_NONE;
+                break;
+            }
+            if (attempt < 50)
+                continue; /* it became active between the two queries */
+            break;
+        }
+        if (attempt >= 100) {
+            snprintf(err, errlen, "replication slot %s is in use by another process", spec->slot);
+            cls = ERRCLASS_TRANSIENT;
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    PQfinish(pg);
+    return cls;
+}
+
 errclass_t
 snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
                     size_t n_tables, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
@@ -361,16 +407,31 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     repl = pgconn_connect(spec->source, "pgferry-snapshot", true, &cls, err, errlen);
     if (!repl)
         goto done;
-    /* a temporary slot: it exists only while this connection does, so a snapshot-only pipe
-     * leaves nothing behind, whatever happens to this process */
+    /* a snapshot+cdc pipe with its own slot creates it here, permanent, and CDC starts at its
+     * consistent point. Otherwise a temporary slot: it exists only while this connection does,
+     * so nothing is left behind whatever happens to this process (CDC from a user's slot skips
+     * what committed before this snapshot). */
+    bool permanent = spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->slot_owned;
+    if (permanent) {
+        cls = drop_own_slot(spec, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto done;
+    }
     char cmd[200];
-    snprintf(cmd, sizeof(cmd),
-             "CREATE_REPLICATION_SLOT pgferry_snap_%d TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT",
-             (int)getpid());
+    if (permanent)
+        snprintf(cmd, sizeof(cmd),
+                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput EXPORT_SNAPSHOT",
+                 spec->slot); /* slot names are [a-z0-9_] (checked at create) */
+    else
+        snprintf(cmd, sizeof(cmd),
+                 "CREATE_REPLICATION_SLOT pgferry_snap_%d TEMPORARY LOGICAL pgoutput "
+                 "EXPORT_SNAPSHOT",
+                 (int)getpid());
     r = PQexec(repl, cmd);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) < 3) {
         cls = pgconn_classify(r, repl);
-        snprintf(err, errlen, "cannot create the snapshot slot: %s", PQerrorMessage(repl));
+        snprintf(err, errlen, "cannot create the %s slot: %s", permanent ? "pipe's" : "snapshot",
+                 PQerrorMessage(repl));
         goto done;
     }
     char snapname[128], lsn[64];

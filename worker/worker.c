@@ -237,3 +237,26 @@ worker_send_error(worker_t *w, errclass_t cls, const char *message)
     m.error = &e;
     return send_msg(w, &m);
 }
+
+bool
+worker_send_applied(worker_t *w, Pgferry__Worker__Applied *a)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_APPLIED;
+    m.applied = a;
+    return send_msg(w, &m);
+}
+
+bool
+worker_send_definitions(worker_t *w, Pgferry__State__TableDef **tables, size_t n,
+                        const char *reason)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    Pgferry__Worker__Definitions d = PGFERRY__WORKER__DEFINITIONS__INIT;
+    d.tables = tables;
+    d.n_tables = n;
+    d.reason = (char *)reason;
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_DEFINITIONS;
+    m.definitions = &d;
+    return send_msg(w, &m);
+}

@@ -45,6 +45,9 @@ bool worker_send_plan(worker_t *w, Pgferry__Worker__SnapshotPlan *plan);
 bool worker_send_progress(worker_t *w, uint64_t rows, uint64_t bytes, const char *lsn,
                           const char *detail);
 bool worker_send_done(worker_t *w, Pgferry__Worker__Done *done);
+bool worker_send_applied(worker_t *w, Pgferry__Worker__Applied *a);
+bool worker_send_definitions(worker_t *w, Pgferry__State__TableDef **tables, size_t n,
+                             const char *reason);
 bool worker_send_error(worker_t *w, errclass_t cls, const char *message);
 
 #endif

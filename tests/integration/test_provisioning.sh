@@ -58,11 +58,11 @@ for p in envpw noenv good userslot $TAKEN nokey missing view partition nothing n
     wait_for 20 "pipe $p leaves Provisioning" bash -c "[ \"\$('$CTL' status $p --json | jq -r .state)\" != Provisioning ]"
 done
 
-wait_for 20 "pipe good finishes Setup" state_is good Snapshot
+wait_for 20 "pipe good finishes Setup and its load" state_is good Running
 j=$(pipe_json good)
 assert_contains "$(jq -r .source_version <<<"$j")" "PostgreSQL 15" "source version recorded"
 assert_contains "$(jq -r .destination_version <<<"$j")" "ClickHouse 18.16" "dest version recorded"
-assert_eq "$(jq -r '.history | map(.to) | join(",")' <<<"$j")" "Provisioning,Setup,Snapshot" "history"
+assert_eq "$(jq -r '.history | map(.to) | join(",")' <<<"$j")" "Provisioning,Setup,Snapshot,Running" "history"
 assert_eq "$(jq -r '.tables[1].table' <<<"$j")" "Mixed Case" "quoted table name kept"
 assert_eq "$(jq -r .slot <<<"$j")" "pgferry_good" "default slot name"
 
@@ -80,7 +80,7 @@ check_failed view "$S.v is a view; only tables can be replicated"
 check_failed partition "is a partition; name its partitioned (root) table instead"
 check_failed nothing "REPLICA IDENTITY NOTHING"
 check_failed "$TAKEN" "replication slot pgferry_$TAKEN already exists"
-wait_for 20 "pipe userslot finishes Setup" state_is userslot Snapshot
+wait_for 20 "pipe userslot reaches Running" state_is userslot Running
 j=$(pipe_json userslot)
 assert_eq "$(jq -r .slot_owned <<<"$j")" false "user's slot is not owned"
 
@@ -88,7 +88,7 @@ check_failed noslot "replication slot ${S}_missing does not exist"
 check_failed nopub "publication ${S}_nopub does not exist"
 check_failed norepl "may not replicate"
 check_failed noenv "the ClickHouse password variable PGF_TEST_NOT_SET is not set in pgferryd's environment"
-wait_for 20 "pipe envpw finishes Setup" state_is envpw Snapshot
+wait_for 20 "pipe envpw reaches Running" state_is envpw Running
 check_failed badpgpw "password authentication failed"
 check_failed badchpw "Wrong password"
 
@@ -113,8 +113,8 @@ assert_eq "$(worker_pids nokey)" "" "no worker for a Failed pipe"
 set +e; "$CTL" status nokey >/dev/null 2>&1; rc=$?; set -e
 assert_eq "$rc" 1 "dropped pipe is gone"
 create_pipe nokey "$S.good" >/dev/null
-wait_for 20 "re-created pipe finishes Setup" state_is nokey Snapshot
-assert_eq "$(pipe_json nokey | jq -r '.history | length')" 3 "history starts anew"
+wait_for 20 "re-created pipe reaches Running" state_is nokey Running
+assert_eq "$(pipe_json nokey | jq -r '.history | length')" 4 "history starts anew"
 
 # a source without logical decoding: its own small cluster with wal_level = replica
 PG2="$TEST_DIR/pg-replica"

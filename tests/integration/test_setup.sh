@@ -36,7 +36,7 @@ psql_q "CREATE SCHEMA $S; CREATE SCHEMA $S2;
 start_daemon
 DB="${CH_DB_PREFIX}setup"
 create_pipe setup "$S.types,$S.\"Mixed Case\",$S.\"order\",$S.$LONG,$S.parted,$S.empty,$S.wide,$S.ri" >/dev/null
-wait_for 30 "pipe setup finishes Setup" state_is setup Snapshot
+wait_for 30 "pipe setup finishes Setup and its load" state_is setup Running
 
 # the type mapping, column by column, as ClickHouse reports it
 got=$(ch_q "SELECT name, type, is_in_sorting_key FROM system.columns WHERE database = '$DB' AND table = 'types' FORMAT TSV")
@@ -100,12 +100,12 @@ assert_eq "$(jq -r '.tables[0].columns | length' <<<"$j")" 35 "columns recorded"
 assert_eq "$(jq -r '.tables[0].columns[] | select(.name == "dm") | .pg_type' <<<"$j")" "$S.money2" "domain recorded"
 assert_eq "$(jq -r '.tables[1].columns[] | select(.name == "k 2") | .key_position' <<<"$j")" 1 "key position"
 assert_contains "$("$CTL" status setup)" "-> $DB.Mixed Case (3 columns, key k 2, Id)" "text status"
-assert_contains "$(jq -r '.history[-1].reason' <<<"$j")" "8 destination table(s) ready in database $DB" "history"
+assert_contains "$(jq -r '.history[] | select(.to == "Snapshot") | .reason' <<<"$j")" "8 destination table(s) ready in database $DB" "history"
 
 # running Setup again over the same tables is harmless
 "$CTL" drop setup >/dev/null
 create_pipe setup "$S.types,$S.\"Mixed Case\"" >/dev/null
-wait_for 30 "re-created pipe finishes Setup" state_is setup Snapshot
+wait_for 30 "re-created pipe finishes Setup" state_is setup Running
 assert_eq "$(ch_q "SELECT count() FROM \`$DB\`.\`order_live\`")" 1 "existing data untouched"
 
 # an existing destination table that does not match: Failed, with the difference named

@@ -17,6 +17,7 @@ chmod 755 "$TEST_DIR"
 STATE_DIR="$TEST_DIR/state"
 DAEMON_PID=""
 CLEANUP_PIDS=()
+TEST_PIPES=()   # pipes created by create_pipe: their slots/publications are removed at exit
 EXIT_HOOKS=()   # commands run at exit (after the exit status is taken), e.g. restarting a server
 export PGFERRY_STATE_DIR="$STATE_DIR"
 
@@ -42,6 +43,17 @@ cleanup() {
     local p
     for p in "${CLEANUP_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     if [ -n "${PG_CLEANUP_SQL:-}" ]; then psql_q "$PG_CLEANUP_SQL" >/dev/null 2>&1 || true; fi
+    # slots and publications of this test's pipes (a failed test may leave them)
+    local name
+    for name in "${TEST_PIPES[@]}"; do
+        for _ in $(seq 1 50); do
+            [ "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgferry_$name' AND active" 2>/dev/null)" = 0 ] && break
+            sleep 0.1
+        done
+        psql_q "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                WHERE slot_name = 'pgferry_$name' AND NOT active" >/dev/null 2>&1 || true
+        psql_q "DROP PUBLICATION IF EXISTS pgferry_$name" >/dev/null 2>&1 || true
+    done
     # a sanitizer report from the daemon or any worker fails the test, whatever else passed
     if [ -f "$TEST_DIR/pgferryd.log" ] &&
         grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TEST_DIR/pgferryd.log"; then
@@ -114,6 +126,7 @@ EXIT_HOOKS+=(ch_drop_test_dbs)
 # create_pipe NAME TABLES [extra ctl flags...]
 create_pipe() {
     local name=$1 tables=$2; shift 2
+    TEST_PIPES+=("$name")
     "$CTL" create "$name" --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$tables" \
         --dest-database "$CH_DB_PREFIX$name" "$@"
 }

@@ -120,12 +120,87 @@ test_encode(void **state)
     buf_free(&b);
 }
 
+static void
+lit_is(const typemap_col_t *c, const char *val, const char *want)
+{
+    buf_t b;
+    char err[200];
+    buf_init(&b);
+    assert_true(typemap_literal(c, val, strlen(val), &b, err, sizeof(err)));
+    buf_byte(&b, '\0');
+    assert_string_equal((char *)b.data, want);
+    buf_free(&b);
+}
+
+static void
+test_literal(void **state)
+{
+    (void)state;
+    typemap_col_t c;
+    buf_t b;
+    char err[200];
+    typemap_for_pg(25, 'S', -1, true, V18, &c);
+    lit_is(&c, "it's a \\ \n", "'it\\'s a \\\\ \\x0A'");
+    lit_is(&c, "tab\there", "'tab\\x09here'");
+    typemap_for_pg(PG_OID_INT8, 'N', -1, true, V18, &c);
+    lit_is(&c, "-42", "toInt64('-42')");
+    buf_init(&b);
+    assert_false(typemap_literal(&c, "1; DROP", 7, &b, err, sizeof(err))); /* validated */
+    buf_free(&b);
+    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, &c);
+    lit_is(&c, "t", "1");
+    typemap_for_pg(PG_OID_BYTEA, 'U', -1, true, V18, &c);
+    lit_is(&c, "\\x41ff27", "'A\\xFF\\''");
+    typemap_for_pg(PG_OID_FLOAT8, 'N', -1, true, V18, &c);
+    lit_is(&c, "1", "reinterpretAsFloat64('\\x00\\x00\\x00\\x00\\x00\\x00\\xF0?')");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(12, 2), true, V18, &c);
+    lit_is(&c, "-1.50", "CAST('-1.50' AS Decimal(12, 2))");
+    typemap_for_pg(PG_OID_UUID, 'U', -1, true, V18, &c);
+    lit_is(&c, "61f0c404-5cb3-11e7-907b-a6006ad3dba0",
+           "toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0')");
+}
+
+static void
+test_absent_and_size(void **state)
+{
+    (void)state;
+    typemap_col_t c;
+    buf_t b;
+    buf_init(&b);
+    typemap_for_pg(PG_OID_INT4, 'N', -1, false, V18, &c); /* nullable: NULL */
+    typemap_encode_absent(&c, &b);
+    assert_int_equal(b.len, 1);
+    assert_int_equal(b.data[0], 1);
+    assert_int_equal(typemap_value_size(&c, b.data, b.len), 1);
+    buf_reset(&b);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(20, 2), true, V18, &c); /* Decimal128 */
+    typemap_encode_absent(&c, &b);
+    assert_int_equal(b.len, 16);
+    assert_int_equal(typemap_value_size(&c, b.data, b.len), 16);
+    assert_int_equal(typemap_value_size(&c, b.data, 15), 0); /* incomplete */
+    buf_reset(&b);
+    typemap_for_pg(25, 'S', -1, false, V18, &c);
+    char err[100];
+    assert_true(typemap_encode(&c, "hello", 5, &b, err, sizeof(err)));
+    buf_append(&b, "trailing", 8);
+    assert_int_equal(typemap_value_size(&c, b.data, b.len), 1 + 1 + 5);
+    assert_int_equal(typemap_value_size(&c, b.data, 4), 0);
+    buf_reset(&b);
+    typemap_for_pg(25, 'S', -1, true, V18, &c);
+    typemap_encode_absent(&c, &b); /* NOT NULL text: empty string */
+    assert_int_equal(b.len, 1);
+    assert_int_equal(b.data[0], 0);
+    buf_free(&b);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choice),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_literal),
+        cmocka_unit_test(test_absent_and_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,166 @@
+/* teardown: slot, publication and destination removal for a dropped pipe. */
+#include "teardown.h"
+#include "chclient.h"
+#include "chsql.h"
+#include "log.h"
+#include "pgconn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+add(char *report, size_t len, const char *sentence)
+{
+    size_t l = strlen(report);
+    snprintf(report + l, len - l, "%s%s", l ? "; " : "", sentence);
+}
+
+/* Drops the slot, waiting briefly for a walsender of a just-stopped worker to let go. */
+static bool
+drop_slot(PGconn *pg, const char *slot, char *report, size_t len)
+{
+    char s[700], err[512];
+    const char *p[] = {slot};
+    errclass_t cls;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        PGresult *r =
+            pgconn_query(pg, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", 1, p,
+                         &cls, err, sizeof(err));
+        if (!r)
+            break;
+        bool exists = PQntuples(r) == 1, active = exists && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (!exists) {
+            add(report, len, "no replication slot to drop");
+            return true;
+        }
+        if (active) {
+            usleep(100 * 1000);
+            continue;
+        }
+        r = pgconn_query(pg, "SELECT pg_drop_replication_slot($1)", 1, p, &cls, err, sizeof(err));
+        if (r) {
+            PQclear(r);
+            snprintf(s, sizeof(s), "replication slot %s dropped", slot);
+            add(report, len, s);
+            return true;
+        }
+    }
+    if (!err[0])
+        snprintf(err, sizeof(err), "it stayed in use");
+    snprintf(s, sizeof(s),
+             "replication slot %s NOT dropped (%.300s); it holds WAL on the source: drop it with "
+             "SELECT pg_drop_replication_slot('%s')",
+             slot, err, slot);
+    add(report, len, s);
+    return false;
+}
+
+static bool
+drop_publication(PGconn *pg, const char *pub, char *report, size_t len)
+{
+    char s[700];
+    char *q = PQescapeIdentifier(pg, pub, strlen(pub));
+    snprintf(s, sizeof(s), "DROP PUBLICATION IF EXISTS %s", q ? q : "\"?\"");
+    PQfreemem(q);
+    PGresult *r = PQexec(pg, s);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (ok)
+        snprintf(s, sizeof(s), "publication %s dropped", pub);
+    else
+        snprintf(s, sizeof(s), "publication %s NOT dropped (%.300s)", pub, PQresultErrorMessage(r));
+    PQclear(r);
+    add(report, len, s);
+    return ok;
+}
+
+static bool
+drop_destination(const Pgferry__State__PipeRecord *rec, char *report, size_t len)
+{
+    const Pgferry__State__PipeSpec *spec = rec->spec;
+    char err[1024], s[1200], q[300], qt[300];
+    ch_client_t *ch = ch_client_new_env(spec->dest_url, spec->dest_user, spec->dest_password_file,
+                                        spec->dest_password_env, err, sizeof(err));
+    if (!ch) {
+        snprintf(s, sizeof(s), "destination tables NOT dropped (%.900s)", err);
+        add(report, len, s);
+        return false;
+    }
+    bool ok = true;
+    size_t dropped = 0;
+    chsql_ident(spec->dest_database, q, sizeof(q));
+    for (size_t i = 0; i < rec->n_table_defs && ok; i++) {
+        for (int view = 1; view >= 0 && ok; view--) {
+            char name[300];
+            snprintf(name, sizeof(name), "%s%s", rec->table_defs[i]->target, view ? "_live" : "");
+            chsql_ident(name, qt, sizeof(qt));
+            snprintf(s, sizeof(s), "DROP TABLE IF EXISTS %s.%s", q, qt);
+            if (ch_client_query(ch, s, NULL, err, sizeof(err)) != ERRCLASS_NONE) {
+                snprintf(s, sizeof(s), "destination table %s.%s NOT dropped (%.500s)",
+                         spec->dest_database, name, err);
+                add(report, len, s);
+                ok = false;
+            }
+        }
+        dropped += ok;
+    }
+    if (ok) {
+        snprintf(s, sizeof(s), "%zu destination table(s) and their views dropped", dropped);
+        add(report, len, s);
+        /* the database goes too once nothing else lives in it */
+        char lit[300], *out = NULL;
+        chsql_string(spec->dest_database, lit, sizeof(lit));
+        snprintf(s, sizeof(s), "SELECT count() FROM system.tables WHERE database = %s", lit);
+        if (ch_client_query(ch, s, &out, err, sizeof(err)) == ERRCLASS_NONE && out &&
+            atoi(out) == 0) {
+            snprintf(s, sizeof(s), "DROP DATABASE IF EXISTS %s", q);
+            if (ch_client_query(ch, s, NULL, err, sizeof(err)) == ERRCLASS_NONE) {
+                snprintf(s, sizeof(s), "database %s dropped", spec->dest_database);
+                add(report, len, s);
+            }
+        }
+        free(out);
+    }
+    ch_client_destroy(&ch);
+    return ok;
+}
+
+bool
+teardown_pipe(const Pgferry__State__PipeRecord *rec, bool drop_dest, char *report, size_t reportlen)
+{
+    const Pgferry__State__PipeSpec *spec = rec->spec;
+    report[0] = '\0';
+    bool ok = true;
+    /* a snapshot-only pipe's slot is temporary (gone with its worker); a pipe that never got
+     * past Provisioning created nothing, and what exists under its names is someone else's */
+    bool source_objects = spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY &&
+                          (spec->slot_owned || spec->publication_owned) && rec->source_objects;
+    if (source_objects) {
+        char err[1024];
+        errclass_t cls;
+        PGconn *pg = pgconn_connect(spec->source, "pgferry-drop", false, &cls, err, sizeof(err));
+        if (!pg) {
+            char s[1400];
+            snprintf(s, sizeof(s),
+                     "source unreachable (%.900s): replication slot %s and publication %s were NOT "
+                     "dropped; drop them by hand",
+                     err, spec->slot_owned ? spec->slot : "-",
+                     spec->publication_owned ? spec->publication : "-");
+            add(report, reportlen, s);
+            ok = false;
+        } else {
+            if (spec->slot_owned)
+                ok = drop_slot(pg, spec->slot, report, reportlen) && ok;
+            if (spec->publication_owned)
+                ok = drop_publication(pg, spec->publication, report, reportlen) && ok;
+            PQfinish(pg);
+        }
+    }
+    if (drop_dest)
+        ok = drop_destination(rec, report, reportlen) && ok;
+    if (!report[0])
+        add(report, reportlen, "nothing to remove outside pgferryd");
+    return ok;
+}

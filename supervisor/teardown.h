@@ -1,0 +1,20 @@
+/*
+ * teardown: what dropping a pipe removes outside pgferryd: the pipe's own replication slot and
+ * publication on the source (a user's are left alone) and, when asked, its destination tables
+ * and views (and the database once empty). Runs in pgferryd after the pipe's workers are gone;
+ * every step is attempted, and what could not be removed is described with the command that
+ * removes it by hand.
+ */
+#ifndef PGFERRY_TEARDOWN_H
+#define PGFERRY_TEARDOWN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "state.pb-c.h"
+
+/* Returns true when everything was removed; report gets one sentence per step (what was
+ * removed, or what was left and why). */
+bool teardown_pipe(const Pgferry__State__PipeRecord *rec, bool drop_destination, char *report,
+                   size_t reportlen);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * cdc: the Running stage (DESIGN section 6). Streams the pipe's publication from its slot
+ * (START_REPLICATION, pgoutput protocol 1) on a replication connection, turns every change into
+ * a RowBinary row of its destination table (version = the change's WAL position, deletes as
+ * rows with _pgferry_is_deleted = 1), inserts batches cut at commits, and only then tells the
+ * slot that the batch's last commit is flushed. With nothing pending it confirms the positions
+ * keepalives report, so an idle pipe does not hold WAL.
+ *
+ * Schema changes arrive as Relation messages: added columns are added in ClickHouse (with the
+ * source's default for existing rows where PostgreSQL recorded one), renamed columns keep their
+ * ClickHouse name, dropped columns stay in ClickHouse as Nullable; the new definitions go to
+ * the supervisor with a sentence for the pipe's history.
+ */
+#ifndef PGFERRY_CDC_H
+#define PGFERRY_CDC_H
+
+#include <stddef.h>
+#include "errclass.h"
+#include "state.pb-c.h"
+#include "worker.h"
+
+/* Runs until stopped (ERRCLASS_NONE after flushing and acknowledging what was received) or an
+ * error. tables are the recorded definitions; they are replaced in place when the source's
+ * schema changes (the array stays owned by the caller's message). skip_before_lsn: transactions
+ * committed before this position are skipped (already in the snapshot); NULL or "" for none. */
+errclass_t cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
+                   size_t n_tables, const char *skip_before_lsn, worker_t *w, char *err,
+                   size_t errlen);
+
+/* "16/B374D848" <-> 64-bit LSN. Parsing returns false on malformed text. */
+bool cdc_parse_lsn(const char *s, uint64_t *out);
+void cdc_format_lsn(uint64_t lsn, char *out, size_t outlen);
+
+#endif
