@@ -28,6 +28,8 @@ usage(FILE *out)
             "  list [--json]     one line per pipe\n"
             "  status NAME [--json] [--history N]\n"
             "                    state, settings, workers, errors and history of a pipe\n"
+            "  pause NAME        finish the batch in flight, acknowledge it, stop streaming\n"
+            "  resume NAME       stream again from where the pipe paused\n"
             "  drop NAME [--drop-destination]\n"
             "                    stop the pipe's workers, drop its own slot and publication,\n"
             "                    forget it; --drop-destination also drops its ClickHouse tables\n"
@@ -273,6 +275,31 @@ cmd_status(const opts_t *o, const char *name, uint32_t history)
     return EXIT_OK;
 }
 
+/* pause / resume NAME */
+static int
+cmd_simple(const opts_t *o, const char *verb, const char *name)
+{
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__PausePipe pp = PGFERRY__CONTROL__PAUSE_PIPE__INIT;
+    Pgferry__Control__ResumePipe rp = PGFERRY__CONTROL__RESUME_PIPE__INIT;
+    if (strcmp(verb, "pause") == 0) {
+        pp.name = (char *)name;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_PAUSE;
+        req.pause = &pp;
+    } else {
+        rp.name = (char *)name;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_RESUME;
+        req.resume = &rp;
+    }
+    Pgferry__Control__Reply *r;
+    int rc = call(o, &req, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    printf("pipe %s %s\n", name, r->message);
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
 static int
 cmd_drop(const opts_t *in, const char *name, bool drop_destination)
 {
@@ -382,6 +409,13 @@ main(int argc, char **argv)
         }
         printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", name, name, pub);
         return EXIT_OK;
+    }
+    if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0) {
+        if (!name) {
+            fprintf(stderr, "pgferryctl %s: missing pipe NAME\n", verb);
+            return EXIT_USAGE;
+        }
+        return cmd_simple(&o, verb, name);
     }
     if (strcmp(verb, "status") == 0 || strcmp(verb, "drop") == 0) {
         if (!name) {

@@ -79,6 +79,31 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
         fprintf(out, "slot         %s (%s), publication %s (%s)\n", sp->slot,
                 sp->slot_owned ? "owned by the pipe" : "user's", sp->publication,
                 sp->publication_owned ? "owned by the pipe" : "user's");
+    if (r->confirmed_lsn[0] || r->cdc_transactions) {
+        fprintf(out, "cdc          confirmed %s", r->confirmed_lsn[0] ? r->confirmed_lsn : "-");
+        if (r->last_commit_time_us) {
+            time_format_us(r->last_commit_time_us, ts, sizeof(ts));
+            fprintf(out, ", last applied commit from %s", ts);
+        }
+        fprintf(out,
+                "\n             %llu inserts, %llu updates, %llu deletes in %llu transactions; "
+                "%.1f changes/s over the last minute\n",
+                (unsigned long long)r->cdc_inserts, (unsigned long long)r->cdc_updates,
+                (unsigned long long)r->cdc_deletes, (unsigned long long)r->cdc_transactions,
+                st->rows_per_second);
+    }
+    if (st->slot) {
+        fprintf(out, "lag          %.1f MB behind the source (%s)",
+                (double)st->slot->lag_bytes / 1048576.0, st->slot->current_lsn);
+        if (st->lag_seconds >= 0)
+            fprintf(out, ", %.1f s", st->lag_seconds);
+        time_format_duration(now_us - st->slot_info_us, dur, sizeof(dur));
+        fprintf(out, "; slot retains %.1f MB of WAL (wal_status %s) [%s ago]\n",
+                (double)st->slot->retained_bytes / 1048576.0,
+                st->slot->wal_status[0] ? st->slot->wal_status : "?", dur);
+    }
+    if (st->warning[0])
+        fprintf(out, "WARNING      %s\n", st->warning);
     if (st->snapshot_ranges_total > 0)
         fprintf(out, "snapshot     %u of %u ranges loaded, %llu rows in them\n",
                 st->snapshot_ranges_done, st->snapshot_ranges_total,
@@ -199,6 +224,48 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     } else {
         json_null(j);
     }
+    json_key(j, "cdc");
+    json_obj_begin(j);
+    json_kv_str(j, "confirmed_lsn", r->confirmed_lsn);
+    json_kv_int(j, "last_commit_time_us", r->last_commit_time_us);
+    json_kv_int(j, "last_applied_us", r->last_applied_us);
+    json_kv_uint(j, "inserts", r->cdc_inserts);
+    json_kv_uint(j, "updates", r->cdc_updates);
+    json_kv_uint(j, "deletes", r->cdc_deletes);
+    json_kv_uint(j, "transactions", r->cdc_transactions);
+    json_key(j, "rows_per_second");
+    json_double(j, st->rows_per_second);
+    json_obj_end(j);
+    json_key(j, "slot_info");
+    if (st->slot) {
+        json_obj_begin(j);
+        json_kv_str(j, "current_lsn", st->slot->current_lsn);
+        json_kv_str(j, "confirmed_lsn", st->slot->confirmed_lsn);
+        json_kv_str(j, "restart_lsn", st->slot->restart_lsn);
+        json_kv_uint(j, "lag_bytes", st->slot->lag_bytes);
+        json_kv_uint(j, "retained_bytes", st->slot->retained_bytes);
+        json_kv_str(j, "wal_status", st->slot->wal_status);
+        json_kv_int(j, "safe_wal_size", st->slot->safe_wal_size);
+        json_kv_int(j, "time_us", st->slot_info_us);
+        json_obj_end(j);
+    } else {
+        json_null(j);
+    }
+    json_key(j, "lag_bytes");
+    if (st->slot)
+        json_uint(j, st->slot->lag_bytes);
+    else
+        json_null(j);
+    json_key(j, "lag_seconds");
+    if (st->lag_seconds >= 0)
+        json_double(j, st->lag_seconds);
+    else
+        json_null(j);
+    json_key(j, "warning");
+    if (st->warning[0])
+        json_str(j, st->warning);
+    else
+        json_null(j);
     json_key(j, "last_error");
     if (r->last_error[0]) {
         json_obj_begin(j);
@@ -229,6 +296,19 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_obj_end(j);
 }
 
+static void
+format_bytes(uint64_t b, char *out, size_t outlen)
+{
+    if (b < 1024)
+        snprintf(out, outlen, "%llu B", (unsigned long long)b);
+    else if (b < 1048576)
+        snprintf(out, outlen, "%.1f kB", (double)b / 1024.0);
+    else if (b < 1073741824ull)
+        snprintf(out, outlen, "%.1f MB", (double)b / 1048576.0);
+    else
+        snprintf(out, outlen, "%.1f GB", (double)b / 1073741824.0);
+}
+
 void
 render_list_text(FILE *out, const Pgferry__Control__PipeList *l, int64_t now_us)
 {
@@ -236,17 +316,24 @@ render_list_text(FILE *out, const Pgferry__Control__PipeList *l, int64_t now_us)
         fprintf(out, "no pipes\n");
         return;
     }
-    fprintf(out, "%-24s %-13s %-9s %-14s %-6s %s\n", "NAME", "STATE", "SINCE", "MODE", "TABLES",
-            "LAST ERROR");
+    fprintf(out, "%-24s %-13s %-9s %-6s %-10s %-8s %-9s %s\n", "NAME", "STATE", "SINCE", "TABLES",
+            "LAG", "LAG(s)", "ROWS/S", "LAST ERROR");
     for (size_t i = 0; i < l->n_pipes; i++) {
-        const Pgferry__State__PipeRecord *r = l->pipes[i]->record;
-        char dur[32], errs[61];
+        const Pgferry__Control__PipeStatus *st = l->pipes[i];
+        const Pgferry__State__PipeRecord *r = st->record;
+        char dur[32], errs[61], lag[32] = "-", lags[32] = "-", rate[32] = "-";
         time_format_duration(now_us - r->state_since_us, dur, sizeof(dur));
         snprintf(errs, sizeof(errs), "%s", r->last_error);
         if (strlen(r->last_error) > 60)
             memcpy(errs + 56, "...", 4);
-        fprintf(out, "%-24s %-13s %-9s %-14s %-6zu %s\n", r->spec->name, names_state(r->state), dur,
-                names_mode(r->spec->mode), r->spec->n_tables, errs);
+        if (st->slot)
+            format_bytes(st->slot->lag_bytes, lag, sizeof(lag));
+        if (st->lag_seconds >= 0)
+            snprintf(lags, sizeof(lags), "%.1f", st->lag_seconds);
+        if (r->confirmed_lsn[0])
+            snprintf(rate, sizeof(rate), "%.1f", st->rows_per_second);
+        fprintf(out, "%-24s %-13s %-9s %-6zu %-10s %-8s %-9s %s\n", r->spec->name,
+                names_state(r->state), dur, r->spec->n_tables, lag, lags, rate, errs);
     }
 }
 

@@ -114,6 +114,8 @@ free_status(Pgferry__Control__PipeStatus *st)
     for (size_t i = 0; i < st->n_table_progress; i++)
         free(st->table_progress[i]);
     free(st->table_progress);
+    if (st->warning && st->warning != protobuf_c_empty_string)
+        free(st->warning);
     free(st);
 }
 
@@ -174,6 +176,27 @@ build_status(supervisor_t *s, const char *name, size_t history_limit)
     }
     pipe_rt_t *rt = sup_rt(s, name, false);
     st->next_restart_us = (rt && rt->restart_at_ms > 0) ? rt->restart_at_us : 0;
+    if (rt && rt->slot) {
+        st->slot = rt->slot; /* borrowed: free_status leaves it alone */
+        st->slot_info_us = rt->slot_us;
+        if (rt->wal_warned) {
+            char warning[200];
+            snprintf(warning, sizeof(warning),
+                     "slot retains %.1f MB of WAL on the source (threshold %llu MB)",
+                     (double)rt->slot->retained_bytes / 1048576.0,
+                     (unsigned long long)s->cfg.retained_wal_warning_mb);
+            char *w = strdup(warning);
+            if (w)
+                st->warning = w;
+        }
+    }
+    if (rt)
+        st->rows_per_second = sup_rt_rate(rt, time_mono_ms());
+    st->lag_seconds = -1;
+    if (st->slot && st->slot->lag_bytes == 0)
+        st->lag_seconds = 0;
+    else if (rec->last_commit_time_us > 0)
+        st->lag_seconds = (double)(time_now_us() - rec->last_commit_time_us) / 1e6;
     if (rt && rt->plan) {
         st->snapshot_ranges_total = (uint32_t)rt->plan->n_ranges;
         st->snapshot_ranges_done = (uint32_t)rt->ranges_done;
@@ -323,11 +346,11 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
     if (!spec.rows_per_partition)
         spec.rows_per_partition = 500000;
     if (!spec.batch_max_rows)
-        spec.batch_max_rows = 100000;
+        spec.batch_max_rows = s->cfg.batch_max_rows;
     if (!spec.batch_max_bytes)
-        spec.batch_max_bytes = 16 * 1024 * 1024;
+        spec.batch_max_bytes = s->cfg.batch_max_bytes;
     if (!spec.batch_max_wait_ms)
-        spec.batch_max_wait_ms = 250;
+        spec.batch_max_wait_ms = s->cfg.batch_max_wait_ms;
 
     Pgferry__State__PipeRecord rec = PGFERRY__STATE__PIPE_RECORD__INIT;
     rec.spec = &spec;
@@ -408,6 +431,35 @@ do_list(supervisor_t *s, ipc_frames_t *f)
         free_status(list.pipes[i]);
     free(list.pipes);
     store_free_names(names, n);
+}
+
+/* pause and resume: a lifecycle command; the reconcile loop stops or starts the workers */
+static void
+do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t ev,
+           const char *reason, const char *done)
+{
+    char err[512];
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, name, &rec) || !rec) {
+        snprintf(err, sizeof(err), "no pipe named %.64s", name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        return;
+    }
+    if (!sup_transition(s, rec, ev, reason, err, sizeof(err))) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        return;
+    }
+    if (ev == LC_CMD_RESUME) {
+        pipe_rt_t *rt = sup_rt(s, name, false);
+        if (rt)
+            rt->restart_at_ms = rt->restart_at_us = 0;
+    }
+    log_info("pipe %s: %s", name, reason);
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    r.message = (char *)done;
+    send_reply(s, f, &r);
 }
 
 static void
@@ -491,6 +543,14 @@ control_handle(supervisor_t *s, void *sock, void *frames)
         break;
     case PGFERRY__CONTROL__REQUEST__BODY_DROP:
         do_drop(s, f, req->drop);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_PAUSE:
+        do_command(s, f, req->pause->name, LC_CMD_PAUSE, "paused by the operator",
+                   "pausing: the CDC worker finishes its batch, acknowledges it and stops");
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_RESUME:
+        do_command(s, f, req->resume->name, LC_CMD_RESUME, "resumed by the operator",
+                   "resumed: streaming from where the pipe paused");
         break;
     case PGFERRY__CONTROL__REQUEST__BODY__NOT_SET:
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,

@@ -28,6 +28,12 @@ static const key_t_ keys[] = {
     {"max_pipes", "pipes this daemon accepts (default 100)"},
     {"default_snapshot_workers",
      "range workers per pipe when create does not say (default: cores)"},
+    {"batch_max_rows", "CDC batch limit in rows for new pipes (default 100000)"},
+    {"batch_max_bytes", "CDC batch limit in bytes for new pipes (default 16777216)"},
+    {"batch_max_wait_ms", "CDC batch limit in time for new pipes (default 250)"},
+    {"retained_wal_warning_mb",
+     "warn when a pipe's slot retains more WAL than this many MB (default 1024)"},
+    {"metrics_listen", "serve Prometheus metrics on http://HOST:PORT/metrics (default off)"},
 };
 
 void
@@ -43,6 +49,10 @@ daemon_config_defaults(daemon_config_t *c)
     c->stop_grace_ms = 10000;
     c->max_pipes = 100;
     c->default_snapshot_workers = 0;
+    c->batch_max_rows = 100000;
+    c->batch_max_bytes = 16 * 1024 * 1024;
+    c->batch_max_wait_ms = 250;
+    c->retained_wal_warning_mb = 1024;
 }
 
 static bool
@@ -128,6 +138,23 @@ daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *
         NUM(max_pipes, 1, 10000);
     if (strcmp(key, "default_snapshot_workers") == 0)
         NUM(default_snapshot_workers, 0, 64);
+    if (strcmp(key, "batch_max_rows") == 0)
+        NUM(batch_max_rows, 1, 10000000);
+    if (strcmp(key, "batch_max_bytes") == 0)
+        NUM(batch_max_bytes, 65536, 1073741824);
+    if (strcmp(key, "batch_max_wait_ms") == 0)
+        NUM(batch_max_wait_ms, 1, 600000);
+    if (strcmp(key, "retained_wal_warning_mb") == 0)
+        NUM(retained_wal_warning_mb, 1, 100000000);
+    if (strcmp(key, "metrics_listen") == 0) {
+        const char *colon = strrchr(value, ':');
+        if (*value && (!colon || colon == value || !isdigit((unsigned char)colon[1]))) {
+            snprintf(err, errlen, "bad value '%s' for metrics_listen: expected HOST:PORT", value);
+            return false;
+        }
+        snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s", value);
+        return true;
+    }
 #undef STR
 #undef NUM
     snprintf(err, errlen, "unknown key '%s'", key);

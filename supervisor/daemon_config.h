@@ -24,6 +24,11 @@ typedef struct {
     uint64_t stop_grace_ms;            /* SIGTERM -> SIGKILL */
     uint32_t max_pipes;                /* pipes this daemon accepts */
     uint32_t default_snapshot_workers; /* per pipe when create does not say; 0 = cores */
+    uint32_t batch_max_rows;           /* CDC batch limits of new pipes */
+    uint64_t batch_max_bytes;
+    uint32_t batch_max_wait_ms;
+    uint64_t retained_wal_warning_mb;  /* warn when a slot retains more WAL than this */
+    char metrics_listen[128];          /* host:port of the /metrics HTTP endpoint; "" = off */
     char config_file[512];             /* where the settings came from, for SIGHUP */
     char control_remote[256];          /* optional tcp:// control endpoint, CURVE only */
     char curve_key_file[512];          /* the daemon's key pair (pgferryctl keygen) */

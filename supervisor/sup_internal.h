@@ -14,6 +14,7 @@
 #define RANGE_PENDING 0
 #define RANGE_RUNNING 1
 #define RANGE_DONE 2
+#define RATE_SAMPLES 90
 
 /* What the supervisor knows about a pipe beyond LMDB: restart timing and the snapshot plan.
  * Lost with the supervisor, which is right: a supervisor restart also ends the coordinator and
@@ -27,7 +28,18 @@ typedef struct {
     size_t ranges_done;
     uint64_t snapshot_rows;
     uint64_t *range_rows; /* rows of each finished range */
+    Pgferry__Worker__SlotInfo *slot; /* owned; the last slot report of a CDC/monitor worker */
+    int64_t slot_us;                 /* when it came */
+    bool wal_warned;                 /* retained WAL above the threshold was logged */
+    /* changes applied, sampled at each Applied report, for rows/s over the last minute */
+    int64_t rate_ms[RATE_SAMPLES];
+    uint64_t rate_total[RATE_SAMPLES];
+    size_t rate_next, rate_len;
+    uint64_t applied_total;
 } pipe_rt_t;
+
+/* Changes per second over the last minute (0 without two samples in it). */
+double sup_rt_rate(const pipe_rt_t *rt, int64_t now_ms);
 
 /* Forgets a pipe's snapshot plan. */
 void sup_rt_clear_plan(pipe_rt_t *rt);

@@ -69,12 +69,42 @@ sup_rt_clear_plan(pipe_rt_t *rt)
     rt->snapshot_rows = 0;
 }
 
+static void
+rt_free(pipe_rt_t *rt)
+{
+    sup_rt_clear_plan(rt);
+    if (rt->slot)
+        pgferry__worker__slot_info__free_unpacked(rt->slot, NULL);
+    rt->slot = NULL;
+}
+
+double
+sup_rt_rate(const pipe_rt_t *rt, int64_t now_ms)
+{
+    if (rt->rate_len < 2)
+        return 0;
+    size_t newest = (rt->rate_next + RATE_SAMPLES - 1) % RATE_SAMPLES;
+    if (now_ms - rt->rate_ms[newest] > 60000)
+        return 0; /* nothing applied for a minute */
+    size_t oldest = newest;
+    for (size_t k = 1; k < rt->rate_len; k++) {
+        size_t i = (newest + RATE_SAMPLES - k) % RATE_SAMPLES;
+        if (now_ms - rt->rate_ms[i] > 60000)
+            break;
+        oldest = i;
+    }
+    int64_t span = now_ms - rt->rate_ms[oldest];
+    if (oldest == newest || span <= 0)
+        return 0;
+    return (double)(rt->rate_total[newest] - rt->rate_total[oldest]) * 1000.0 / (double)span;
+}
+
 void
 sup_rt_remove(supervisor_t *s, const char *name)
 {
     for (size_t i = 0; i < s->nrt; i++) {
         if (strcmp(s->rt[i].name, name) == 0) {
-            sup_rt_clear_plan(&s->rt[i]);
+            rt_free(&s->rt[i]);
             s->rt[i] = s->rt[--s->nrt];
             return;
         }
@@ -153,6 +183,8 @@ desired_role(const Pgferry__State__PipeRecord *rec)
         return !rec->resyncing ? "snapshot" : NULL;
     case ST_RUNNING:
         return "cdc";
+    case ST_PAUSED:
+        return "monitor"; /* nobody streams: watch the WAL the slot retains */
     default:
         return NULL;
     }
@@ -550,6 +582,15 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
     rec->cdc_updates += a->updates;
     rec->cdc_deletes += a->deletes;
     rec->cdc_transactions += a->transactions;
+    pipe_rt_t *rt = sup_rt(s, p->pipe, true);
+    if (rt) {
+        rt->applied_total += a->inserts + a->updates + a->deletes;
+        rt->rate_ms[rt->rate_next] = time_mono_ms();
+        rt->rate_total[rt->rate_next] = rt->applied_total;
+        rt->rate_next = (rt->rate_next + 1) % RATE_SAMPLES;
+        if (rt->rate_len < RATE_SAMPLES)
+            rt->rate_len++;
+    }
     char err[512];
     if (rec->state == ST_DEGRADED) {
         rec->consecutive_failures = 0;
@@ -560,6 +601,47 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
         rec->consecutive_failures = 0;
         store_put_pipe(s->store, rec, NULL);
     }
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+/* The slot report: kept for status and metrics; retained WAL above the threshold is logged
+ * once per crossing and noted in the history. The message is taken out of m. */
+static void
+on_slot(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
+{
+    pipe_rt_t *rt = sup_rt(s, p->pipe, true);
+    if (!rt)
+        return;
+    if (rt->slot)
+        pgferry__worker__slot_info__free_unpacked(rt->slot, NULL);
+    rt->slot = m->slot;
+    m->slot = NULL;
+    m->body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY__NOT_SET;
+    rt->slot_us = time_now_us();
+    uint64_t limit = s->cfg.retained_wal_warning_mb * 1048576ull;
+    bool above = rt->slot->retained_bytes > limit;
+    if (above == rt->wal_warned)
+        return;
+    rt->wal_warned = above;
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    char reason[400];
+    if (above)
+        snprintf(reason, sizeof(reason),
+                 "WARNING: slot %s retains %.1f MB of WAL on the source (threshold %llu MB)%s",
+                 rec->spec->slot, (double)rt->slot->retained_bytes / 1048576.0,
+                 (unsigned long long)s->cfg.retained_wal_warning_mb,
+                 rec->state == ST_PAUSED ? "; resume the pipe or drop it" : "");
+    else
+        snprintf(reason, sizeof(reason), "slot %s retains %.1f MB of WAL again (below %llu MB)",
+                 rec->spec->slot, (double)rt->slot->retained_bytes / 1048576.0,
+                 (unsigned long long)s->cfg.retained_wal_warning_mb);
+    if (above)
+        log_warn("pipe %s: %s", p->pipe, reason);
+    else
+        log_info("pipe %s: %s", p->pipe, reason);
+    sup_note(s, rec, reason);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
@@ -662,6 +744,9 @@ handle_worker_message(supervisor_t *s)
             case PGFERRY__WORKER__WORKER_MESSAGE__BODY_DEFINITIONS:
                 on_definitions(s, p, m->definitions);
                 break;
+            case PGFERRY__WORKER__WORKER_MESSAGE__BODY_SLOT:
+                on_slot(s, p, m);
+                break;
             case PGFERRY__WORKER__WORKER_MESSAGE__BODY_CHECKPOINT:
                 store_put_checkpoint(s->store, p->pipe, m->checkpoint->key,
                                      m->checkpoint->value.data, m->checkpoint->value.len);
@@ -732,6 +817,13 @@ reconcile(supervisor_t *s)
                 sup_stop_workers(s, names[i], why);
                 break;
             }
+        }
+        if (rec->state == ST_PAUSING && proctable_count_pipe(s->procs, names[i], NULL) == 0) {
+            char err[512];
+            if (!sup_transition(s, rec, LC_EV_PAUSED,
+                                "the CDC worker acknowledged its last batch and stopped", err,
+                                sizeof(err)))
+                log_warn("pipe %s: %s", names[i], err);
         }
         pipe_rt_t *rt = sup_rt(s, names[i], false);
         bool waiting = rt && rt->restart_at_ms > now;
@@ -1130,6 +1222,8 @@ supervisor_destroy(supervisor_t **sp)
         close(s->sigfd);
     store_destroy(&s->store);
     proctable_destroy(&s->procs);
+    for (size_t i = 0; i < s->nrt; i++)
+        rt_free(&s->rt[i]);
     free(s->rt);
     if (s->lockfd >= 0)
         close(s->lockfd);

@@ -7,6 +7,7 @@
 #include "pgconn.h"
 #include "pgoutput.h"
 #include "setup.h"
+#include "slotinfo.h"
 #include "timeutil.h"
 #include "typemap.h"
 
@@ -16,9 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATUS_INTERVAL_MS 10000 /* standby status at least this often */
-#define REPORT_INTERVAL_MS 1000  /* Applied reports to the supervisor */
-#define STOP_CHECK_EVERY 512     /* messages between stop checks under load */
+#define STATUS_INTERVAL_MS 10000  /* standby status at least this often */
+#define REPORT_INTERVAL_MS 1000   /* Applied reports to the supervisor */
+#define SLOTINFO_INTERVAL_MS 3000 /* slot position, lag and retained WAL */
+#define STOP_CHECK_EVERY 512      /* messages between stop checks under load */
 #define CHUNK_MIN_BYTES (1u << 20)
 #define CHUNK_MAX_BYTES (16u << 20) /* one insert at most; bounds memory in big transactions */
 #define PG_EPOCH_UNIX_US 946684800000000LL
@@ -69,7 +71,7 @@ typedef struct {
     /* counters: of the current transaction, of the batch, not yet reported */
     uint64_t t_ins, t_upd, t_del, b_ins, b_upd, b_del, b_txn, r_ins, r_upd, r_del, r_txn, r_bytes;
     uint64_t total_changes;
-    int64_t next_status, next_report;
+    int64_t next_status, next_report, next_slotinfo;
     char err[2048];
 } cdc_t;
 
@@ -235,6 +237,35 @@ report_applied(cdc_t *c, bool force)
     snprintf(detail, sizeof(detail), "streaming: confirmed %s, %" PRIu64 " change(s) this run", lsn,
              c->total_changes);
     worker_send_progress(c->w, 0, 0, NULL, detail);
+}
+
+static errclass_t ensure_sql(cdc_t *c, char *err, size_t errlen);
+
+/* Every few seconds: the slot as the source sees it (lag, retained WAL) for status and metrics.
+ * A lost or missing slot is FATAL; trouble reaching the source only skips a report. */
+static errclass_t
+maybe_slotinfo(cdc_t *c, char *err, size_t errlen)
+{
+    int64_t now = time_mono_ms();
+    if (now < c->next_slotinfo)
+        return ERRCLASS_NONE;
+    c->next_slotinfo = now + SLOTINFO_INTERVAL_MS;
+    char e[1024];
+    if (ensure_sql(c, e, sizeof(e)) != ERRCLASS_NONE) {
+        log_warn("slot report skipped: %s", e);
+        return ERRCLASS_NONE;
+    }
+    slotinfo_t si;
+    errclass_t cls = slotinfo_query(c->sql, c->spec->slot, &si, e, sizeof(e));
+    if (cls == ERRCLASS_FATAL) {
+        snprintf(err, errlen, "%s", e);
+        return cls;
+    }
+    if (cls == ERRCLASS_NONE)
+        worker_send_slot(c->w, &si.msg);
+    else
+        log_warn("slot report skipped: %s", e);
+    return ERRCLASS_NONE;
 }
 
 /* Inserts everything pending and confirms the last commit received to the slot. */
@@ -1282,6 +1313,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
             if (now >= c.next_status && (cls = send_status(&c, false, err, errlen)))
                 goto out;
             report_applied(&c, false);
+            if ((cls = maybe_slotinfo(&c, err, errlen)) != ERRCLASS_NONE)
+                goto out;
             continue;
         }
         if (n == -1) {
@@ -1306,6 +1339,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         if (now >= c.next_status && (cls = send_status(&c, false, err, errlen)))
             goto out;
         report_applied(&c, false);
+        if ((cls = maybe_slotinfo(&c, err, errlen)) != ERRCLASS_NONE)
+            goto out;
         int64_t wait = 100;
         if (c.batch_deadline && !c.in_txn && c.batch_deadline - now < wait)
             wait = c.batch_deadline - now;

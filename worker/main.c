@@ -4,6 +4,7 @@
 #include "log.h"
 #include "provision.h"
 #include "setup.h"
+#include "slotinfo.h"
 #include "snapshot.h"
 #include "version.h"
 #include "worker.h"
@@ -115,6 +116,10 @@ main(int argc, char **argv)
         d.detail = res.detail;
         d.rows = res.rows;
         d.bytes = res.bytes;
+        rc = report(w, role, cls, &d, err);
+    } else if (strcmp(role, "monitor") == 0) {
+        cls = monitor_run(spec, w, 5000, err, sizeof(err));
+        d.detail = "stopped";
         rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "cdc") == 0) {
         cls = cdc_run(spec, m->assignment->tables, m->assignment->n_tables,

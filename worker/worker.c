@@ -260,3 +260,12 @@ worker_send_definitions(worker_t *w, Pgferry__State__TableDef **tables, size_t n
     m.definitions = &d;
     return send_msg(w, &m);
 }
+
+bool
+worker_send_slot(worker_t *w, Pgferry__Worker__SlotInfo *si)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_SLOT;
+    m.slot = si;
+    return send_msg(w, &m);
+}

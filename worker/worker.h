@@ -48,6 +48,7 @@ bool worker_send_done(worker_t *w, Pgferry__Worker__Done *done);
 bool worker_send_applied(worker_t *w, Pgferry__Worker__Applied *a);
 bool worker_send_definitions(worker_t *w, Pgferry__State__TableDef **tables, size_t n,
                              const char *reason);
+bool worker_send_slot(worker_t *w, Pgferry__Worker__SlotInfo *si);
 bool worker_send_error(worker_t *w, errclass_t cls, const char *message);
 
 #endif
