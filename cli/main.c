@@ -28,6 +28,11 @@ usage(FILE *out)
             "  list [--json]     one line per pipe\n"
             "  status NAME [--json] [--history N]\n"
             "                    state, settings, workers, errors and history of a pipe\n"
+            "  verify NAME [--table SCHEMA.TABLE]\n"
+            "                    compare source and destination (count and checksum per table,\n"
+            "                    first differing keys); exit 7 on a difference\n"
+            "  metrics --prometheus\n"
+            "                    every pipe's state, counters and lag (Prometheus text format)\n"
             "  pause NAME        finish the batch in flight, acknowledge it, stop streaming\n"
             "  resume NAME       stream again from where the pipe paused\n"
             "  drop NAME [--drop-destination]\n"
@@ -275,6 +280,53 @@ cmd_status(const opts_t *o, const char *name, uint32_t history)
     return EXIT_OK;
 }
 
+/* metrics [--prometheus]: the exposition text (the only format) */
+static int
+cmd_metrics(const opts_t *o)
+{
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__GetMetrics g = PGFERRY__CONTROL__GET_METRICS__INIT;
+    req.body_case = PGFERRY__CONTROL__REQUEST__BODY_METRICS;
+    req.metrics = &g;
+    Pgferry__Control__Reply *r;
+    int rc = call(o, &req, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    fputs(r->message, stdout);
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* verify NAME [--table T]: exit 0 on match, 7 on mismatch */
+static int
+cmd_verify(const opts_t *in, const char *name, const char *table)
+{
+    opts_t o1 = *in;
+    if (o1.timeout_ms == 10000)
+        o1.timeout_ms = 3600000; /* comparing big tables takes a while */
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__VerifyPipe v = PGFERRY__CONTROL__VERIFY_PIPE__INIT;
+    v.name = (char *)name;
+    v.table = (char *)(table ? table : "");
+    req.body_case = PGFERRY__CONTROL__REQUEST__BODY_VERIFY;
+    req.verify = &v;
+    Pgferry__Control__Reply *r;
+    int rc = call(&o1, &req, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    if (r->payload_case != PGFERRY__CONTROL__REPLY__PAYLOAD_VERIFY) {
+        fprintf(stderr, "pgferryctl: the daemon sent no verify report\n");
+        pgferry__control__reply__free_unpacked(r, NULL);
+        return EXIT_FAILURE_GENERIC;
+    }
+    fputs(r->verify->text, stdout);
+    rc = r->verify->match ? EXIT_OK : EXIT_VERIFY_MISMATCH;
+    if (!r->verify->match)
+        fprintf(stderr, "pgferryctl: pipe %s: source and destination differ\n", name);
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return rc;
+}
+
 /* pause / resume NAME */
 static int
 cmd_simple(const opts_t *o, const char *verb, const char *name)
@@ -364,11 +416,16 @@ main(int argc, char **argv)
     const char *name = NULL;
     uint32_t history = 0;
     bool drop_destination = false;
+    const char *verify_table = NULL;
     int rest = i;
     if (strcmp(verb, "create") != 0) {
         for (; i < argc; i++) {
             if (strcmp(argv[i], "--json") == 0)
                 o.json = true;
+            else if (strcmp(argv[i], "--table") == 0 && strcmp(verb, "verify") == 0 && i + 1 < argc)
+                verify_table = argv[++i];
+            else if (strcmp(argv[i], "--prometheus") == 0 && strcmp(verb, "metrics") == 0)
+                ; /* the one format there is */
             else if (strcmp(argv[i], "--drop-destination") == 0 && strcmp(verb, "drop") == 0)
                 drop_destination = true;
             else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
@@ -392,6 +449,8 @@ main(int argc, char **argv)
     }
     if (strcmp(verb, "list") == 0)
         return cmd_list(&o);
+    if (strcmp(verb, "metrics") == 0)
+        return cmd_metrics(&o);
     if (strcmp(verb, "keygen") == 0) {
         char err[512];
         if (!name) {
@@ -409,6 +468,13 @@ main(int argc, char **argv)
         }
         printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", name, name, pub);
         return EXIT_OK;
+    }
+    if (strcmp(verb, "verify") == 0) {
+        if (!name) {
+            fprintf(stderr, "pgferryctl verify: missing pipe NAME\n");
+            return EXIT_USAGE;
+        }
+        return cmd_verify(&o, name, verify_table);
     }
     if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0) {
         if (!name) {

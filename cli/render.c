@@ -37,6 +37,16 @@ table_def(const Pgferry__State__PipeRecord *r, const Pgferry__State__TableSpec *
     return NULL;
 }
 
+static const Pgferry__State__TableStats *
+table_stats(const Pgferry__State__PipeRecord *r, const char *target)
+{
+    for (size_t i = 0; i < r->n_table_stats; i++) {
+        if (strcmp(r->table_stats[i]->target, target) == 0)
+            return r->table_stats[i];
+    }
+    return NULL;
+}
+
 void
 render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t now_us)
 {
@@ -72,6 +82,20 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
             if (tp)
                 fprintf(out, ", %u of %u ranges loaded, %llu rows", tp->ranges_done,
                         tp->ranges_total, (unsigned long long)tp->rows);
+            const Pgferry__State__TableStats *ts = table_stats(r, d->target);
+            if (ts) {
+                fprintf(out,
+                        "\n               snapshot %llu rows (%.1f MB); cdc %llu ins, %llu upd, "
+                        "%llu del",
+                        (unsigned long long)ts->snapshot_rows,
+                        (double)ts->snapshot_bytes / 1048576.0, (unsigned long long)ts->inserts,
+                        (unsigned long long)ts->updates, (unsigned long long)ts->deletes);
+                if (ts->last_applied_us) {
+                    char la[40];
+                    time_format_us(ts->last_applied_us, la, sizeof(la));
+                    fprintf(out, ", last applied %s", la);
+                }
+            }
         }
         fprintf(out, "\n");
     }
@@ -176,6 +200,14 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
         if (d) {
             json_kv_str(j, "target", d->target);
             json_kv_int(j, "estimated_rows", d->reltuples < 0 ? -1 : (int64_t)d->reltuples);
+            const Pgferry__State__TableStats *ts = table_stats(r, d->target);
+            json_kv_uint(j, "snapshot_rows", ts ? ts->snapshot_rows : 0);
+            json_kv_uint(j, "snapshot_bytes", ts ? ts->snapshot_bytes : 0);
+            json_kv_uint(j, "inserts", ts ? ts->inserts : 0);
+            json_kv_uint(j, "updates", ts ? ts->updates : 0);
+            json_kv_uint(j, "deletes", ts ? ts->deletes : 0);
+            json_kv_uint(j, "cdc_bytes", ts ? ts->bytes : 0);
+            json_kv_int(j, "last_applied_us", ts ? ts->last_applied_us : 0);
             const Pgferry__Control__TableProgress *tp = table_progress(st, d);
             if (tp) {
                 json_key(j, "snapshot");

@@ -9,5 +9,6 @@
 #define EXIT_FATAL 4           /* worker: irrecoverable failure */
 #define EXIT_UNREACHABLE 5     /* pgferryctl: no answer from the daemon */
 #define EXIT_STOPPED 6         /* worker: stopped on request before finishing */
+#define EXIT_VERIFY_MISMATCH 7 /* pgferryctl verify: source and destination differ */
 
 #endif

@@ -5,6 +5,7 @@
  * the daemon. Passwords are masked in everything sent back.
  */
 #include "sup_internal.h"
+#include "metrics.h"
 #include "teardown.h"
 #include "ipc.h"
 #include "log.h"
@@ -433,6 +434,75 @@ do_list(supervisor_t *s, ipc_frames_t *f)
     store_free_names(names, n);
 }
 
+void
+control_reply_verify(supervisor_t *s, pipe_rt_t *rt, bool ok, bool match, const char *text)
+{
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    Pgferry__Control__VerifyReport vr = PGFERRY__CONTROL__VERIFY_REPORT__INIT;
+    r.version = IPC_VERSION;
+    if (ok) {
+        vr.match = match;
+        vr.text = (char *)text;
+        r.payload_case = PGFERRY__CONTROL__REPLY__PAYLOAD_VERIFY;
+        r.verify = &vr;
+        r.message = match ? "match" : "mismatch";
+    } else {
+        r.code = PGFERRY__CONTROL__ERROR_CODE__INTERNAL;
+        r.message = (char *)text;
+    }
+    const zmq_msg_t *pre[2] = {&rt->verify_pre[0], &rt->verify_pre[1]};
+    (void)s;
+    ipc_send_msg(rt->verify_sock, pre, rt->verify_npre, &r.base);
+    for (int i = 0; i < rt->verify_npre; i++)
+        zmq_msg_close(&rt->verify_pre[i]);
+    rt->verify_npre = 0;
+}
+
+/* verify: runs a verify worker; the reply is sent when it reports (control_reply_verify) */
+static void
+do_verify(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__VerifyPipe *v)
+{
+    char err[512];
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, v->name, &rec) || !rec) {
+        snprintf(err, sizeof(err), "no pipe named %.64s", v->name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        return;
+    }
+    pipe_state_t st = rec->state == ST_DEGRADED ? rec->prev_state : rec->state;
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    if (st != ST_RUNNING && st != ST_PAUSED && st != ST_COMPLETED) {
+        snprintf(err, sizeof(err),
+                 "verify compares loaded tables: the pipe must be Running, Paused or Completed "
+                 "(it is %s)",
+                 names_state(st));
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        return;
+    }
+    pipe_rt_t *rt = sup_rt(s, v->name, true);
+    if (!rt) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "out of memory");
+        return;
+    }
+    if (rt->verify_npre > 0) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE,
+                    "a verify of this pipe is already running");
+        return;
+    }
+    snprintf(rt->verify_table, sizeof(rt->verify_table), "%s", v->table);
+    if (!sup_spawn_worker(s, v->name, "verify")) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot start a verify worker");
+        return;
+    }
+    /* keep the routing frames (and REQ's empty delimiter) for the late reply */
+    rt->verify_sock = s->reply_sock;
+    rt->verify_npre = (f->n >= 3 && zmq_msg_size(&f->parts[1]) == 0) ? 2 : 1;
+    for (int i = 0; i < rt->verify_npre; i++) {
+        zmq_msg_init(&rt->verify_pre[i]);
+        zmq_msg_copy(&rt->verify_pre[i], &f->parts[i]);
+    }
+}
+
 /* pause and resume: a lifecycle command; the reconcile loop stops or starts the workers */
 static void
 do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t ev,
@@ -543,6 +613,21 @@ control_handle(supervisor_t *s, void *sock, void *frames)
         break;
     case PGFERRY__CONTROL__REQUEST__BODY_DROP:
         do_drop(s, f, req->drop);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_METRICS: {
+        char *text = metrics_render(s);
+        if (!text) {
+            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot render metrics");
+            break;
+        }
+        reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+        r.message = text;
+        send_reply(s, f, &r);
+        free(text);
+        break;
+    }
+    case PGFERRY__CONTROL__REQUEST__BODY_VERIFY:
+        do_verify(s, f, req->verify);
         break;
     case PGFERRY__CONTROL__REQUEST__BODY_PAUSE:
         do_command(s, f, req->pause->name, LC_CMD_PAUSE, "paused by the operator",

@@ -27,12 +27,12 @@ typedef struct {
     uint32_t batch_max_rows;           /* CDC batch limits of new pipes */
     uint64_t batch_max_bytes;
     uint32_t batch_max_wait_ms;
-    uint64_t retained_wal_warning_mb;  /* warn when a slot retains more WAL than this */
-    char metrics_listen[128];          /* host:port of the /metrics HTTP endpoint; "" = off */
-    char config_file[512];             /* where the settings came from, for SIGHUP */
-    char control_remote[256];          /* optional tcp:// control endpoint, CURVE only */
-    char curve_key_file[512];          /* the daemon's key pair (pgferryctl keygen) */
-    char curve_authorized_keys[512];   /* client public keys allowed on control_remote */
+    uint64_t retained_wal_warning_mb; /* warn when a slot retains more WAL than this */
+    char metrics_listen[128];         /* host:port of the /metrics HTTP endpoint; "" = off */
+    char config_file[512];            /* where the settings came from, for SIGHUP */
+    char control_remote[256];         /* optional tcp:// control endpoint, CURVE only */
+    char curve_key_file[512];         /* the daemon's key pair (pgferryctl keygen) */
+    char curve_authorized_keys[512];  /* client public keys allowed on control_remote */
 } daemon_config_t;
 
 void daemon_config_defaults(daemon_config_t *c);

@@ -4,6 +4,7 @@
 #ifndef PGFERRY_SUP_INTERNAL_H
 #define PGFERRY_SUP_INTERNAL_H
 
+#include <zmq.h>
 #include "lifecycle.h"
 #include "proctable.h"
 #include "store.h"
@@ -27,7 +28,7 @@ typedef struct {
     unsigned char *range_state;          /* RANGE_* per plan range */
     size_t ranges_done;
     uint64_t snapshot_rows;
-    uint64_t *range_rows; /* rows of each finished range */
+    uint64_t *range_rows;            /* rows of each finished range */
     Pgferry__Worker__SlotInfo *slot; /* owned; the last slot report of a CDC/monitor worker */
     int64_t slot_us;                 /* when it came */
     bool wal_warned;                 /* retained WAL above the threshold was logged */
@@ -36,7 +37,19 @@ typedef struct {
     uint64_t rate_total[RATE_SAMPLES];
     size_t rate_next, rate_len;
     uint64_t applied_total;
+    /* a verify request waiting for its worker: where the reply goes */
+    void *verify_sock;
+    zmq_msg_t verify_pre[2];
+    int verify_npre; /* 0 = none pending */
+    char verify_table[300];
 } pipe_rt_t;
+
+/* The record's statistics of one destination table (created on first use; the record owns
+ * it, protobuf-c frees it with the record), and adding to them. */
+Pgferry__State__TableStats *sup_table_stats(Pgferry__State__PipeRecord *rec, const char *target);
+void sup_table_stats_add(Pgferry__State__PipeRecord *rec, const char *target, uint64_t ins,
+                         uint64_t upd, uint64_t del, uint64_t bytes, uint64_t snap_rows,
+                         uint64_t snap_bytes);
 
 /* Changes per second over the last minute (0 without two samples in it). */
 double sup_rt_rate(const pipe_rt_t *rt, int64_t now_ms);
@@ -56,6 +69,7 @@ struct supervisor {
     size_t n_auth_keys;
     void *wrk; /* ROUTER, worker.proto */
     int sigfd;
+    int metrics_fd; /* listening socket of the /metrics endpoint, -1 when off */
     int lockfd;
     proctable_t *procs;
     pipe_rt_t *rt;
@@ -76,6 +90,12 @@ void sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason);
 void sup_wait_workers_gone(supervisor_t *s, const char *pipe, int64_t timeout_ms);
 pipe_rt_t *sup_rt(supervisor_t *s, const char *name, bool create);
 void sup_rt_remove(supervisor_t *s, const char *name);
+
+/* Starts a worker of role for pipe (logged on failure). */
+proc_t *sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role);
+/* Answers the pending verify request of rt (ok: report and whether it matched; else the
+ * error message) and forgets it. */
+void control_reply_verify(supervisor_t *s, pipe_rt_t *rt, bool ok, bool match, const char *text);
 
 /* control.c: handles one control message already received (frames incl. routing id) on
  * sock, and replies on it. */

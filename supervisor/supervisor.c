@@ -5,6 +5,7 @@
  */
 #include "supervisor.h"
 #include "sup_internal.h"
+#include "metrics.h"
 #include "backoff.h"
 #include "curvekeys.h"
 #include "ipc.h"
@@ -73,6 +74,9 @@ static void
 rt_free(pipe_rt_t *rt)
 {
     sup_rt_clear_plan(rt);
+    for (int i = 0; i < rt->verify_npre; i++)
+        zmq_msg_close(&rt->verify_pre[i]);
+    rt->verify_npre = 0;
     if (rt->slot)
         pgferry__worker__slot_info__free_unpacked(rt->slot, NULL);
     rt->slot = NULL;
@@ -216,8 +220,8 @@ sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason)
     }
 }
 
-static proc_t *
-spawn_worker(supervisor_t *s, const char *pipe, const char *role)
+proc_t *
+sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role)
 {
     char endpoint[600];
     snprintf(endpoint, sizeof(endpoint), "ipc://%s/workers.sock", s->cfg.state_dir);
@@ -351,6 +355,16 @@ settle_exited(supervisor_t *s, bool now_all)
         }
         char how[128];
         proctable_describe_status(copy.status, how, sizeof(how));
+        if (strcmp(copy.role, "verify") == 0) {
+            /* a verify never counts against the pipe; its requester hears what happened */
+            if (rt && rt->verify_npre > 0 && !copy.done) {
+                char msg[1400];
+                snprintf(msg, sizeof(msg), "verify failed: %s",
+                         copy.reported != ERRCLASS_NONE ? copy.error : how);
+                control_reply_verify(s, rt, false, false, msg);
+            }
+            continue;
+        }
         if (copy.stopping || s->stopping) {
             log_info("worker %s/%s pid %d %s after stop", copy.pipe, copy.role, (int)copy.pid, how);
             continue;
@@ -445,6 +459,11 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     }
     if (strcmp(p->role, "cdc") == 0 && !rec->spec->slot_owned)
         a.skip_before_lsn = rec->snapshot_lsn;
+    if (strcmp(p->role, "verify") == 0 && rt) {
+        a.verify_table = rt->verify_table;
+        a.streaming = rec->state == ST_RUNNING ||
+                      (rec->state == ST_DEGRADED && rec->prev_state == ST_RUNNING);
+    }
     m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_ASSIGNMENT;
     m.assignment = &a;
     send_to_worker(s, id, &m);
@@ -480,6 +499,12 @@ static void
 on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
 {
     p->done = true;
+    if (strcmp(p->role, "verify") == 0) {
+        pipe_rt_t *vrt = sup_rt(s, p->pipe, false);
+        if (vrt && vrt->verify_npre > 0)
+            control_reply_verify(s, vrt, true, d->rows == 0, d->detail);
+        return;
+    }
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
@@ -513,6 +538,10 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
             rt->range_state[p->range_index] != RANGE_DONE) {
             rt->range_state[p->range_index] = RANGE_DONE;
             rt->range_rows[p->range_index] = d->rows;
+            uint32_t ti = rt->plan->ranges[p->range_index]->table_index;
+            if (ti < rec->n_table_defs)
+                sup_table_stats_add(rec, rec->table_defs[ti]->target, 0, 0, 0, 0, d->rows,
+                                    d->bytes);
             rt->ranges_done++;
             rt->snapshot_rows += d->rows;
             char key[64], val[32];
@@ -551,8 +580,8 @@ on_error(supervisor_t *s, proc_t *p, Pgferry__Worker__Error *e)
     snprintf(p->error, sizeof(p->error), "%s", e->message);
     log_warn("pipe %s: %s worker reports %s error: %s", p->pipe, p->role,
              fatal ? "FATAL" : "TRANSIENT", e->message);
-    if (!fatal)
-        return; /* counted when the worker exits */
+    if (!fatal || strcmp(p->role, "verify") == 0)
+        return; /* counted when the worker exits (a verify's goes to its requester) */
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
@@ -564,6 +593,48 @@ on_error(supervisor_t *s, proc_t *p, Pgferry__Worker__Error *e)
     if (!sup_transition(s, rec, ev, e->message, err, sizeof(err)))
         log_warn("pipe %s: %s", p->pipe, err);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+Pgferry__State__TableStats *
+sup_table_stats(Pgferry__State__PipeRecord *rec, const char *target)
+{
+    for (size_t i = 0; i < rec->n_table_stats; i++) {
+        if (strcmp(rec->table_stats[i]->target, target) == 0)
+            return rec->table_stats[i];
+    }
+    Pgferry__State__TableStats **a =
+        realloc(rec->table_stats, (rec->n_table_stats + 1) * sizeof(*a));
+    if (!a)
+        return NULL;
+    rec->table_stats = a;
+    Pgferry__State__TableStats *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    pgferry__state__table_stats__init(t);
+    t->target = strdup(target);
+    if (!t->target) {
+        free(t);
+        return NULL;
+    }
+    rec->table_stats[rec->n_table_stats++] = t;
+    return t;
+}
+
+void
+sup_table_stats_add(Pgferry__State__PipeRecord *rec, const char *target, uint64_t ins, uint64_t upd,
+                    uint64_t del, uint64_t bytes, uint64_t snap_rows, uint64_t snap_bytes)
+{
+    Pgferry__State__TableStats *t = sup_table_stats(rec, target);
+    if (!t)
+        return;
+    t->inserts += ins;
+    t->updates += upd;
+    t->deletes += del;
+    t->bytes += bytes;
+    t->snapshot_rows += snap_rows;
+    t->snapshot_bytes += snap_bytes;
+    if (ins || upd || del)
+        t->last_applied_us = time_now_us();
 }
 
 /* CDC: ClickHouse confirmed more transactions; the record keeps the position and counters. */
@@ -582,6 +653,9 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
     rec->cdc_updates += a->updates;
     rec->cdc_deletes += a->deletes;
     rec->cdc_transactions += a->transactions;
+    for (size_t i = 0; i < a->n_tables; i++)
+        sup_table_stats_add(rec, a->tables[i]->target, a->tables[i]->inserts, a->tables[i]->updates,
+                            a->tables[i]->deletes, a->tables[i]->bytes, 0, 0);
     pipe_rt_t *rt = sup_rt(s, p->pipe, true);
     if (rt) {
         rt->applied_total += a->inserts + a->updates + a->deletes;
@@ -683,6 +757,14 @@ on_plan(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
     }
     rt->plan = m->plan;
     m->plan = NULL; /* now owned by rt */
+    /* a load that starts over counts its rows anew */
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (store_get_pipe(s->store, p->pipe, &rec) && rec) {
+        for (size_t i = 0; i < rec->n_table_stats; i++)
+            rec->table_stats[i]->snapshot_rows = rec->table_stats[i]->snapshot_bytes = 0;
+        store_put_pipe(s->store, rec, NULL);
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    }
     log_info("pipe %s: snapshot %s planned as %zu range(s)", p->pipe, rt->plan->snapshot_name,
              rt->plan->n_ranges);
 }
@@ -766,6 +848,8 @@ handle_worker_message(supervisor_t *s)
 static bool
 role_wanted(const Pgferry__State__PipeRecord *rec, const char *role)
 {
+    if (strcmp(role, "verify") == 0)
+        return true; /* on demand, ends by itself */
     const char *want = desired_role(rec);
     if (!want)
         return false;
@@ -783,7 +867,7 @@ pump_ranges(supervisor_t *s, const Pgferry__State__PipeRecord *rec, pipe_rt_t *r
     for (size_t i = 0; i < rt->plan->n_ranges && running < limit; i++) {
         if (rt->range_state[i] != RANGE_PENDING)
             continue;
-        proc_t *p = spawn_worker(s, rec->spec->name, "snapshot-range");
+        proc_t *p = sup_spawn_worker(s, rec->spec->name, "snapshot-range");
         if (!p)
             return; /* logged; tried again on the next turn */
         p->range_index = (int)i;
@@ -818,7 +902,7 @@ reconcile(supervisor_t *s)
                 break;
             }
         }
-        if (rec->state == ST_PAUSING && proctable_count_pipe(s->procs, names[i], NULL) == 0) {
+        if (rec->state == ST_PAUSING && proctable_count_pipe(s->procs, names[i], "cdc") == 0) {
             char err[512];
             if (!sup_transition(s, rec, LC_EV_PAUSED,
                                 "the CDC worker acknowledged its last batch and stopped", err,
@@ -839,7 +923,7 @@ reconcile(supervisor_t *s)
                 rt->restart_at_ms = rt->restart_at_us = 0;
             if (is_snapshot && (rt = sup_rt(s, names[i], true)) != NULL)
                 sup_rt_clear_plan(rt);
-            if (!spawn_worker(s, names[i], role)) {
+            if (!sup_spawn_worker(s, names[i], role)) {
                 pgferry__state__pipe_record__free_unpacked(rec, NULL);
                 rec = NULL;
                 worker_failed(s, names[i], role, "cannot start the worker program",
@@ -947,6 +1031,7 @@ supervisor_new(const daemon_config_t *cfg)
         return NULL;
     s->cfg = *cfg;
     s->sigfd = -1;
+    s->metrics_fd = -1;
     s->lockfd = -1;
     umask(077);
     if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
@@ -995,6 +1080,15 @@ supervisor_new(const daemon_config_t *cfg)
     }
     if (cfg->control_remote[0] && !open_remote(s))
         goto fail; /* logged */
+    if (cfg->metrics_listen[0]) {
+        char err[512];
+        s->metrics_fd = metrics_listen(cfg->metrics_listen, err, sizeof(err));
+        if (s->metrics_fd < 0) {
+            log_error("%s", err);
+            goto fail;
+        }
+        log_info("serving Prometheus metrics on http://%s/metrics", cfg->metrics_listen);
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -1143,12 +1237,12 @@ supervisor_run(supervisor_t *s)
         }
         if (timeout < 0)
             timeout = 0;
-        zmq_pollitem_t items[] = {{s->ctl, 0, ZMQ_POLLIN, 0},
-                                  {s->wrk, 0, ZMQ_POLLIN, 0},
-                                  {NULL, s->sigfd, ZMQ_POLLIN, 0},
-                                  {s->zap, 0, ZMQ_POLLIN, 0},
-                                  {s->remote, 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, s->remote ? 5 : 3, (long)timeout);
+        zmq_pollitem_t items[] = {
+            {s->ctl, 0, ZMQ_POLLIN, 0},      {s->wrk, 0, ZMQ_POLLIN, 0},
+            {NULL, s->sigfd, ZMQ_POLLIN, 0}, {NULL, s->metrics_fd, ZMQ_POLLIN, 0},
+            {s->zap, 0, ZMQ_POLLIN, 0},      {s->remote, 0, ZMQ_POLLIN, 0}};
+        /* (a negative fd is ignored by zmq_poll) */
+        int rc = zmq_poll(items, s->remote ? 6 : 4, (long)timeout);
         if (rc < 0 && errno != EINTR) {
             log_error("zmq_poll: %s", zmq_strerror(errno));
             break;
@@ -1159,10 +1253,12 @@ supervisor_run(supervisor_t *s)
             handle_worker_message(s);
         if (items[0].revents & ZMQ_POLLIN)
             serve_control(s, s->ctl);
+        if (s->metrics_fd >= 0 && (items[3].revents & ZMQ_POLLIN))
+            metrics_serve_one(s, s->metrics_fd);
         if (s->remote) {
-            for (int i = 0; i < 16 && (items[3].revents & ZMQ_POLLIN) && has_input(s->zap); i++)
+            for (int i = 0; i < 16 && (items[4].revents & ZMQ_POLLIN) && has_input(s->zap); i++)
                 handle_zap(s);
-            if (items[4].revents & ZMQ_POLLIN)
+            if (items[5].revents & ZMQ_POLLIN)
                 serve_control(s, s->remote);
         }
         if (child)
@@ -1220,6 +1316,8 @@ supervisor_destroy(supervisor_t **sp)
         unlink(cp);
     if (s->sigfd >= 0)
         close(s->sigfd);
+    if (s->metrics_fd >= 0)
+        close(s->metrics_fd);
     store_destroy(&s->store);
     proctable_destroy(&s->procs);
     for (size_t i = 0; i < s->nrt; i++)

@@ -34,6 +34,8 @@ typedef struct {
     char qname[600]; /* `db`.`table` */
     buf_t rows;
     size_t nrows;
+    uint64_t n[3][3]; /* [in the transaction, in the batch, to report][insert, update, delete] */
+    uint64_t bytes;   /* inserted, to report */
 } ctable_t;
 
 /* What a Relation message told us about one relation id. */
@@ -171,6 +173,7 @@ table_flush(cdc_t *c, ctable_t *t, char *err, size_t errlen)
     if (cls != ERRCLASS_NONE)
         return cls;
     c->r_bytes += t->rows.len;
+    t->bytes += t->rows.len;
     c->batch_bytes -= t->rows.len < c->batch_bytes ? t->rows.len : c->batch_bytes;
     buf_reset(&t->rows);
     t->nrows = 0;
@@ -230,9 +233,31 @@ report_applied(cdc_t *c, bool force)
     a.deletes = c->r_del;
     a.transactions = c->r_txn;
     a.bytes = c->r_bytes;
-    if (worker_send_applied(c->w, &a)) {
-        c->r_ins = c->r_upd = c->r_del = c->r_txn = c->r_bytes = 0;
+    Pgferry__Worker__TableCounts *tc = calloc(c->ntables + 1, sizeof(*tc));
+    Pgferry__Worker__TableCounts **tcp = calloc(c->ntables + 1, sizeof(*tcp));
+    for (size_t i = 0; tc && tcp && i < c->ntables; i++) {
+        ctable_t *t = &c->tables[i];
+        if (!t->n[2][0] && !t->n[2][1] && !t->n[2][2] && !t->bytes)
+            continue;
+        pgferry__worker__table_counts__init(&tc[a.n_tables]);
+        tc[a.n_tables].target = (*t->defp)->target;
+        tc[a.n_tables].inserts = t->n[2][0];
+        tc[a.n_tables].updates = t->n[2][1];
+        tc[a.n_tables].deletes = t->n[2][2];
+        tc[a.n_tables].bytes = t->bytes;
+        tcp[a.n_tables] = &tc[a.n_tables];
+        a.n_tables++;
     }
+    a.tables = tcp;
+    if ((tc && tcp) && worker_send_applied(c->w, &a)) {
+        c->r_ins = c->r_upd = c->r_del = c->r_txn = c->r_bytes = 0;
+        for (size_t i = 0; i < c->ntables; i++) {
+            memset(c->tables[i].n[2], 0, sizeof(c->tables[i].n[2]));
+            c->tables[i].bytes = 0;
+        }
+    }
+    free(tc);
+    free(tcp);
     char detail[200];
     snprintf(detail, sizeof(detail), "streaming: confirmed %s, %" PRIu64 " change(s) this run", lsn,
              c->total_changes);
@@ -280,6 +305,12 @@ flush_and_ack(cdc_t *c, char *err, size_t errlen)
     c->r_del += c->b_del;
     c->r_txn += c->b_txn;
     c->b_ins = c->b_upd = c->b_del = c->b_txn = 0;
+    for (size_t i = 0; i < c->ntables; i++) {
+        for (int op = 0; op < 3; op++) {
+            c->tables[i].n[2][op] += c->tables[i].n[1][op];
+            c->tables[i].n[1][op] = 0;
+        }
+    }
     c->batch_rows = 0;
     c->batch_deadline = 0;
     if (c->last_commit_end > c->flushed) {
@@ -1039,6 +1070,7 @@ on_change(cdc_t *c, const pgo_msg_t *m, uint64_t lsn, char *err, size_t errlen)
     const pgo_tuple_t *oldt = &m->u.change.old_tuple, *newt = &m->u.change.new_tuple;
     char ok = m->u.change.old_kind;
     c->total_changes++;
+    t->n[0][m->kind == PGO_INSERT ? 0 : m->kind == PGO_UPDATE ? 1 : 2]++;
     switch (m->kind) {
     case PGO_INSERT:
         c->t_ins++;
@@ -1110,12 +1142,19 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
         c->txn_time = m.u.begin.commit_time + PG_EPOCH_UNIX_US;
         c->skip_txn = c->skip_before && m.u.begin.final_lsn < c->skip_before;
         c->t_ins = c->t_upd = c->t_del = 0;
+        for (size_t i = 0; i < c->ntables; i++)
+            memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
         return ERRCLASS_NONE;
     case PGO_COMMIT: {
         c->in_txn = false;
         c->skip_txn = false;
         c->last_commit_end = m.u.commit.end_lsn;
         c->last_commit_time = m.u.commit.commit_time + PG_EPOCH_UNIX_US;
+        for (size_t i = 0; i < c->ntables; i++) {
+            for (int op = 0; op < 3; op++)
+                c->tables[i].n[1][op] += c->tables[i].n[0][op];
+            memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
+        }
         c->b_ins += c->t_ins;
         c->b_upd += c->t_upd;
         c->b_del += c->t_del;

@@ -5,11 +5,13 @@
 #include "provision.h"
 #include "setup.h"
 #include "slotinfo.h"
+#include "verify.h"
 #include "snapshot.h"
 #include "version.h"
 #include "worker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Sends the outcome of a role to the supervisor (Done, or Error with its class), logs it once
@@ -67,7 +69,7 @@ main(int argc, char **argv)
     /* provisioning, setup and a range load hold nothing that must be finished: they stop at
      * once (an interrupted range is loaded again) */
     worker_install_signals(strcmp(role, "provision") == 0 || strcmp(role, "setup") == 0 ||
-                           strcmp(role, "snapshot-range") == 0);
+                           strcmp(role, "snapshot-range") == 0 || strcmp(role, "verify") == 0);
     char err[2048];
     worker_t *w = worker_connect(endpoint, pipe, role, err, sizeof(err));
     if (!w) {
@@ -117,6 +119,15 @@ main(int argc, char **argv)
         d.rows = res.rows;
         d.bytes = res.bytes;
         rc = report(w, role, cls, &d, err);
+    } else if (strcmp(role, "verify") == 0) {
+        verify_result_t res;
+        cls = verify_run(spec, m->assignment->tables, m->assignment->n_tables,
+                         m->assignment->verify_table, m->assignment->streaming, w, &res, err,
+                         sizeof(err));
+        d.detail = res.report ? res.report : "";
+        d.rows = res.mismatched_tables;
+        rc = report(w, role, cls, &d, err);
+        free(res.report);
     } else if (strcmp(role, "monitor") == 0) {
         cls = monitor_run(spec, w, 5000, err, sizeof(err));
         d.detail = "stopped";

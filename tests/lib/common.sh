@@ -130,3 +130,13 @@ create_pipe() {
     "$CTL" create "$name" --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$tables" \
         --dest-database "$CH_DB_PREFIX$name" "$@"
 }
+
+# free_port: a loopback TCP port nobody listens on (20000-59999)
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+    done
+    fail "no free loopback port"
+}

@@ -1,0 +1,563 @@
+/* verify: bucketed, order-independent comparison of source and destination tables. */
+#include "verify.h"
+#include "buf.h"
+#include "chclient.h"
+#include "chsql.h"
+#include "log.h"
+#include "pgconn.h"
+#include "setup.h"
+#include "tablename.h"
+#include "timeutil.h"
+#include "typemap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NBUCKETS 4096
+#define MAX_SHOWN_KEYS 10
+#define MAX_DETAILED_BUCKETS 8
+
+typedef struct {
+    uint64_t count, xr;
+} bucket_t;
+
+static void
+puts_(buf_t *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+/* One column's canonical part, PostgreSQL side. */
+static void
+pg_part(const typemap_col_t *tm, const char *qcol, buf_t *b)
+{
+    char e[700];
+    switch (tm->kind) {
+    case TM_BOOL:
+        snprintf(e, sizeof(e), "CASE WHEN %s THEN '1' ELSE '0' END", qcol);
+        break;
+    case TM_FLOAT32:
+        snprintf(e, sizeof(e), "regexp_replace(encode(float4send(%s), 'hex'), '^(00)+', '')", qcol);
+        break;
+    case TM_FLOAT64:
+        snprintf(e, sizeof(e), "regexp_replace(encode(float8send(%s), 'hex'), '^(00)+', '')", qcol);
+        break;
+    case TM_BYTEA:
+        snprintf(e, sizeof(e), "encode(%s, 'hex')", qcol);
+        break;
+    default:
+        snprintf(e, sizeof(e), "%s::text", qcol);
+        break;
+    }
+    char s[1600];
+    snprintf(s, sizeof(s),
+             "CASE WHEN %s IS NULL THEN 'n' ELSE 'v' || octet_length(%s) || ':' || %s END", qcol, e,
+             e);
+    puts_(b, s);
+}
+
+/* One column's canonical part, ClickHouse side. */
+static void
+ch_part(const typemap_col_t *tm, const char *qcol, buf_t *b)
+{
+    char e[700];
+    switch (tm->kind) {
+    case TM_STRING:
+        snprintf(e, sizeof(e), "%s", qcol);
+        break;
+    case TM_FLOAT32:
+    case TM_FLOAT64:
+        /* the IEEE bits big-endian; reinterpretAsString drops high zero bytes, as the
+         * PostgreSQL side drops leading 00 pairs */
+        snprintf(e, sizeof(e), "lower(hex(reverse(reinterpretAsString(%s))))", qcol);
+        break;
+    case TM_BYTEA:
+        snprintf(e, sizeof(e), "lower(hex(%s))", qcol);
+        break;
+    default:
+        snprintf(e, sizeof(e), "toString(%s)", qcol);
+        break;
+    }
+    char s[1600];
+    snprintf(s, sizeof(s), "ifNull(concat('v', toString(length(%s)), ':', %s), 'n')", e, e);
+    puts_(b, s);
+}
+
+/* The canonical text of the key columns (keys_only) or of all columns, as SQL. */
+static bool
+canon(PGconn *pg, const Pgferry__State__TableDef *d, const typemap_col_t *tm, bool keys_only,
+      bool ch, buf_t *b)
+{
+    puts_(b, "concat(");
+    int n = 0;
+    for (uint32_t k = keys_only ? 1 : 0; keys_only ? k <= d->n_columns : k == 0; k++) {
+        for (size_t i = 0; i < d->n_columns; i++) {
+            if (keys_only && d->columns[i]->key_position != k)
+                continue;
+            if (n++)
+                puts_(b, ", ");
+            if (ch) {
+                char q[300];
+                chsql_ident(setup_ch_name(d->columns[i]), q, sizeof(q));
+                ch_part(&tm[i], q, b);
+            } else {
+                char *q = PQescapeIdentifier(pg, d->columns[i]->name, strlen(d->columns[i]->name));
+                if (!q)
+                    return false;
+                pg_part(&tm[i], q, b);
+                PQfreemem(q);
+            }
+        }
+        if (!keys_only)
+            break;
+    }
+    puts_(b, ch || n < 2 ? ", '')" : ")"); /* ClickHouse's concat wants two arguments */
+    return !b->oom;
+}
+
+static int
+bucket_index(const char *hex3)
+{
+    return (int)strtol(hex3, NULL, 16) & (NBUCKETS - 1);
+}
+
+/* ClickHouse TabSeparated escapes, undone in place */
+static void
+tsv_unescape(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            switch (*p) {
+            case 't':
+                *o++ = '\t';
+                break;
+            case 'n':
+                *o++ = '\n';
+                break;
+            case 'r':
+                *o++ = '\r';
+                break;
+            case '0':
+                *o++ = '\0';
+                break;
+            case 'b':
+                *o++ = '\b';
+                break;
+            case 'f':
+                *o++ = '\f';
+                break;
+            default:
+                *o++ = *p;
+            }
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+typedef struct {
+    char *key, *hash;
+} keyrow_t;
+
+static int
+keyrow_cmp(const void *a, const void *b)
+{
+    return strcmp(((const keyrow_t *)a)->key, ((const keyrow_t *)b)->key);
+}
+
+/* "v2:17v1:a" -> "17, a" for people */
+static void
+show_key(const char *k, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    while (*k && o + 8 < outlen) {
+        if (o)
+            o += (size_t)snprintf(out + o, outlen - o, ", ");
+        if (*k == 'n') {
+            o += (size_t)snprintf(out + o, outlen - o, "NULL");
+            k++;
+            continue;
+        }
+        char *end;
+        unsigned long len = strtoul(k + 1, &end, 10);
+        if (*k != 'v' || *end != ':')
+            break;
+        size_t avail = outlen - o - 1;
+        size_t take = len < avail ? len : avail;
+        memcpy(out + o, end + 1, take);
+        o += take;
+        out[o] = '\0';
+        k = end + 1 + strnlen(end + 1, len);
+    }
+}
+
+typedef struct {
+    PGconn *pg;
+    ch_client_t *ch;
+    const Pgferry__State__PipeSpec *spec;
+    const Pgferry__State__TableDef *d;
+    typemap_col_t *tm;
+    char pgtable[600], chtable[600];
+    char shown[700]; /* "schema.table -> database.table" for the report */
+    buf_t pgkey, pgrow, chkey, chrow;
+} vt_t;
+
+static errclass_t
+buckets(vt_t *v, bucket_t *pgb, bucket_t *chb, uint64_t *pgrows, uint64_t *chrows, char *err,
+        size_t errlen)
+{
+    memset(pgb, 0, NBUCKETS * sizeof(*pgb));
+    memset(chb, 0, NBUCKETS * sizeof(*chb));
+    *pgrows = *chrows = 0;
+    buf_t q;
+    buf_init(&q);
+    puts_(&q, "SELECT substr(md5(");
+    buf_append(&q, v->pgkey.data, v->pgkey.len);
+    puts_(&q, "), 1, 3), count(*), bit_xor(('x' || substr(md5(");
+    buf_append(&q, v->pgrow.data, v->pgrow.len);
+    puts_(&q, "), 1, 16))::bit(64)::bigint) FROM ");
+    puts_(&q, v->pgtable);
+    puts_(&q, " GROUP BY 1");
+    buf_byte(&q, '\0');
+    errclass_t cls;
+    PGresult *r = q.oom ? NULL : pgconn_query(v->pg, (char *)q.data, 0, NULL, &cls, err, errlen);
+    buf_free(&q);
+    if (!r)
+        return q.oom ? ERRCLASS_TRANSIENT : cls;
+    for (int i = 0; i < PQntuples(r); i++) {
+        bucket_t *bk = &pgb[bucket_index(PQgetvalue(r, i, 0))];
+        bk->count = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+        bk->xr = (uint64_t)strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        *pgrows += bk->count;
+    }
+    PQclear(r);
+    buf_init(&q);
+    puts_(&q, "SELECT substring(lower(hex(MD5(");
+    buf_append(&q, v->chkey.data, v->chkey.len);
+    puts_(&q, "))), 1, 3) AS b, count(), groupBitXor(reinterpretAsUInt64(reverse(unhex("
+              "substring(hex(MD5(");
+    buf_append(&q, v->chrow.data, v->chrow.len);
+    puts_(&q, ")), 1, 16))))) FROM ");
+    puts_(&q, v->chtable);
+    puts_(&q, " FINAL WHERE `_pgferry_is_deleted` = 0 GROUP BY b FORMAT TabSeparated");
+    buf_byte(&q, '\0');
+    char *body = NULL;
+    cls = q.oom ? ERRCLASS_TRANSIENT : ch_client_query(v->ch, (char *)q.data, &body, err, errlen);
+    buf_free(&q);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    for (char *line = body, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        if (!t2)
+            continue;
+        bucket_t *bk = &chb[bucket_index(line)];
+        bk->count = strtoull(t1 + 1, NULL, 10);
+        bk->xr = strtoull(t2 + 1, NULL, 10);
+        *chrows += bk->count;
+    }
+    free(body);
+    return ERRCLASS_NONE;
+}
+
+/* The rows of one bucket on both sides, compared key by key; appends findings to rep. */
+static errclass_t
+bucket_detail(vt_t *v, int bucket, buf_t *rep, int *shown, char *err, size_t errlen)
+{
+    char b3[8];
+    snprintf(b3, sizeof(b3), "%03x", bucket);
+    buf_t q;
+    buf_init(&q);
+    puts_(&q, "SELECT ");
+    buf_append(&q, v->pgkey.data, v->pgkey.len);
+    puts_(&q, ", substr(md5(");
+    buf_append(&q, v->pgrow.data, v->pgrow.len);
+    puts_(&q, "), 1, 16) FROM ");
+    puts_(&q, v->pgtable);
+    puts_(&q, " WHERE substr(md5(");
+    buf_append(&q, v->pgkey.data, v->pgkey.len);
+    puts_(&q, "), 1, 3) = $1");
+    buf_byte(&q, '\0');
+    const char *p[] = {b3};
+    errclass_t cls;
+    PGresult *r = q.oom ? NULL : pgconn_query(v->pg, (char *)q.data, 1, p, &cls, err, errlen);
+    buf_free(&q);
+    if (!r)
+        return cls;
+    buf_init(&q);
+    puts_(&q, "SELECT ");
+    buf_append(&q, v->chkey.data, v->chkey.len);
+    puts_(&q, ", lower(substring(hex(MD5(");
+    buf_append(&q, v->chrow.data, v->chrow.len);
+    puts_(&q, ")), 1, 16)) FROM ");
+    puts_(&q, v->chtable);
+    puts_(&q, " FINAL WHERE `_pgferry_is_deleted` = 0 AND substring(lower(hex(MD5(");
+    buf_append(&q, v->chkey.data, v->chkey.len);
+    char tail[80];
+    snprintf(tail, sizeof(tail), "))), 1, 3) = '%s' FORMAT TabSeparated", b3);
+    puts_(&q, tail);
+    buf_byte(&q, '\0');
+    char *body = NULL;
+    cls = q.oom ? ERRCLASS_TRANSIENT : ch_client_query(v->ch, (char *)q.data, &body, err, errlen);
+    buf_free(&q);
+    if (cls != ERRCLASS_NONE) {
+        PQclear(r);
+        return cls;
+    }
+    size_t na = (size_t)PQntuples(r), nb = 0, capb = 16;
+    keyrow_t *a = calloc(na + 1, sizeof(*a)), *bb = calloc(capb, sizeof(*bb));
+    for (size_t i = 0; a && i < na; i++) {
+        a[i].key = PQgetvalue(r, (int)i, 0);
+        a[i].hash = PQgetvalue(r, (int)i, 1);
+    }
+    for (char *line = body, *next; bb && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *tab = strrchr(line, '\t');
+        if (!tab)
+            continue;
+        *tab = '\0';
+        tsv_unescape(line);
+        if (nb == capb) {
+            keyrow_t *g = realloc(bb, 2 * capb * sizeof(*bb));
+            if (!g)
+                break;
+            bb = g;
+            capb *= 2;
+        }
+        bb[nb].key = line;
+        bb[nb].hash = tab + 1;
+        nb++;
+    }
+    if (!a || !bb) {
+        free(a);
+        free(bb);
+        free(body);
+        PQclear(r);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    qsort(a, na, sizeof(*a), keyrow_cmp);
+    qsort(bb, nb, sizeof(*bb), keyrow_cmp);
+    size_t i = 0, j = 0;
+    while ((i < na || j < nb) && *shown < MAX_SHOWN_KEYS) {
+        int c = i >= na ? 1 : j >= nb ? -1 : strcmp(a[i].key, bb[j].key);
+        const char *what = NULL, *key;
+        if (c < 0) {
+            what = "only in PostgreSQL";
+            key = a[i++].key;
+        } else if (c > 0) {
+            what = "only in ClickHouse";
+            key = bb[j++].key;
+        } else {
+            key = a[i].key;
+            if (strcmp(a[i].hash, bb[j].hash) != 0)
+                what = "values differ";
+            i++;
+            j++;
+        }
+        if (what) {
+            char shownkey[300], line[400];
+            show_key(key, shownkey, sizeof(shownkey));
+            snprintf(line, sizeof(line), "  key (%s): %s\n", shownkey, what);
+            puts_(rep, line);
+            (*shown)++;
+        }
+    }
+    free(a);
+    free(bb);
+    free(body);
+    PQclear(r);
+    return ERRCLASS_NONE;
+}
+
+/* Waits until the pipe's slot confirmed the source's current WAL position. */
+static errclass_t
+catch_up(PGconn *pg, const char *slot, char *err, size_t errlen)
+{
+    errclass_t cls;
+    PGresult *r = pgconn_query(pg, "SELECT pg_current_wal_lsn()::text", 0, NULL, &cls, err, errlen);
+    if (!r)
+        return cls;
+    char lsn[40];
+    snprintf(lsn, sizeof(lsn), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    const char *p[] = {slot, lsn};
+    int64_t deadline = time_mono_ms() + 120000;
+    for (;;) {
+        r = pgconn_query(pg,
+                         "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots "
+                         "WHERE slot_name = $1",
+                         2, p, &cls, err, errlen);
+        if (!r)
+            return cls;
+        bool ok = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (ok)
+            return ERRCLASS_NONE;
+        if (time_mono_ms() > deadline) {
+            snprintf(err, errlen, "the pipe did not catch up with %s within 120 s", lsn);
+            return ERRCLASS_TRANSIENT;
+        }
+        usleep(100 * 1000);
+    }
+}
+
+static errclass_t
+verify_table(vt_t *v, bool streaming, buf_t *rep, bool *match, char *err, size_t errlen)
+{
+    static bucket_t pgb[NBUCKETS], chb[NBUCKETS], pgb2[NBUCKETS], chb2[NBUCKETS];
+    uint64_t pgrows, chrows;
+    errclass_t cls = buckets(v, pgb, chb, &pgrows, &chrows, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    int differ[NBUCKETS], nd = 0;
+    for (int b = 0; b < NBUCKETS; b++) {
+        if (pgb[b].count != chb[b].count || pgb[b].xr != chb[b].xr)
+            differ[nd++] = b;
+    }
+    if (nd > 0 && streaming) {
+        /* the stream may have been between the two reads: look again once caught up */
+        cls = catch_up(v->pg, v->spec->slot, err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls = buckets(v, pgb2, chb2, &pgrows, &chrows, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            return cls;
+        int kept = 0;
+        for (int k = 0; k < nd; k++) {
+            int b = differ[k];
+            if (pgb2[b].count != chb2[b].count || pgb2[b].xr != chb2[b].xr)
+                differ[kept++] = b;
+        }
+        nd = kept;
+    }
+    char line[1400];
+    *match = nd == 0;
+    if (*match) {
+        snprintf(line, sizeof(line), "%s: match (%llu rows)\n", v->shown,
+                 (unsigned long long)pgrows);
+        puts_(rep, line);
+        return ERRCLASS_NONE;
+    }
+    snprintf(line, sizeof(line),
+             "%s: MISMATCH (PostgreSQL %llu rows, ClickHouse %llu rows; %d of %d "
+             "buckets differ)\n",
+             v->shown, (unsigned long long)pgrows, (unsigned long long)chrows, nd, NBUCKETS);
+    puts_(rep, line);
+    int shown = 0;
+    for (int k = 0; k < nd && k < MAX_DETAILED_BUCKETS && shown < MAX_SHOWN_KEYS; k++) {
+        cls = bucket_detail(v, differ[k], rep, &shown, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            return cls;
+    }
+    return ERRCLASS_NONE;
+}
+
+errclass_t
+verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+           size_t n_tables, const char *only_table, bool streaming, worker_t *w,
+           verify_result_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    errclass_t cls;
+    buf_t rep;
+    buf_init(&rep);
+    ch_client_t *ch = worker_dest_client(spec, err, errlen);
+    if (!ch)
+        return ERRCLASS_FATAL;
+    PGconn *pg = pgconn_connect(spec->source, "pgferry-verify", false, &cls, err, errlen);
+    if (!pg) {
+        ch_client_destroy(&ch);
+        return cls;
+    }
+    if (streaming) {
+        worker_send_progress(w, 0, 0, NULL, "verify: waiting for the pipe to catch up");
+        cls = catch_up(pg, spec->slot, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto out;
+    }
+    size_t done = 0;
+    for (size_t t = 0; t < n_tables; t++) {
+        const Pgferry__State__TableDef *d = tables[t];
+        char full[300];
+        snprintf(full, sizeof(full), "%s.%s", d->schema, d->name);
+        if (only_table && *only_table && strcmp(only_table, full) != 0 &&
+            strcmp(only_table, d->name) != 0)
+            continue;
+        vt_t v;
+        memset(&v, 0, sizeof(v));
+        v.pg = pg;
+        v.ch = ch;
+        v.spec = spec;
+        v.d = d;
+        v.tm = calloc(d->n_columns + 1, sizeof(*v.tm));
+        char *qs = PQescapeIdentifier(pg, d->schema, strlen(d->schema));
+        char *qn = PQescapeIdentifier(pg, d->name, strlen(d->name));
+        char cq[300], ct[300];
+        chsql_ident(spec->dest_database, cq, sizeof(cq));
+        chsql_ident(d->target, ct, sizeof(ct));
+        snprintf(v.chtable, sizeof(v.chtable), "%s.%s", cq, ct);
+        if (qs && qn)
+            snprintf(v.pgtable, sizeof(v.pgtable), "%s.%s", qs, qn);
+        PQfreemem(qs);
+        PQfreemem(qn);
+        char src[300];
+        tablename_format(d->schema, d->name, src, sizeof(src));
+        snprintf(v.shown, sizeof(v.shown), "%s -> %s.%s", src, spec->dest_database, d->target);
+        buf_init(&v.pgkey);
+        buf_init(&v.pgrow);
+        buf_init(&v.chkey);
+        buf_init(&v.chrow);
+        for (size_t i = 0; v.tm && i < d->n_columns; i++)
+            typemap_for_pg(d->columns[i]->base_type_oid, d->columns[i]->typcategory[0],
+                           d->columns[i]->base_typmod, d->columns[i]->not_null, 0, &v.tm[i]);
+        bool ok = v.tm && v.pgtable[0] && canon(pg, d, v.tm, true, false, &v.pgkey) &&
+                  canon(pg, d, v.tm, false, false, &v.pgrow) &&
+                  canon(pg, d, v.tm, true, true, &v.chkey) &&
+                  canon(pg, d, v.tm, false, true, &v.chrow);
+        bool match = false;
+        char detail[400];
+        snprintf(detail, sizeof(detail), "verify: comparing %s", full);
+        worker_send_progress(w, 0, 0, NULL, detail);
+        cls = ok ? verify_table(&v, streaming, &rep, &match, err, errlen) : ERRCLASS_TRANSIENT;
+        if (!ok)
+            snprintf(err, errlen, "out of memory");
+        free(v.tm);
+        buf_free(&v.pgkey);
+        buf_free(&v.pgrow);
+        buf_free(&v.chkey);
+        buf_free(&v.chrow);
+        if (cls != ERRCLASS_NONE)
+            goto out;
+        out->mismatched_tables += !match;
+        done++;
+    }
+    if (done == 0) {
+        snprintf(err, errlen, "the pipe has no table %s", only_table ? only_table : "");
+        cls = ERRCLASS_FATAL;
+        goto out;
+    }
+    buf_byte(&rep, '\0');
+    if (rep.oom) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+        goto out;
+    }
+    out->report = (char *)rep.data;
+    rep.data = NULL;
+    cls = ERRCLASS_NONE;
+out:
+    buf_free(&rep);
+    PQfinish(pg);
+    ch_client_destroy(&ch);
+    return cls;
+}
