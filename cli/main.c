@@ -9,10 +9,12 @@
 #include "timeutil.h"
 #include "version.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 usage(FILE *out)
@@ -28,6 +30,8 @@ usage(FILE *out)
             "  list [--json]     one line per pipe\n"
             "  status NAME [--json] [--history N]\n"
             "                    state, settings, workers, errors and history of a pipe\n"
+            "  watch NAME [--interval-ms N]\n"
+            "                    the status redrawn every second (progress bar while loading)\n"
             "  verify NAME [--table SCHEMA.TABLE]\n"
             "                    compare source and destination (count and checksum per table,\n"
             "                    first differing keys); exit 7 on a difference\n"
@@ -327,6 +331,52 @@ cmd_verify(const opts_t *in, const char *name, const char *table)
     return rc;
 }
 
+static volatile sig_atomic_t g_interrupted;
+static void
+on_interrupt(int sig)
+{
+    (void)sig;
+    g_interrupted = 1;
+}
+
+/* watch NAME: the status, redrawn in place every interval until interrupted */
+static int
+cmd_watch(const opts_t *o, const char *name, uint32_t history, int interval_ms)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_interrupt;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    bool tty = isatty(STDOUT_FILENO);
+    int rc = EXIT_OK;
+    while (!g_interrupted) {
+        Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+        Pgferry__Control__GetPipe g = PGFERRY__CONTROL__GET_PIPE__INIT;
+        g.name = (char *)name;
+        g.history_limit = history ? history : 5;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_GET;
+        req.get = &g;
+        Pgferry__Control__Reply *r;
+        rc = call(o, &req, &r);
+        if (rc != EXIT_OK)
+            return rc;
+        /* home and clear (a terminal), or a separator line (a pipe or file) */
+        fputs(tty ? "\033[H\033[2J" : "\f\n", stdout);
+        char ts[40];
+        time_format_us(time_now_us(), ts, sizeof(ts));
+        printf("pgferryctl watch %s  (every %.1f s, Ctrl-C to stop)  %s\n\n", name,
+               interval_ms / 1000.0, ts);
+        if (r->payload_case == PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS)
+            render_watch_frame(stdout, r->status, time_now_us());
+        fflush(stdout);
+        pgferry__control__reply__free_unpacked(r, NULL);
+        for (int waited = 0; waited < interval_ms && !g_interrupted; waited += 50)
+            usleep(50 * 1000);
+    }
+    return rc;
+}
+
 /* pause / resume NAME */
 static int
 cmd_simple(const opts_t *o, const char *verb, const char *name)
@@ -417,11 +467,15 @@ main(int argc, char **argv)
     uint32_t history = 0;
     bool drop_destination = false;
     const char *verify_table = NULL;
+    int interval_ms = 1000;
     int rest = i;
     if (strcmp(verb, "create") != 0) {
         for (; i < argc; i++) {
             if (strcmp(argv[i], "--json") == 0)
                 o.json = true;
+            else if (strcmp(argv[i], "--interval-ms") == 0 && strcmp(verb, "watch") == 0 &&
+                     i + 1 < argc)
+                interval_ms = atoi(argv[++i]);
             else if (strcmp(argv[i], "--table") == 0 && strcmp(verb, "verify") == 0 && i + 1 < argc)
                 verify_table = argv[++i];
             else if (strcmp(argv[i], "--prometheus") == 0 && strcmp(verb, "metrics") == 0)
@@ -468,6 +522,17 @@ main(int argc, char **argv)
         }
         printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", name, name, pub);
         return EXIT_OK;
+    }
+    if (strcmp(verb, "watch") == 0) {
+        if (!name) {
+            fprintf(stderr, "pgferryctl watch: missing pipe NAME\n");
+            return EXIT_USAGE;
+        }
+        if (interval_ms < 100 || interval_ms > 3600000) {
+            fprintf(stderr, "pgferryctl watch: --interval-ms is 100 to 3600000\n");
+            return EXIT_USAGE;
+        }
+        return cmd_watch(&o, name, history, interval_ms);
     }
     if (strcmp(verb, "verify") == 0) {
         if (!name) {

@@ -377,3 +377,47 @@ render_list_json(json_t *j, const Pgferry__Control__PipeList *l)
         render_status_json(j, l->pipes[i]);
     json_arr_end(j);
 }
+
+void
+render_progress_bar(char *out, size_t outlen, double done, double total, int width)
+{
+    double f = total > 0 ? done / total : 0;
+    if (f < 0)
+        f = 0;
+    if (f > 1)
+        f = 1;
+    if (width < 1 || (size_t)width + 12 > outlen) {
+        snprintf(out, outlen, "%5.1f%%", f * 100);
+        return;
+    }
+    int fill = (int)(f * width + 0.5);
+    size_t o = 0;
+    out[o++] = '[';
+    for (int i = 0; i < width; i++)
+        out[o++] = i < fill ? '#' : '.';
+    snprintf(out + o, outlen - o, "] %5.1f%%", f * 100);
+}
+
+void
+render_watch_frame(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t now_us)
+{
+    const Pgferry__State__PipeRecord *r = st->record;
+    if (r->state == PGFERRY__STATE__PIPE_STATE__SNAPSHOT) {
+        char bar[128];
+        double est = 0;
+        for (size_t i = 0; i < r->n_table_defs; i++)
+            est += r->table_defs[i]->reltuples > 0 ? r->table_defs[i]->reltuples : 0;
+        if (st->snapshot_ranges_total > 0) {
+            render_progress_bar(bar, sizeof(bar), st->snapshot_ranges_done,
+                                st->snapshot_ranges_total, 40);
+            fprintf(out, "load     %s  %u/%u ranges, %llu rows", bar, st->snapshot_ranges_done,
+                    st->snapshot_ranges_total, (unsigned long long)st->snapshot_rows);
+            if (est > 0)
+                fprintf(out, " of ~%.0f", est);
+            fprintf(out, "\n\n");
+        } else {
+            fprintf(out, "load     planning (exporting a snapshot, splitting tables)\n\n");
+        }
+    }
+    render_status_text(out, st, now_us);
+}

@@ -49,6 +49,13 @@ assert_contains "$out" "LAG(s)" "list header"
 assert_contains "$out" "ROWS/S" "list header"
 assert_eq "$("$CTL" list --json | jq -r '.[0].cdc.inserts')" 2 "list --json counters"
 
+log "watch"
+set +e; timeout --preserve-status -s INT 2.6 "$CTL" watch ob --interval-ms 500 >"$TEST_DIR/watch.out"; rc=$?; set -e
+assert_eq "$rc" 0 "watch ends cleanly on Ctrl-C"
+frames=$(grep -c "^pgferryctl watch ob" "$TEST_DIR/watch.out")
+[ "$frames" -ge 4 ] || fail "watch drew $frames frames in 2.6 s at 0.5 s"
+assert_contains "$(cat "$TEST_DIR/watch.out")" "state        Running since" "watch shows the status"
+
 log "metrics"
 "$CTL" metrics --prometheus >"$TEST_DIR/metrics.txt"
 promtool check metrics <"$TEST_DIR/metrics.txt" || fail "promtool rejects the metrics"
