@@ -170,8 +170,17 @@ table_flush(cdc_t *c, ctable_t *t, char *err, size_t errlen)
         return ERRCLASS_TRANSIENT;
     }
     errclass_t cls = ch_client_insert(c->ch, t->insert_sql, t->rows.data, t->rows.len, err, errlen);
-    if (cls != ERRCLASS_NONE)
+    if (cls != ERRCLASS_NONE) {
+        if (strstr(err, "Code: 60,") || strstr(err, "Code: 81,")) { /* unknown table/database */
+            size_t l = strlen(err);
+            snprintf(err + l, errlen - l,
+                     " (destination table %s is gone: it was dropped outside pgferry; resync "
+                     "the pipe to recreate and reload it)",
+                     t->qname);
+            return ERRCLASS_FATAL;
+        }
         return cls;
+    }
     c->r_bytes += t->rows.len;
     t->bytes += t->rows.len;
     c->batch_bytes -= t->rows.len < c->batch_bytes ? t->rows.len : c->batch_bytes;
@@ -279,6 +288,27 @@ maybe_slotinfo(cdc_t *c, char *err, size_t errlen)
     if (ensure_sql(c, e, sizeof(e)) != ERRCLASS_NONE) {
         log_warn("slot report skipped: %s", e);
         return ERRCLASS_NONE;
+    }
+    /* a table dropped at the source just stops sending changes: say so instead */
+    for (size_t i = 0; i < c->ntables; i++) {
+        const Pgferry__State__TableDef *d = *c->tables[i].defp;
+        char relid[16];
+        snprintf(relid, sizeof(relid), "%u", d->relid);
+        const char *p[] = {relid};
+        errclass_t qc;
+        PGresult *r = pgconn_query(c->sql, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, p,
+                                   &qc, e, sizeof(e));
+        if (!r)
+            break; /* unreachable now: the stream says more soon */
+        bool gone = PQntuples(r) == 0;
+        PQclear(r);
+        if (gone) {
+            snprintf(err, errlen,
+                     "table %s.%s was dropped at the source; its changes stop here. Remove it "
+                     "from the pipe (pgferryctl remove-tables) or drop the pipe",
+                     d->schema, d->name);
+            return ERRCLASS_FATAL;
+        }
     }
     slotinfo_t si;
     errclass_t cls = slotinfo_query(c->sql, c->spec->slot, &si, e, sizeof(e));
@@ -1241,8 +1271,17 @@ start_replication(cdc_t *c, char *err, size_t errlen)
     buf_free(&b);
     if (PQresultStatus(r) != PGRES_COPY_BOTH) {
         cls = pgconn_classify(r, c->repl);
-        snprintf(err, errlen, "cannot stream from slot %s: %s", c->spec->slot,
-                 PQresultErrorMessage(r));
+        char msg[600];
+        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
+        msg[strcspn(msg, "\n")] = '\0';
+        snprintf(err, errlen, "cannot stream from slot %s: %s%s", c->spec->slot, msg,
+                 strstr(msg, "does not exist") && strstr(msg, "slot")
+                     ? " (the slot was dropped outside pgferry: changes since are lost; resync "
+                       "the pipe)"
+                 : strstr(msg, "can no longer get changes")
+                     ? " (the slot was invalidated: the source removed WAL it needed, see "
+                       "max_slot_wal_keep_size; resync the pipe)"
+                     : "");
         PQclear(r);
         return cls;
     }
@@ -1327,7 +1366,20 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         goto out;
     c.next_status = time_mono_ms() + STATUS_INTERVAL_MS;
     c.next_report = time_mono_ms() + REPORT_INTERVAL_MS;
-    worker_send_progress(w, 0, 0, NULL, "streaming");
+    {
+        /* streaming from the slot with ClickHouse reachable: healthy (ends Degraded) */
+        slotinfo_t si;
+        char e[1024];
+        if ((cls = ensure_sql(&c, err, errlen)) != ERRCLASS_NONE)
+            goto out;
+        cls = slotinfo_query(c.sql, spec->slot, &si, e, sizeof(e));
+        if (cls != ERRCLASS_NONE) {
+            snprintf(err, errlen, "%s", e);
+            goto out;
+        }
+        worker_send_slot(w, &si.msg);
+        worker_send_progress(w, 0, 0, si.confirmed, "streaming");
+    }
     unsigned since_check = 0;
     for (;;) {
         if (++since_check >= STOP_CHECK_EVERY) {
