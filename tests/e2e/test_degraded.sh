@@ -1,0 +1,77 @@
+# Degraded and back (issue 5): ClickHouse stopped for a minute while the pipe runs and rows keep
+# coming -> Degraded within the backoff policy, Running again by itself once ClickHouse is back,
+# no row lost; then the same with PostgreSQL stopped. PGFERRY_CH_DOWN_SECONDS shortens the
+# minute for local runs.
+source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/compare.sh"
+
+SERVERS="$PGFERRY_SOURCE_DIR/deploy/dev/servers.sh"
+DOWN=${PGFERRY_CH_DOWN_SECONDS:-60}
+S="degr_$$"
+PG_CLEANUP_SQL="DROP SCHEMA IF EXISTS $S CASCADE"
+CH_DOWN=0
+PG_DOWN=0
+restore_servers() {
+    [ $CH_DOWN = 1 ] && "$SERVERS" start-ch "$PGFERRY_SERVERS_DIR" >/dev/null 2>&1
+    [ $PG_DOWN = 1 ] && "$SERVERS" start-pg "$PGFERRY_SERVERS_DIR" >/dev/null 2>&1
+    return 0
+}
+EXIT_HOOKS+=(restore_servers)
+psql_q "CREATE SCHEMA $S; CREATE TABLE $S.g (id serial PRIMARY KEY, at timestamptz DEFAULT now(), v int);"
+
+start_daemon --backoff-initial-ms 500 --backoff-max-ms 4000 --degraded-after 3 --max-failures 1000
+create_pipe dg "$S.g" >/dev/null
+wait_for 60 "pipe dg reaches Running" state_is dg Running
+
+touch "$TEST_DIR/writing"
+writer() {
+    local i=0
+    while [ -e "$TEST_DIR/writing" ]; do
+        i=$((i + 1))
+        psql -X -q "$PGFERRY_PG_URI" -c "INSERT INTO $S.g (v) VALUES ($i)" >/dev/null 2>&1 || true
+        sleep 0.2
+    done
+}
+writer &
+CLEANUP_PIDS+=($!)
+WRITER=$!
+sleep 1
+
+log "ClickHouse down for ${DOWN}s"
+CH_DOWN=1
+"$SERVERS" stop-ch "$PGFERRY_SERVERS_DIR" >/dev/null
+t0=$(date +%s)
+wait_for 30 "pipe dg Degraded" state_is dg Degraded
+log "Degraded after $(($(date +%s) - t0)) s"
+j=$(pipe_json dg)
+assert_eq "$(jq -r .degraded_from <<<"$j")" Running "Degraded remembers Running"
+assert_contains "$(jq -r .last_error.message <<<"$j")" "ClickHouse" "the reason names ClickHouse"
+assert_eq "$(jq -r .last_error.class <<<"$j")" TRANSIENT "transient"
+left=$((DOWN - ($(date +%s) - t0)))
+[ $left -gt 0 ] && sleep $left
+"$SERVERS" start-ch "$PGFERRY_SERVERS_DIR" >/dev/null
+CH_DOWN=0
+wait_for 30 "pipe dg Running again" state_is dg Running
+assert_contains "$(pipe_json dg | jq -r '.history[-1].reason')" "again" "recovery in history"
+
+log "PostgreSQL down for 10 s"
+PG_DOWN=1
+"$SERVERS" stop-pg "$PGFERRY_SERVERS_DIR" >/dev/null
+wait_for 30 "pipe dg Degraded" state_is dg Degraded
+sleep 5
+"$SERVERS" start-pg "$PGFERRY_SERVERS_DIR" >/dev/null
+PG_DOWN=0
+wait_for 30 "pipe dg Running again" state_is dg Running
+sleep 1
+rm -f "$TEST_DIR/writing"
+wait "$WRITER" || true
+n=$(psql_q "SELECT count(*) FROM $S.g")
+log "$n rows written around the outages"
+[ "$n" -gt 100 ] || fail "too few rows written ($n)"
+wait_match 60 "g after the outages" "SELECT id, at::text, v FROM $S.g ORDER BY id" \
+    "SELECT id, at, v FROM \`${CH_DB_PREFIX}dg\`.g_live ORDER BY id"
+no_duplicates "\`${CH_DB_PREFIX}dg\`.g" id
+hist=$(pipe_json dg | jq -r '.history[].to' | uniq | paste -sd,)
+assert_contains "$hist" "Running,Degraded,Running,Degraded,Running" "Degraded and back, twice, in history"
+"$CTL" drop dg >/dev/null
+log "PASS"
