@@ -37,6 +37,11 @@ usage(FILE *out)
             "                    first differing keys); exit 7 on a difference\n"
             "  metrics --prometheus\n"
             "                    every pipe's state, counters and lag (Prometheus text format)\n"
+            "  add-tables NAME SCHEMA.TABLE[,...]\n"
+            "                    the tables join the pipe: set up, loaded, then streamed\n"
+            "  remove-tables NAME SCHEMA.TABLE[,...] [--drop-destination]\n"
+            "                    the tables leave the pipe (destination tables kept unless\n"
+            "                    --drop-destination)\n"
             "  pause NAME        finish the batch in flight, acknowledge it, stop streaming\n"
             "  resume NAME       stream again from where the pipe paused\n"
             "  drop NAME [--drop-destination]\n"
@@ -377,6 +382,62 @@ cmd_watch(const opts_t *o, const char *name, uint32_t history, int interval_ms)
     return rc;
 }
 
+/* add-tables / remove-tables NAME T1,T2 [--drop-destination] */
+static int
+cmd_tables(const opts_t *in, const char *verb, const char *name, const char *list, bool drop_dest)
+{
+    opts_t o1 = *in;
+    if (o1.timeout_ms == 10000)
+        o1.timeout_ms = 60000; /* removing waits for the CDC worker to stop */
+    char err[512];
+    size_t n;
+    tablename_t *tn = tablename_parse_list(list, &n, err, sizeof(err));
+    if (!tn) {
+        fprintf(stderr, "pgferryctl %s: %s\n", verb, err);
+        return EXIT_USAGE;
+    }
+    char **names = calloc(n, sizeof(*names));
+    char(*bufs)[300] = calloc(n, sizeof(*bufs));
+    if (!names || !bufs) {
+        free(tn);
+        free(names);
+        free(bufs);
+        return EXIT_FAILURE_GENERIC;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tablename_format(tn[i].schema[0] ? tn[i].schema : "public", tn[i].table, bufs[i],
+                         sizeof(bufs[i]));
+        names[i] = bufs[i];
+    }
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__AddTables a = PGFERRY__CONTROL__ADD_TABLES__INIT;
+    Pgferry__Control__RemoveTables rm = PGFERRY__CONTROL__REMOVE_TABLES__INIT;
+    if (strcmp(verb, "add-tables") == 0) {
+        a.name = (char *)name;
+        a.tables = names;
+        a.n_tables = n;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_ADD_TABLES;
+        req.add_tables = &a;
+    } else {
+        rm.name = (char *)name;
+        rm.tables = names;
+        rm.n_tables = n;
+        rm.drop_destination = drop_dest;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_REMOVE_TABLES;
+        req.remove_tables = &rm;
+    }
+    Pgferry__Control__Reply *r;
+    int rc = call(&o1, &req, &r);
+    free(tn);
+    free(names);
+    free(bufs);
+    if (rc != EXIT_OK)
+        return rc;
+    printf("pipe %s: %s\n", name, r->message);
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
 /* pause / resume NAME */
 static int
 cmd_simple(const opts_t *o, const char *verb, const char *name)
@@ -467,6 +528,7 @@ main(int argc, char **argv)
     uint32_t history = 0;
     bool drop_destination = false;
     const char *verify_table = NULL;
+    const char *second = NULL; /* add-tables / remove-tables: the table list */
     int interval_ms = 1000;
     int rest = i;
     if (strcmp(verb, "create") != 0) {
@@ -480,7 +542,8 @@ main(int argc, char **argv)
                 verify_table = argv[++i];
             else if (strcmp(argv[i], "--prometheus") == 0 && strcmp(verb, "metrics") == 0)
                 ; /* the one format there is */
-            else if (strcmp(argv[i], "--drop-destination") == 0 && strcmp(verb, "drop") == 0)
+            else if (strcmp(argv[i], "--drop-destination") == 0 &&
+                     (strcmp(verb, "drop") == 0 || strcmp(verb, "remove-tables") == 0))
                 drop_destination = true;
             else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
                 history = (uint32_t)atoi(argv[++i]);
@@ -489,6 +552,9 @@ main(int argc, char **argv)
                 return EXIT_USAGE;
             } else if (!name)
                 name = argv[i];
+            else if (!second &&
+                     (strcmp(verb, "add-tables") == 0 || strcmp(verb, "remove-tables") == 0))
+                second = argv[i];
             else {
                 fprintf(stderr, "pgferryctl %s: unexpected argument %s\n", verb, argv[i]);
                 return EXIT_USAGE;
@@ -522,6 +588,13 @@ main(int argc, char **argv)
         }
         printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", name, name, pub);
         return EXIT_OK;
+    }
+    if (strcmp(verb, "add-tables") == 0 || strcmp(verb, "remove-tables") == 0) {
+        if (!name || !second) {
+            fprintf(stderr, "pgferryctl %s: usage: %s NAME SCHEMA.TABLE[,...]\n", verb, verb);
+            return EXIT_USAGE;
+        }
+        return cmd_tables(&o, verb, name, second, drop_destination);
     }
     if (strcmp(verb, "watch") == 0) {
         if (!name) {

@@ -503,6 +503,246 @@ do_verify(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__VerifyPipe *v)
     }
 }
 
+static bool
+spec_has_table(const Pgferry__State__PipeSpec *sp, const tablename_t *t, size_t *idx)
+{
+    for (size_t i = 0; i < sp->n_tables; i++) {
+        const char *schema = sp->tables[i]->schema[0] ? sp->tables[i]->schema : "public";
+        if (strcmp(schema, t->schema) == 0 && strcmp(sp->tables[i]->name, t->table) == 0) {
+            if (idx)
+                *idx = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Parses the table names of add/remove; false with err set. */
+static bool
+parse_tables(char **in, size_t n, tablename_t **out, char *err, size_t errlen)
+{
+    if (n == 0 || n > CTL_MAX_TABLES) {
+        snprintf(err, errlen, "name 1 to 10000 tables");
+        return false;
+    }
+    tablename_t *t = calloc(n, sizeof(*t));
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!tablename_parse(in[i], &t[i], err, errlen)) {
+            free(t);
+            return false;
+        }
+        if (!t[i].schema[0])
+            snprintf(t[i].schema, sizeof(t[i].schema), "public");
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(t[k].schema, t[i].schema) == 0 && strcmp(t[k].table, t[i].table) == 0) {
+                snprintf(err, errlen, "table %.200s named twice", in[i]);
+                free(t);
+                return false;
+            }
+        }
+    }
+    *out = t;
+    return true;
+}
+
+/* add-tables: the tables join the pipe; Snapshot sets up and loads only them (CDC of the other
+ * tables pauses meanwhile: the slot keeps their changes), then Running. */
+static void
+do_add_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__AddTables *a)
+{
+    char err[512];
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, a->name, &rec) || !rec) {
+        snprintf(err, sizeof(err), "no pipe named %.64s", a->name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        return;
+    }
+    tablename_t *t = NULL;
+    if (!parse_tables(a->tables, a->n_tables, &t, err, sizeof(err))) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        return;
+    }
+    Pgferry__State__PipeSpec *sp = rec->spec;
+    char added[2048] = "";
+    for (size_t i = 0; i < a->n_tables; i++) {
+        char shown[300];
+        tablename_format(t[i].schema, t[i].table, shown, sizeof(shown));
+        if (spec_has_table(sp, &t[i], NULL)) {
+            snprintf(err, sizeof(err), "table %s is already in pipe %s", shown, a->name);
+            goto refuse;
+        }
+        size_t l = strlen(added);
+        snprintf(added + l, sizeof(added) - l, "%s%s", l ? ", " : "", shown);
+    }
+    lifecycle_pipe_t lp = {rec->state, rec->prev_state, sp->mode, rec->resyncing};
+    if (sp->mode == PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY) {
+        snprintf(err, sizeof(err),
+                 "a snapshot-only pipe does not take more tables; create "
+                 "another pipe");
+        goto refuse;
+    }
+    if (!lifecycle_apply(&lp, LC_CMD_ADD_TABLES, err, sizeof(err))) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        free(t);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        return;
+    }
+    Pgferry__State__TableSpec **nt =
+        realloc(sp->tables, (sp->n_tables + a->n_tables) * sizeof(*nt));
+    if (!nt) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto refuse;
+    }
+    sp->tables = nt;
+    for (size_t i = 0; i < a->n_tables; i++) {
+        Pgferry__State__TableSpec *ts = calloc(1, sizeof(*ts));
+        if (!ts)
+            break;
+        pgferry__state__table_spec__init(ts);
+        ts->schema = strdup(t[i].schema);
+        ts->name = strdup(t[i].table);
+        sp->tables[sp->n_tables++] = ts;
+    }
+    char reason[2200];
+    snprintf(reason, sizeof(reason),
+             "table(s) %s added by the operator: setting up and loading them", added);
+    if (!sup_transition(s, rec, LC_CMD_ADD_TABLES, reason, err, sizeof(err)))
+        goto refuse;
+    log_info("pipe %s: %s", a->name, reason);
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    free(t);
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    r.message = "adding: the pipe sets up and loads the new tables, then returns to Running";
+    send_reply(s, f, &r);
+    return;
+refuse:
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    free(t);
+    reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+}
+
+/* remove-tables: Modifying while the tables leave the publication (and with the flag their
+ * destination tables go), then back to the state before. */
+static void
+do_remove_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__RemoveTables *m)
+{
+    char err[512];
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, m->name, &rec) || !rec) {
+        snprintf(err, sizeof(err), "no pipe named %.64s", m->name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        return;
+    }
+    tablename_t *t = NULL;
+    size_t *idx = NULL;
+    Pgferry__State__TableDef **gone = NULL;
+    size_t ngone = 0;
+    Pgferry__State__PipeSpec *sp = rec->spec;
+    Pgferry__Control__ErrorCode code = PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT;
+    if (!parse_tables(m->tables, m->n_tables, &t, err, sizeof(err)))
+        goto refuse;
+    idx = calloc(m->n_tables, sizeof(*idx));
+    gone = calloc(m->n_tables, sizeof(*gone));
+    if (!idx || !gone) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto refuse;
+    }
+    for (size_t i = 0; i < m->n_tables; i++) {
+        if (!spec_has_table(sp, &t[i], &idx[i])) {
+            char shown[300];
+            tablename_format(t[i].schema, t[i].table, shown, sizeof(shown));
+            snprintf(err, sizeof(err), "table %s is not in pipe %s", shown, m->name);
+            goto refuse;
+        }
+    }
+    if (m->n_tables >= sp->n_tables) {
+        snprintf(err, sizeof(err), "that would leave pipe %s without tables; drop the pipe instead",
+                 m->name);
+        goto refuse;
+    }
+    char reason[600];
+    snprintf(reason, sizeof(reason), "removing %zu table(s) at the operator's request",
+             m->n_tables);
+    if (!sup_transition(s, rec, LC_CMD_REMOVE_TABLES, reason, err, sizeof(err))) {
+        code = PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE;
+        goto refuse;
+    }
+    /* nothing streams while the publication changes */
+    sup_stop_workers(s, m->name, "tables leave the pipe");
+    sup_wait_workers_gone(s, m->name, (int64_t)s->cfg.stop_grace_ms + 2000);
+    for (size_t i = 0; i < m->n_tables; i++) {
+        const char *schema = sp->tables[idx[i]]->schema[0] ? sp->tables[idx[i]]->schema : "public";
+        for (size_t d = 0; d < rec->n_table_defs; d++) {
+            if (strcmp(rec->table_defs[d]->schema, schema) == 0 &&
+                strcmp(rec->table_defs[d]->name, sp->tables[idx[i]]->name) == 0)
+                gone[ngone++] = rec->table_defs[d];
+        }
+    }
+    char report[4096];
+    bool clean = teardown_tables(rec, gone, ngone, m->drop_destination, report, sizeof(report));
+    /* the record forgets them: spec, definitions, statistics */
+    for (size_t i = 0; i < m->n_tables; i++) {
+        Pgferry__State__TableSpec *ts = sp->tables[idx[i]];
+        sp->tables[idx[i]] = NULL;
+        pgferry__state__table_spec__free_unpacked(ts, NULL);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < sp->n_tables; i++) {
+        if (sp->tables[i])
+            sp->tables[k++] = sp->tables[i];
+    }
+    sp->n_tables = k;
+    k = 0;
+    for (size_t d = 0; d < rec->n_table_defs; d++) {
+        bool rm = false;
+        for (size_t g = 0; g < ngone; g++)
+            rm = rm || gone[g] == rec->table_defs[d];
+        if (!rm) {
+            rec->table_defs[k++] = rec->table_defs[d];
+            continue;
+        }
+        for (size_t st = 0; st < rec->n_table_stats; st++) {
+            if (rec->table_stats[st] &&
+                strcmp(rec->table_stats[st]->target, rec->table_defs[d]->target) == 0) {
+                pgferry__state__table_stats__free_unpacked(rec->table_stats[st], NULL);
+                rec->table_stats[st] = NULL;
+            }
+        }
+        pgferry__state__table_def__free_unpacked(rec->table_defs[d], NULL);
+    }
+    rec->n_table_defs = k;
+    k = 0;
+    for (size_t st = 0; st < rec->n_table_stats; st++) {
+        if (rec->table_stats[st])
+            rec->table_stats[k++] = rec->table_stats[st];
+    }
+    rec->n_table_stats = k;
+    char done[4300];
+    snprintf(done, sizeof(done), "%s%s", clean ? "" : "with leftovers: ", report);
+    if (!sup_transition(s, rec, LC_EV_MODIFIED, done, err, sizeof(err)))
+        log_warn("pipe %s: %s", m->name, err);
+    log_info("pipe %s: tables removed: %s", m->name, report);
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    free(t);
+    free(idx);
+    free(gone);
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    r.message = done;
+    send_reply(s, f, &r);
+    return;
+refuse:
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    free(t);
+    free(idx);
+    free(gone);
+    reply_error(s, f, code, err);
+}
+
 /* pause and resume: a lifecycle command; the reconcile loop stops or starts the workers */
 static void
 do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t ev,
@@ -626,6 +866,12 @@ control_handle(supervisor_t *s, void *sock, void *frames)
         free(text);
         break;
     }
+    case PGFERRY__CONTROL__REQUEST__BODY_ADD_TABLES:
+        do_add_tables(s, f, req->add_tables);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_REMOVE_TABLES:
+        do_remove_tables(s, f, req->remove_tables);
+        break;
     case PGFERRY__CONTROL__REQUEST__BODY_VERIFY:
         do_verify(s, f, req->verify);
         break;

@@ -184,6 +184,8 @@ desired_role(const Pgferry__State__PipeRecord *rec)
     case ST_SETUP:
         return "setup";
     case ST_SNAPSHOT:
+        if (rec->n_table_defs < rec->spec->n_tables)
+            return "setup"; /* tables added to the pipe: their definitions and tables first */
         return !rec->resyncing ? "snapshot" : NULL;
     case ST_RUNNING:
         return "cdc";
@@ -459,6 +461,8 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     }
     if (strcmp(p->role, "cdc") == 0 && !rec->spec->slot_owned)
         a.skip_before_lsn = rec->snapshot_lsn;
+    if (strcmp(p->role, "snapshot") == 0)
+        a.keep_slot = rec->confirmed_lsn[0] != '\0'; /* CDC ran: the slot holds its position */
     if (strcmp(p->role, "verify") == 0 && rt) {
         a.verify_table = rt->verify_table;
         a.streaming = rec->state == ST_RUNNING ||
@@ -528,7 +532,9 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
         size_t n_old = rec->n_table_defs;
         rec->table_defs = d->tables;
         rec->n_table_defs = d->n_tables;
-        if (!sup_transition(s, rec, LC_EV_SETUP_DONE, d->detail, err, sizeof(err)))
+        if (rec->state == ST_SNAPSHOT) /* added tables: the load follows in this state */
+            sup_note(s, rec, d->detail);
+        else if (!sup_transition(s, rec, LC_EV_SETUP_DONE, d->detail, err, sizeof(err)))
             log_warn("pipe %s: %s", p->pipe, err);
         rec->table_defs = old;
         rec->n_table_defs = n_old;
@@ -557,7 +563,11 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                          rt->plan->snapshot_name, rt->plan->consistent_lsn,
                          rec->spec->snapshot_workers);
                 set_str(&rec->snapshot_lsn, rt->plan->consistent_lsn);
-                if (rec->spec->slot_owned)
+                for (size_t t = 0; t < rec->n_table_defs; t++) {
+                    if (!rec->table_defs[t]->snapshot_lsn[0])
+                        set_str(&rec->table_defs[t]->snapshot_lsn, rt->plan->consistent_lsn);
+                }
+                if (rec->spec->slot_owned && !rec->confirmed_lsn[0])
                     set_str(&rec->confirmed_lsn, rt->plan->consistent_lsn);
                 if (!sup_transition(s, rec, LC_EV_SNAPSHOT_DONE, reason, err, sizeof(err)))
                     log_warn("pipe %s: %s", p->pipe, err);
@@ -760,8 +770,13 @@ on_plan(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
     /* a load that starts over counts its rows anew */
     Pgferry__State__PipeRecord *rec = NULL;
     if (store_get_pipe(s->store, p->pipe, &rec) && rec) {
-        for (size_t i = 0; i < rec->n_table_stats; i++)
-            rec->table_stats[i]->snapshot_rows = rec->table_stats[i]->snapshot_bytes = 0;
+        for (size_t i = 0; i < rec->n_table_stats; i++) {
+            for (size_t t = 0; t < rec->n_table_defs; t++) {
+                if (strcmp(rec->table_defs[t]->target, rec->table_stats[i]->target) == 0 &&
+                    !rec->table_defs[t]->snapshot_lsn[0])
+                    rec->table_stats[i]->snapshot_rows = rec->table_stats[i]->snapshot_bytes = 0;
+            }
+        }
         store_put_pipe(s->store, rec, NULL);
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
     }

@@ -77,7 +77,8 @@ drop_publication(PGconn *pg, const char *pub, char *report, size_t len)
 }
 
 static bool
-drop_destination(const Pgferry__State__PipeRecord *rec, char *report, size_t len)
+drop_destination(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef *const *defs,
+                 size_t ndefs, bool whole, char *report, size_t len)
 {
     const Pgferry__State__PipeSpec *spec = rec->spec;
     char err[1024], s[1200], q[300], qt[300];
@@ -91,10 +92,10 @@ drop_destination(const Pgferry__State__PipeRecord *rec, char *report, size_t len
     bool ok = true;
     size_t dropped = 0;
     chsql_ident(spec->dest_database, q, sizeof(q));
-    for (size_t i = 0; i < rec->n_table_defs && ok; i++) {
+    for (size_t i = 0; i < ndefs && ok; i++) {
         for (int view = 1; view >= 0 && ok; view--) {
             char name[300];
-            snprintf(name, sizeof(name), "%s%s", rec->table_defs[i]->target, view ? "_live" : "");
+            snprintf(name, sizeof(name), "%s%s", defs[i]->target, view ? "_live" : "");
             chsql_ident(name, qt, sizeof(qt));
             snprintf(s, sizeof(s), "DROP TABLE IF EXISTS %s.%s", q, qt);
             if (ch_client_query(ch, s, NULL, err, sizeof(err)) != ERRCLASS_NONE) {
@@ -109,6 +110,8 @@ drop_destination(const Pgferry__State__PipeRecord *rec, char *report, size_t len
     if (ok) {
         snprintf(s, sizeof(s), "%zu destination table(s) and their views dropped", dropped);
         add(report, len, s);
+    }
+    if (ok && whole) {
         /* the database goes too once nothing else lives in it */
         char lit[300], *out = NULL;
         chsql_string(spec->dest_database, lit, sizeof(lit));
@@ -159,8 +162,67 @@ teardown_pipe(const Pgferry__State__PipeRecord *rec, bool drop_dest, char *repor
         }
     }
     if (drop_dest)
-        ok = drop_destination(rec, report, reportlen) && ok;
+        ok = drop_destination(rec, rec->table_defs, rec->n_table_defs, true, report, reportlen) &&
+             ok;
     if (!report[0])
         add(report, reportlen, "nothing to remove outside pgferryd");
+    return ok;
+}
+
+bool
+teardown_tables(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef *const *defs,
+                size_t n, bool drop_dest, char *report, size_t reportlen)
+{
+    const Pgferry__State__PipeSpec *spec = rec->spec;
+    report[0] = '\0';
+    bool ok = true;
+    if (spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->publication_owned &&
+        rec->source_objects) {
+        char err[1024], s[1400];
+        errclass_t cls;
+        PGconn *pg = pgconn_connect(spec->source, "pgferry-modify", false, &cls, err, sizeof(err));
+        if (!pg) {
+            snprintf(s, sizeof(s), "source unreachable (%.900s)", err);
+            add(report, reportlen, s);
+            return false;
+        }
+        char *pub = PQescapeIdentifier(pg, spec->publication, strlen(spec->publication));
+        for (size_t i = 0; pub && i < n; i++) {
+            char *qs = PQescapeIdentifier(pg, defs[i]->schema, strlen(defs[i]->schema));
+            char *qn = PQescapeIdentifier(pg, defs[i]->name, strlen(defs[i]->name));
+            char sql[1400];
+            snprintf(sql, sizeof(sql),
+                     "DO $$BEGIN ALTER PUBLICATION %s DROP TABLE %s.%s; "
+                     "EXCEPTION WHEN undefined_object OR undefined_table THEN NULL; END$$",
+                     pub, qs ? qs : "", qn ? qn : "");
+            PQfreemem(qs);
+            PQfreemem(qn);
+            PGresult *r = PQexec(pg, sql);
+            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+                snprintf(s, sizeof(s), "%s.%s left publication %s", defs[i]->schema, defs[i]->name,
+                         spec->publication);
+            } else {
+                snprintf(s, sizeof(s), "%s.%s could NOT leave publication %s (%.300s)",
+                         defs[i]->schema, defs[i]->name, spec->publication,
+                         PQresultErrorMessage(r));
+                ok = false;
+            }
+            PQclear(r);
+            add(report, reportlen, s);
+        }
+        PQfreemem(pub);
+        PQfinish(pg);
+    } else if (spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY) {
+        char s[600];
+        snprintf(s, sizeof(s),
+                 "publication %s is the user's: left as it is (changes of removed tables are "
+                 "ignored)",
+                 spec->publication);
+        add(report, reportlen, s);
+    }
+    if (drop_dest)
+        ok = drop_destination(rec, defs, n, false, report, reportlen) && ok;
+    else
+        add(report, reportlen, "destination tables kept");
     return ok;
 }

@@ -17,4 +17,10 @@
 bool teardown_pipe(const Pgferry__State__PipeRecord *rec, bool drop_destination, char *report,
                    size_t reportlen);
 
+/* Tables leaving a pipe: out of its own publication (a user's is left alone; changes of
+ * removed tables are then ignored), and with drop_destination their ClickHouse tables and
+ * views dropped. defs[i] are the removed tables' definitions. */
+bool teardown_tables(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef *const *defs,
+                     size_t n, bool drop_destination, char *report, size_t reportlen);
+
 #endif

@@ -36,6 +36,7 @@ typedef struct {
     size_t nrows;
     uint64_t n[3][3]; /* [in the transaction, in the batch, to report][insert, update, delete] */
     uint64_t bytes;   /* inserted, to report */
+    uint64_t skip_before; /* transactions committed before this are in the table's load */
 } ctable_t;
 
 /* What a Relation message told us about one relation id. */
@@ -122,6 +123,12 @@ table_prepare(cdc_t *c, ctable_t *t, char *err, size_t errlen)
     free(t->insert_sql);
     t->insert_sql = NULL;
     t->tm = calloc(def->n_columns ? def->n_columns : 1, sizeof(*t->tm));
+    t->skip_before = 0;
+    if (def->snapshot_lsn[0] && !cdc_parse_lsn(def->snapshot_lsn, &t->skip_before)) {
+        snprintf(err, errlen, "bad snapshot position %s of %s.%s", def->snapshot_lsn, def->schema,
+                 def->name);
+        return ERRCLASS_FATAL;
+    }
     buf_t b;
     buf_init(&b);
     char q[300], qt[300];
@@ -296,8 +303,8 @@ maybe_slotinfo(cdc_t *c, char *err, size_t errlen)
         snprintf(relid, sizeof(relid), "%u", d->relid);
         const char *p[] = {relid};
         errclass_t qc;
-        PGresult *r = pgconn_query(c->sql, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, p,
-                                   &qc, e, sizeof(e));
+        PGresult *r = pgconn_query(c->sql, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, p, &qc,
+                                   e, sizeof(e));
         if (!r)
             break; /* unreachable now: the stream says more soon */
         bool gone = PQntuples(r) == 0;
@@ -1092,6 +1099,8 @@ on_change(cdc_t *c, const pgo_msg_t *m, uint64_t lsn, char *err, size_t errlen)
     if (rm->table < 0)
         return ERRCLASS_NONE;
     ctable_t *t = &c->tables[rm->table];
+    if (c->txn_final < t->skip_before)
+        return ERRCLASS_NONE; /* committed before the table's load read it */
     if (!rm->defcol || rm->ndef != (*t->defp)->n_columns) {
         snprintf(err, errlen, "relation %u changed shape without a new Relation message",
                  m->u.change.relid);
@@ -1138,6 +1147,8 @@ on_truncate(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
         if (!rm || rm->table < 0)
             continue;
         ctable_t *t = &c->tables[rm->table];
+        if (c->txn_final < t->skip_before)
+            continue;
         char sql[700];
         snprintf(sql, sizeof(sql), "TRUNCATE TABLE %s", t->qname);
         cls = ch_client_query(c->ch, sql, NULL, err, errlen);

@@ -98,7 +98,8 @@ main(int argc, char **argv)
         rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "setup") == 0) {
         setup_result_t res;
-        cls = setup_run(spec, w, &res, err, sizeof(err));
+        cls = setup_run(spec, m->assignment->tables, m->assignment->n_tables, w, &res, err,
+                        sizeof(err));
         d.detail = res.detail;
         d.tables = res.tables;
         d.n_tables = res.n_tables;
@@ -106,8 +107,8 @@ main(int argc, char **argv)
         setup_free_result(&res);
     } else if (strcmp(role, "snapshot") == 0) {
         snapshot_result_t res;
-        cls = snapshot_coordinate(spec, m->assignment->tables, m->assignment->n_tables, w, &res,
-                                  err, sizeof(err));
+        cls = snapshot_coordinate(spec, m->assignment->tables, m->assignment->n_tables,
+                                  m->assignment->keep_slot, w, &res, err, sizeof(err));
         d.detail = res.detail;
         rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "snapshot-range") == 0) {

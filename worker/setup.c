@@ -19,22 +19,9 @@
 void
 setup_free_def(Pgferry__State__TableDef *d)
 {
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n_columns; i++) {
-        if (d->columns[i]->ch_name != protobuf_c_empty_string)
-            free(d->columns[i]->ch_name);
-        free(d->columns[i]->name);
-        free(d->columns[i]->pg_type);
-        free(d->columns[i]->typcategory);
-        free(d->columns[i]->ch_type);
-        free(d->columns[i]);
-    }
-    free(d->columns);
-    free(d->schema);
-    free(d->name);
-    free(d->target);
-    free(d);
+    /* every field is its own allocation, as protobuf-c's unpack makes them */
+    if (d)
+        pgferry__state__table_def__free_unpacked(d, NULL);
 }
 
 void
@@ -456,10 +443,62 @@ ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, 
     return ERRCLASS_NONE;
 }
 
-errclass_t
-setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out, char *err,
-          size_t errlen)
+static Pgferry__State__TableDef *
+copy_def(const Pgferry__State__TableDef *d)
 {
+    size_t n = pgferry__state__table_def__get_packed_size(d);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    pgferry__state__table_def__pack(d, buf);
+    Pgferry__State__TableDef *c = pgferry__state__table_def__unpack(NULL, n, buf);
+    free(buf);
+    return c;
+}
+
+static const Pgferry__State__TableDef *
+find_def(Pgferry__State__TableDef *const *defs, size_t n, const Pgferry__State__TableSpec *t)
+{
+    const char *schema = t->schema[0] ? t->schema : "public";
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(defs[i]->schema, schema) == 0 && strcmp(defs[i]->name, t->name) == 0)
+            return defs[i];
+    }
+    return NULL;
+}
+
+/* A user's publication must already carry the table (or its partitions). */
+static errclass_t
+check_in_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec,
+                     const Pgferry__State__TableDef *d, char *err, size_t errlen)
+{
+    const char *p[] = {spec->publication, d->schema, d->name};
+    errclass_t cls;
+    PGresult *r = pgconn_query(
+        pg,
+        "SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $1 AND "
+        " format('%I.%I', pt.schemaname, pt.tablename)::regclass IN "
+        " (SELECT relid FROM pg_partition_tree(format('%I.%I', $2::text, $3::text)::regclass))",
+        3, p, &cls, err, errlen);
+    if (!r)
+        return cls;
+    bool ok = PQntuples(r) > 0;
+    PQclear(r);
+    if (!ok) {
+        snprintf(err, errlen,
+                 "table %s.%s is not in publication %s; add it (ALTER PUBLICATION %s ADD TABLE "
+                 "...) or let pgferry own the publication",
+                 d->schema, d->name, spec->publication, spec->publication);
+        return ERRCLASS_FATAL;
+    }
+    return ERRCLASS_NONE;
+}
+
+errclass_t
+setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *existing,
+          size_t n_existing, worker_t *w, setup_result_t *out, char *err, size_t errlen)
+{
+    bool *kept = NULL;
     memset(out, 0, sizeof(*out));
     errclass_t cls;
     ch_client_t *ch = worker_dest_client(spec, err, errlen);
@@ -480,10 +519,33 @@ setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out
         cls = ERRCLASS_TRANSIENT;
         goto done;
     }
+    kept = calloc(spec->n_tables + 1, sizeof(bool));
+    if (!kept) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+        goto done;
+    }
     for (size_t i = 0; i < spec->n_tables; i++) {
-        cls = setup_read_table(pg, spec->tables[i], vnum, &out->tables[i], err, errlen);
-        if (cls != ERRCLASS_NONE)
+        /* tables set up before (a pipe that gets more tables) stay as recorded */
+        const Pgferry__State__TableDef *old = find_def(existing, n_existing, spec->tables[i]);
+        if (old) {
+            out->tables[i] = copy_def(old);
+            kept[i] = true;
+            cls = out->tables[i] ? ERRCLASS_NONE : ERRCLASS_TRANSIENT;
+            if (!out->tables[i])
+                snprintf(err, errlen, "out of memory");
+        } else {
+            cls = setup_read_table(pg, spec->tables[i], vnum, &out->tables[i], err, errlen);
+        }
+        if (cls == ERRCLASS_NONE && !kept[i] && !spec->publication_owned &&
+            spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY)
+            cls = check_in_publication(pg, spec, out->tables[i], err, errlen);
+        if (cls != ERRCLASS_NONE) {
+            if (out->tables[i])
+                setup_free_def(out->tables[i]);
+            out->tables[i] = NULL;
             goto done;
+        }
         out->n_tables++;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(out->tables[j]->target, out->tables[i]->target) == 0) {
@@ -524,6 +586,8 @@ setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out
     if (cls != ERRCLASS_NONE)
         goto done;
     for (size_t i = 0; i < out->n_tables; i++) {
+        if (kept[i])
+            continue;
         char *ddl = setup_table_ddl(spec->dest_database, out->tables[i]);
         char *vddl = setup_view_ddl(spec->dest_database, out->tables[i]);
         if (!ddl || !vddl) {
@@ -553,6 +617,7 @@ setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out
              out->n_tables, spec->dest_database);
     cls = ERRCLASS_NONE;
 done:
+    free(kept);
     if (pg)
         PQfinish(pg);
     ch_client_destroy(&ch);

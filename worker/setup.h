@@ -20,8 +20,11 @@ typedef struct {
     char detail[256];
 } setup_result_t;
 
-errclass_t setup_run(const Pgferry__State__PipeSpec *spec, worker_t *w, setup_result_t *out,
-                     char *err, size_t errlen);
+/* existing: definitions recorded before (tables added to a running pipe keep the others as
+ * they are: no DDL, no re-read); NULL/0 for a new pipe. */
+errclass_t setup_run(const Pgferry__State__PipeSpec *spec,
+                     Pgferry__State__TableDef *const *existing, size_t n_existing, worker_t *w,
+                     setup_result_t *out, char *err, size_t errlen);
 void setup_free_result(setup_result_t *r);
 
 /* Reads one source table's definition (current catalog) on c. */

@@ -389,7 +389,8 @@ drop_own_slot(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
 
 errclass_t
 snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
-                    size_t n_tables, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
+                    size_t n_tables, bool keep_slot, worker_t *w, snapshot_result_t *out, char *err,
+                    size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     errclass_t cls;
@@ -411,7 +412,8 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
      * consistent point. Otherwise a temporary slot: it exists only while this connection does,
      * so nothing is left behind whatever happens to this process (CDC from a user's slot skips
      * what committed before this snapshot). */
-    bool permanent = spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->slot_owned;
+    bool permanent =
+        spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->slot_owned && !keep_slot;
     if (permanent) {
         cls = drop_own_slot(spec, err, errlen);
         if (cls != ERRCLASS_NONE)
@@ -448,6 +450,8 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     if (cls != ERRCLASS_NONE)
         goto done;
     for (size_t i = 0; i < n_tables; i++) {
+        if (tables[i]->snapshot_lsn[0])
+            continue; /* loaded before: a pipe that got more tables loads only those */
         char kind = 0, oid[16];
         cls = get_relkind(pg, tables[i], &kind, err, errlen);
         if (cls != ERRCLASS_NONE)
@@ -486,6 +490,8 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
 
     /* a load always starts from empty tables, so a restarted load cannot double rows */
     for (size_t i = 0; i < n_tables; i++) {
+        if (tables[i]->snapshot_lsn[0])
+            continue;
         char q[300], qt[300], trunc[700];
         chsql_ident(spec->dest_database, q, sizeof(q));
         chsql_ident(tables[i]->target, qt, sizeof(qt));
