@@ -42,6 +42,8 @@ usage(FILE *out)
             "  remove-tables NAME SCHEMA.TABLE[,...] [--drop-destination]\n"
             "                    the tables leave the pipe (destination tables kept unless\n"
             "                    --drop-destination)\n"
+            "  resync NAME       load every table again next to the current data, swap it in,\n"
+            "                    continue from a new slot (also the way out of Failed)\n"
             "  pause NAME        finish the batch in flight, acknowledge it, stop streaming\n"
             "  resume NAME       stream again from where the pipe paused\n"
             "  drop NAME [--drop-destination]\n"
@@ -438,14 +440,19 @@ cmd_tables(const opts_t *in, const char *verb, const char *name, const char *lis
     return EXIT_OK;
 }
 
-/* pause / resume NAME */
+/* pause / resume / resync NAME */
 static int
 cmd_simple(const opts_t *o, const char *verb, const char *name)
 {
     Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
     Pgferry__Control__PausePipe pp = PGFERRY__CONTROL__PAUSE_PIPE__INIT;
     Pgferry__Control__ResumePipe rp = PGFERRY__CONTROL__RESUME_PIPE__INIT;
-    if (strcmp(verb, "pause") == 0) {
+    Pgferry__Control__ResyncPipe sp = PGFERRY__CONTROL__RESYNC_PIPE__INIT;
+    if (strcmp(verb, "resync") == 0) {
+        sp.name = (char *)name;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_RESYNC;
+        req.resync = &sp;
+    } else if (strcmp(verb, "pause") == 0) {
         pp.name = (char *)name;
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_PAUSE;
         req.pause = &pp;
@@ -614,7 +621,7 @@ main(int argc, char **argv)
         }
         return cmd_verify(&o, name, verify_table);
     }
-    if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0) {
+    if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 || strcmp(verb, "resync") == 0) {
         if (!name) {
             fprintf(stderr, "pgferryctl %s: missing pipe NAME\n", verb);
             return EXIT_USAGE;

@@ -760,7 +760,12 @@ do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
-    if (ev == LC_CMD_RESUME) {
+    if (ev == LC_CMD_RESYNC) {
+        rec->resync_ready = false;
+        rec->consecutive_failures = 0;
+        store_put_pipe(s->store, rec, NULL);
+    }
+    if (ev == LC_CMD_RESUME || ev == LC_CMD_RESYNC) {
         pipe_rt_t *rt = sup_rt(s, name, false);
         if (rt)
             rt->restart_at_ms = rt->restart_at_us = 0;
@@ -878,6 +883,12 @@ control_handle(supervisor_t *s, void *sock, void *frames)
     case PGFERRY__CONTROL__REQUEST__BODY_PAUSE:
         do_command(s, f, req->pause->name, LC_CMD_PAUSE, "paused by the operator",
                    "pausing: the CDC worker finishes its batch, acknowledges it and stops");
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_RESYNC:
+        do_command(s, f, req->resync->name, LC_CMD_RESYNC,
+                   "resync requested by the operator: every table loads again into "
+                   "<table>_resync, then takes the old one's place",
+                   "resyncing: loading every table again next to the current data");
         break;
     case PGFERRY__CONTROL__REQUEST__BODY_RESUME:
         do_command(s, f, req->resume->name, LC_CMD_RESUME, "resumed by the operator",

@@ -184,9 +184,11 @@ desired_role(const Pgferry__State__PipeRecord *rec)
     case ST_SETUP:
         return "setup";
     case ST_SNAPSHOT:
-        if (rec->n_table_defs < rec->spec->n_tables)
-            return "setup"; /* tables added to the pipe: their definitions and tables first */
-        return !rec->resyncing ? "snapshot" : NULL;
+        if (rec->n_table_defs < rec->spec->n_tables || (rec->resyncing && !rec->resync_ready))
+            return "setup"; /* added tables or a resync: definitions and tables first */
+        return "snapshot";
+    case ST_RESYNC:
+        return "swap";
     case ST_RUNNING:
         return "cdc";
     case ST_PAUSED:
@@ -461,8 +463,9 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     }
     if (strcmp(p->role, "cdc") == 0 && !rec->spec->slot_owned)
         a.skip_before_lsn = rec->snapshot_lsn;
-    if (strcmp(p->role, "snapshot") == 0)
-        a.keep_slot = rec->confirmed_lsn[0] != '\0'; /* CDC ran: the slot holds its position */
+    if (strcmp(p->role, "snapshot") == 0) /* CDC ran: the slot holds its position */
+        a.keep_slot = rec->confirmed_lsn[0] != '\0' && !rec->resyncing;
+    a.resync = rec->resyncing || rec->state == ST_RESYNC;
     if (strcmp(p->role, "verify") == 0 && rt) {
         a.verify_table = rt->verify_table;
         a.streaming = rec->state == ST_RUNNING ||
@@ -532,7 +535,10 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
         size_t n_old = rec->n_table_defs;
         rec->table_defs = d->tables;
         rec->n_table_defs = d->n_tables;
-        if (rec->state == ST_SNAPSHOT) /* added tables: the load follows in this state */
+        if (rec->state == ST_SNAPSHOT && rec->resyncing) {
+            rec->resync_ready = true; /* the definitions are new: every table loads again */
+            sup_note(s, rec, d->detail);
+        } else if (rec->state == ST_SNAPSHOT) /* added tables: the load follows in this state */
             sup_note(s, rec, d->detail);
         else if (!sup_transition(s, rec, LC_EV_SETUP_DONE, d->detail, err, sizeof(err)))
             log_warn("pipe %s: %s", p->pipe, err);
@@ -567,8 +573,8 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                     if (!rec->table_defs[t]->snapshot_lsn[0])
                         set_str(&rec->table_defs[t]->snapshot_lsn, rt->plan->consistent_lsn);
                 }
-                if (rec->spec->slot_owned && !rec->confirmed_lsn[0])
-                    set_str(&rec->confirmed_lsn, rt->plan->consistent_lsn);
+                if (rec->spec->slot_owned && (!rec->confirmed_lsn[0] || rec->resyncing))
+                    set_str(&rec->confirmed_lsn, rt->plan->consistent_lsn); /* a new slot */
                 if (!sup_transition(s, rec, LC_EV_SNAPSHOT_DONE, reason, err, sizeof(err)))
                     log_warn("pipe %s: %s", p->pipe, err);
                 sup_rt_clear_plan(rt);
@@ -576,6 +582,10 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                 store_put_pipe(s->store, rec, NULL);
             }
         }
+    } else if (strcmp(p->role, "swap") == 0) {
+        rec->resync_ready = false;
+        if (!sup_transition(s, rec, LC_EV_SWAP_DONE, d->detail, err, sizeof(err)))
+            log_warn("pipe %s: %s", p->pipe, err);
     } else {
         store_put_pipe(s->store, rec, NULL);
     }

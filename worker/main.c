@@ -98,8 +98,9 @@ main(int argc, char **argv)
         rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "setup") == 0) {
         setup_result_t res;
-        cls = setup_run(spec, m->assignment->tables, m->assignment->n_tables, w, &res, err,
-                        sizeof(err));
+        bool rs = m->assignment->resync;
+        cls = setup_run(spec, rs ? NULL : m->assignment->tables, rs ? 0 : m->assignment->n_tables,
+                        rs, w, &res, err, sizeof(err));
         d.detail = res.detail;
         d.tables = res.tables;
         d.n_tables = res.n_tables;
@@ -108,14 +109,15 @@ main(int argc, char **argv)
     } else if (strcmp(role, "snapshot") == 0) {
         snapshot_result_t res;
         cls = snapshot_coordinate(spec, m->assignment->tables, m->assignment->n_tables,
-                                  m->assignment->keep_slot, w, &res, err, sizeof(err));
+                                  m->assignment->keep_slot, m->assignment->resync, w, &res, err,
+                                  sizeof(err));
         d.detail = res.detail;
         rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "snapshot-range") == 0) {
         snapshot_result_t res;
         cls = snapshot_load_range(spec, m->assignment->tables, m->assignment->n_tables,
-                                  m->assignment->snapshot_name, m->assignment->range, w, &res, err,
-                                  sizeof(err));
+                                  m->assignment->snapshot_name, m->assignment->range,
+                                  m->assignment->resync, w, &res, err, sizeof(err));
         d.detail = res.detail;
         d.rows = res.rows;
         d.bytes = res.bytes;
@@ -129,6 +131,12 @@ main(int argc, char **argv)
         d.rows = res.mismatched_tables;
         rc = report(w, role, cls, &d, err);
         free(res.report);
+    } else if (strcmp(role, "swap") == 0) {
+        char detail[300] = "";
+        cls = setup_swap(spec, m->assignment->tables, m->assignment->n_tables, w, detail,
+                         sizeof(detail), err, sizeof(err));
+        d.detail = detail;
+        rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "monitor") == 0) {
         cls = monitor_run(spec, w, 5000, err, sizeof(err));
         d.detail = "stopped";

@@ -223,11 +223,17 @@ put(buf_t *b, const char *s)
 char *
 setup_table_ddl(const char *db, const Pgferry__State__TableDef *def)
 {
+    return setup_table_ddl_named(db, def, def->target);
+}
+
+char *
+setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *name)
+{
     buf_t b;
     char q[300], qt[300];
     buf_init(&b);
     chsql_ident(db, q, sizeof(q));
-    chsql_ident(def->target, qt, sizeof(qt));
+    chsql_ident(name, qt, sizeof(qt));
     put(&b, "CREATE TABLE IF NOT EXISTS ");
     put(&b, q);
     put(&b, ".");
@@ -265,11 +271,18 @@ setup_table_ddl(const char *db, const Pgferry__State__TableDef *def)
 char *
 setup_view_ddl(const char *db, const Pgferry__State__TableDef *def)
 {
+    char view[300];
+    snprintf(view, sizeof(view), "%s_live", def->target);
+    return setup_view_ddl_named(db, def, view);
+}
+
+char *
+setup_view_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *view)
+{
     buf_t b;
-    char q[300], qt[300], view[80];
+    char q[300], qt[300];
     buf_init(&b);
     chsql_ident(db, q, sizeof(q));
-    snprintf(view, sizeof(view), "%s_live", def->target);
     chsql_ident(view, qt, sizeof(qt));
     put(&b, "CREATE VIEW IF NOT EXISTS ");
     put(&b, q);
@@ -494,9 +507,38 @@ check_in_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec,
     return ERRCLASS_NONE;
 }
 
+/* Resync: a fresh, empty <target>_resync table next to each destination table. */
+static errclass_t
+resync_tables(ch_client_t *ch, const char *db, setup_result_t *out, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < out->n_tables; i++) {
+        char name[300], q[300], qt[300], drop[700];
+        snprintf(name, sizeof(name), "%s_resync", out->tables[i]->target);
+        chsql_ident(db, q, sizeof(q));
+        chsql_ident(name, qt, sizeof(qt));
+        snprintf(drop, sizeof(drop), "DROP TABLE IF EXISTS %s.%s", q, qt);
+        errclass_t cls = ch_client_query(ch, drop, NULL, err, errlen);
+        char *ddl = cls == ERRCLASS_NONE ? setup_table_ddl_named(db, out->tables[i], name) : NULL;
+        if (cls == ERRCLASS_NONE && !ddl) {
+            snprintf(err, errlen, "out of memory");
+            cls = ERRCLASS_TRANSIENT;
+        }
+        if (cls == ERRCLASS_NONE)
+            cls = ch_client_query(ch, ddl, NULL, err, errlen);
+        free(ddl);
+        if (cls != ERRCLASS_NONE)
+            return cls;
+    }
+    snprintf(out->detail, sizeof(out->detail),
+             "resync: %zu table(s) read again from the source, empty _resync tables ready in %s",
+             out->n_tables, db);
+    return ERRCLASS_NONE;
+}
+
 errclass_t
 setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *existing,
-          size_t n_existing, worker_t *w, setup_result_t *out, char *err, size_t errlen)
+          size_t n_existing, bool resync, worker_t *w, setup_result_t *out, char *err,
+          size_t errlen)
 {
     bool *kept = NULL;
     memset(out, 0, sizeof(*out));
@@ -585,6 +627,10 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     cls = ch_client_query(ch, sql, NULL, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
+    if (resync) {
+        cls = resync_tables(ch, spec->dest_database, out, err, errlen);
+        goto done;
+    }
     for (size_t i = 0; i < out->n_tables; i++) {
         if (kept[i])
             continue;
@@ -623,5 +669,104 @@ done:
     ch_client_destroy(&ch);
     if (cls != ERRCLASS_NONE)
         setup_free_result(out);
+    return cls;
+}
+
+/* Whether db.name exists in ClickHouse. */
+static errclass_t
+ch_exists(ch_client_t *ch, const char *db, const char *name, bool *out, char *err, size_t errlen)
+{
+    char qdb[300], qn[300], sql[800], *body = NULL;
+    chsql_string(db, qdb, sizeof(qdb));
+    chsql_string(name, qn, sizeof(qn));
+    snprintf(sql, sizeof(sql),
+             "SELECT count() FROM system.tables WHERE database = %s AND name = %s", qdb, qn);
+    errclass_t cls = ch_client_query(ch, sql, &body, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        *out = body && atoi(body) > 0;
+    free(body);
+    return cls;
+}
+
+/* Puts `fresh` in the place of `name` with one RENAME statement (the old one, if any, moves
+ * to `old` and is dropped afterwards). Safe to run again after a crash at any point. */
+static errclass_t
+swap_in(ch_client_t *ch, const char *db, const char *name, const char *fresh, const char *old,
+        char *err, size_t errlen)
+{
+    bool has_name, has_fresh, has_old;
+    errclass_t cls = ch_exists(ch, db, name, &has_name, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        cls = ch_exists(ch, db, fresh, &has_fresh, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    char q[300], a[300], b[300], c[300], sql[2600];
+    chsql_ident(db, q, sizeof(q));
+    chsql_ident(name, a, sizeof(a));
+    chsql_ident(fresh, b, sizeof(b));
+    chsql_ident(old, c, sizeof(c));
+    if (has_fresh) {
+        if (has_name)
+            snprintf(sql, sizeof(sql), "RENAME TABLE %s.%s TO %s.%s, %s.%s TO %s.%s", q, a, q, c, q,
+                     b, q, a);
+        else
+            snprintf(sql, sizeof(sql), "RENAME TABLE %s.%s TO %s.%s", q, b, q, a);
+        cls = ch_client_query(ch, sql, NULL, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            return cls;
+    }
+    cls = ch_exists(ch, db, old, &has_old, err, errlen);
+    if (cls == ERRCLASS_NONE && has_old) {
+        snprintf(sql, sizeof(sql), "DROP TABLE %s.%s", q, c);
+        cls = ch_client_query(ch, sql, NULL, err, errlen);
+    }
+    return cls;
+}
+
+errclass_t
+setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+           size_t n_tables, worker_t *w, char *detail, size_t detaillen, char *err, size_t errlen)
+{
+    ch_client_t *ch = worker_dest_client(spec, err, errlen);
+    if (!ch)
+        return ERRCLASS_FATAL;
+    errclass_t cls = ERRCLASS_NONE;
+    const char *db = spec->dest_database;
+    for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++) {
+        const Pgferry__State__TableDef *d = tables[i];
+        char fresh[300], old[300], view[300], vfresh[300], vold[300];
+        snprintf(fresh, sizeof(fresh), "%s_resync", d->target);
+        snprintf(old, sizeof(old), "%s_pgferry_old", d->target);
+        snprintf(view, sizeof(view), "%s_live", d->target);
+        snprintf(vfresh, sizeof(vfresh), "%s_live_pgferry_new", d->target);
+        snprintf(vold, sizeof(vold), "%s_live_pgferry_old", d->target);
+        cls = swap_in(ch, db, d->target, fresh, old, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            break;
+        /* the view lists the columns, which a resync may have changed: a new one, swapped in
+         * the same way, so it never goes missing */
+        char *vddl = setup_view_ddl_named(db, d, vfresh);
+        char q[300], qv[300], sql[800];
+        chsql_ident(db, q, sizeof(q));
+        chsql_ident(vfresh, qv, sizeof(qv));
+        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s", q, qv);
+        cls = vddl ? ch_client_query(ch, sql, NULL, err, errlen) : ERRCLASS_TRANSIENT;
+        if (!vddl)
+            snprintf(err, errlen, "out of memory");
+        if (cls == ERRCLASS_NONE)
+            cls = ch_client_query(ch, vddl, NULL, err, errlen);
+        free(vddl);
+        if (cls == ERRCLASS_NONE)
+            cls = swap_in(ch, db, view, vfresh, vold, err, errlen);
+        if (cls == ERRCLASS_NONE && w) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "swapped %s.%s", db, d->target);
+            worker_send_progress(w, 0, 0, NULL, msg);
+        }
+    }
+    if (cls == ERRCLASS_NONE)
+        snprintf(detail, detaillen, "%zu table(s) swapped in %s; the old data is dropped", n_tables,
+                 db);
+    ch_client_destroy(&ch);
     return cls;
 }

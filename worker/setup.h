@@ -22,10 +22,18 @@ typedef struct {
 
 /* existing: definitions recorded before (tables added to a running pipe keep the others as
  * they are: no DDL, no re-read); NULL/0 for a new pipe. */
+/* resync: every table read again from the catalog (pass no existing definitions) and an empty
+ * <target>_resync table created for each; the destination tables are left alone. */
 errclass_t setup_run(const Pgferry__State__PipeSpec *spec,
-                     Pgferry__State__TableDef *const *existing, size_t n_existing, worker_t *w,
-                     setup_result_t *out, char *err, size_t errlen);
+                     Pgferry__State__TableDef *const *existing, size_t n_existing, bool resync,
+                     worker_t *w, setup_result_t *out, char *err, size_t errlen);
 void setup_free_result(setup_result_t *r);
+
+/* Resync's last step: each <target>_resync table (and a new live-rows view) takes the place of
+ * the old one with a single RENAME, the old data is dropped. Safe to run again. */
+errclass_t setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+                      size_t n_tables, worker_t *w, char *detail, size_t detaillen, char *err,
+                      size_t errlen);
 
 /* Reads one source table's definition (current catalog) on c. */
 errclass_t setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
@@ -43,6 +51,10 @@ setup_ch_name(const Pgferry__State__ColumnDef *c)
 
 /* The CREATE VIEW statement of def's live rows. Caller frees. */
 char *setup_view_ddl(const char *db, const Pgferry__State__TableDef *def);
+char *setup_view_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *view);
+
+/* The CREATE TABLE statement of def under another name. Caller frees. */
+char *setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *name);
 
 /* The CREATE TABLE statement for def in database db (exposed for tests). Caller frees. */
 char *setup_table_ddl(const char *db, const Pgferry__State__TableDef *def);

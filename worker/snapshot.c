@@ -156,7 +156,7 @@ get_relkind(PGconn *pg, const Pgferry__State__TableDef *def, char *kind, char *e
  * destination table. */
 static errclass_t
 stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__TableDef *def,
-             const char *relation, const char *where, const char *label, worker_t *w,
+             bool resync, const char *relation, const char *where, const char *label, worker_t *w,
              snapshot_result_t *out, char *err, size_t errlen)
 {
     errclass_t cls = ERRCLASS_TRANSIENT;
@@ -181,7 +181,9 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     chsql_ident(db, q, sizeof(q));
     buf_append(&ins, "INSERT INTO ", 12);
     buf_append(&ins, q, strlen(q));
-    chsql_ident(def->target, q, sizeof(q));
+    char dest[300];
+    snprintf(dest, sizeof(dest), "%s%s", def->target, resync ? "_resync" : "");
+    chsql_ident(dest, q, sizeof(q));
     buf_byte(&ins, '.');
     buf_append(&ins, q, strlen(q));
     buf_append(&ins, " (", 2);
@@ -368,7 +370,7 @@ drop_own_slot(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
             r = pgconn_query(pg, "SELECT pg_drop_replication_slot($1)", 1, p, &cls, err, errlen);
             if (r) {
                 PQclear(r);
-                log_info("dropped slot %s of an earlier load attempt", spec->slot);
+                log_info("dropped slot %s: this load starts a new one", spec->slot);
                 cls = ERRCLASS_NONE;
                 break;
             }
@@ -389,8 +391,8 @@ drop_own_slot(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
 
 errclass_t
 snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
-                    size_t n_tables, bool keep_slot, worker_t *w, snapshot_result_t *out, char *err,
-                    size_t errlen)
+                    size_t n_tables, bool keep_slot, bool resync, worker_t *w,
+                    snapshot_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     errclass_t cls;
@@ -494,7 +496,9 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
             continue;
         char q[300], qt[300], trunc[700];
         chsql_ident(spec->dest_database, q, sizeof(q));
-        chsql_ident(tables[i]->target, qt, sizeof(qt));
+        char dest[300];
+        snprintf(dest, sizeof(dest), "%s%s", tables[i]->target, resync ? "_resync" : "");
+        chsql_ident(dest, qt, sizeof(qt));
         snprintf(trunc, sizeof(trunc), "TRUNCATE TABLE %s.%s", q, qt);
         cls = ch_client_query(ch, trunc, NULL, err, errlen);
         if (cls != ERRCLASS_NONE)
@@ -540,7 +544,7 @@ done:
 errclass_t
 snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
                     size_t n_tables, const char *snapshot_name, const Pgferry__Worker__Range *range,
-                    worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
+                    bool resync, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (!range || !snapshot_name || !*snapshot_name || range->table_index >= n_tables) {
@@ -571,8 +575,8 @@ snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
         size_t l = strlen(label);
         snprintf(label + l, sizeof(label) - l, "%llu", (unsigned long long)range->end_block);
     }
-    cls = stream_range(pg, ch, spec->dest_database, def, range->relation, where, label, w, out, err,
-                       errlen);
+    cls = stream_range(pg, ch, spec->dest_database, def, resync, range->relation, where, label, w,
+                       out, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
     PGresult *r = pgconn_query(pg, "COMMIT", 0, NULL, &cls, err, errlen);

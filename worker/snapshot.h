@@ -28,16 +28,18 @@ typedef struct {
     char detail[256];
 } snapshot_result_t;
 
-/* Loads the tables without a snapshot_lsn. keep_slot: the pipe's slot holds unapplied changes
- * (tables added to a running pipe): the snapshot comes from a temporary slot. */
+/* resync: the load goes into <target>_resync tables. Loads the tables without a snapshot_lsn.
+ * keep_slot: the pipe's slot holds unapplied changes (tables added to a running pipe): the snapshot
+ * comes from a temporary slot. */
 errclass_t snapshot_coordinate(const Pgferry__State__PipeSpec *spec,
                                Pgferry__State__TableDef *const *tables, size_t n_tables,
-                               bool keep_slot, worker_t *w, snapshot_result_t *out, char *err,
-                               size_t errlen);
+                               bool keep_slot, bool resync, worker_t *w, snapshot_result_t *out,
+                               char *err, size_t errlen);
 
 errclass_t snapshot_load_range(const Pgferry__State__PipeSpec *spec,
                                Pgferry__State__TableDef *const *tables, size_t n_tables,
                                const char *snapshot_name, const Pgferry__Worker__Range *range,
-                               worker_t *w, snapshot_result_t *out, char *err, size_t errlen);
+                               bool resync, worker_t *w, snapshot_result_t *out, char *err,
+                               size_t errlen);
 
 #endif
