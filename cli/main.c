@@ -25,7 +25,7 @@ usage(FILE *out)
             "  create NAME --source URI --dest URL --tables T1,T2 [--mode M]\n"
             "         [--dest-database DB] [--dest-user U] [--dest-password-file F]\n"
             "         [--dest-password-env VAR]\n"
-            "         [--publication P] [--slot S] [--snapshot-workers N]\n"
+            "         [--publication P] [--slot S] [--snapshot-workers N] [--rows-per-range N]\n"
             "                    create a pipe (M: snapshot+cdc, snapshot-only, cdc-only)\n"
             "  list [--json]     one line per pipe\n"
             "  status NAME [--json] [--history N]\n"
@@ -166,6 +166,14 @@ cmd_create(const opts_t *o, int argc, char **argv)
                 return EXIT_USAGE;
             }
             spec.snapshot_workers = (uint32_t)n;
+        } else if (strcmp(k, "--rows-per-range") == 0) {
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (*end || n < 1000 || n > 1000000000LL) {
+                fprintf(stderr, "pgferryctl create: --rows-per-range takes 1000 to 1000000000\n");
+                return EXIT_USAGE;
+            }
+            spec.rows_per_partition = (uint64_t)n;
         } else if (strcmp(k, "--mode") == 0) {
             if (!names_parse_mode(v, &spec.mode)) {
                 fprintf(stderr,

@@ -105,4 +105,15 @@ assert_eq "$(ch_q "SELECT count() FROM system.tables WHERE database = '${CH_DB_P
     "z still in ClickHouse"
 wait_for 10 "pipe mt Running" state_is mt Running
 "$CTL" drop mt >/dev/null
+
+log "drop a snapshot+cdc pipe in the middle of its load: no session, no slot left"
+create_pipe md "$S.z" --snapshot-workers 1 --rows-per-range 1000 >/dev/null
+loading() { pipe_json md | jq -e '.state == "Snapshot" and ([.workers[] | select(.role == "snapshot-range")] | length) > 0' >/dev/null; }
+wait_for 60 "pipe md loading" loading
+assert_eq "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgferry_md'")" 1 "the load's slot exists"
+"$CTL" drop md >/dev/null
+assert_eq "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgferry_md'")" 0 "slot gone"
+wait_for 10 "no pgferry session left" pg_true \
+    "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name LIKE 'pgferry%'"
+assert_eq "$(psql_q "SELECT count(*) FROM pg_publication WHERE pubname = 'pgferry_md'")" 0 "publication gone"
 log "PASS"

@@ -57,6 +57,30 @@ test_file(void **state)
 
     assert_false(daemon_config_load_file(&c, "/nonexistent/pgferryd.conf", err, sizeof(err)));
     assert_non_null(strstr(err, "/nonexistent/pgferryd.conf"));
+
+    /* CDC batch limits, the retained-WAL threshold and the metrics endpoint */
+    daemon_config_defaults(&c);
+    assert_int_equal(c.batch_max_wait_ms, 250);
+    assert_int_equal(c.retained_wal_warning_mb, 1024);
+    assert_string_equal(c.metrics_listen, "");
+    p = write_file("batch_max_rows = 5000\nbatch_max_bytes = 1048576\nbatch_max_wait_ms = 50\n"
+                   "retained_wal_warning_mb = 64\nmetrics_listen = 127.0.0.1:9187\n");
+    assert_true(daemon_config_load_file(&c, p, err, sizeof(err)));
+    assert_int_equal(c.batch_max_rows, 5000);
+    assert_int_equal(c.batch_max_bytes, 1048576);
+    assert_int_equal(c.batch_max_wait_ms, 50);
+    assert_int_equal(c.retained_wal_warning_mb, 64);
+    assert_string_equal(c.metrics_listen, "127.0.0.1:9187");
+    unlink(p);
+    p = write_file("batch_max_bytes = 10\n"); /* below the 64 kB floor */
+    assert_false(daemon_config_load_file(&c, p, err, sizeof(err)));
+    assert_non_null(strstr(err, "batch_max_bytes"));
+    unlink(p);
+    p = write_file("metrics_listen = 9187\n");
+    assert_false(daemon_config_load_file(&c, p, err, sizeof(err)));
+    assert_non_null(strstr(err, "HOST:PORT"));
+    unlink(p);
+    assert_false(daemon_config_set(&c, "retained_wal_warning_mb", "0", err, sizeof(err)));
 }
 
 static void
