@@ -62,8 +62,11 @@ target(const lifecycle_pipe_t *p, lifecycle_event_t ev, pipe_state_t *to)
         *to = ST_SNAPSHOT;
         return s == ST_RUNNING || s == ST_PAUSED;
     case LC_CMD_REMOVE_TABLES:
+        /* also the way out of Failed after a source table was dropped: without it the pipe
+         * streams the other tables again (a snapshot-only pipe has nothing to stream) */
         *to = ST_MODIFYING;
-        return s == ST_RUNNING || s == ST_PAUSED;
+        return s == ST_RUNNING || s == ST_PAUSED ||
+               (s == ST_FAILED && p->mode != MODE_SNAPSHOT_ONLY);
     case LC_EV_MODIFIED:
         *to = p->prev_state;
         return s == ST_MODIFYING && (p->prev_state == ST_RUNNING || p->prev_state == ST_PAUSED);
@@ -119,6 +122,8 @@ lifecycle_apply(lifecycle_pipe_t *p, lifecycle_event_t ev, char *err, size_t err
     }
     switch (ev) {
     case LC_CMD_REMOVE_TABLES:
+        p->prev_state = p->state == ST_FAILED ? ST_RUNNING : p->state;
+        break;
     case LC_EV_DEGRADED:
         p->prev_state = p->state;
         break;

@@ -19,6 +19,7 @@ psql_q "CREATE SCHEMA $S;
   CREATE TABLE $S.a (id int PRIMARY KEY, v text); INSERT INTO $S.a VALUES (1, 'a');
   CREATE TABLE $S.b (id int PRIMARY KEY, v text); INSERT INTO $S.b VALUES (1, 'b');
   CREATE TABLE $S.c (id int PRIMARY KEY, v text); INSERT INTO $S.c VALUES (1, 'c');
+  CREATE TABLE $S.c2 (id int PRIMARY KEY, v text); INSERT INTO $S.c2 VALUES (1, 'c2');
   CREATE TABLE $S.d (id int PRIMARY KEY, v text); INSERT INTO $S.d VALUES (1, 'd');
   CREATE TABLE $S.filler (id int, pad text);
   CREATE ROLE $ROLE LOGIN REPLICATION PASSWORD 'first-pw';
@@ -40,8 +41,8 @@ check_failed() { # pipe, reason fragment
     log "$1: $(jq -r .last_error.message <<<"$j")"
 }
 for p in slotdrop srcdrop dstdrop lost; do
-    t=$(case $p in slotdrop) echo a ;; srcdrop) echo c ;; dstdrop) echo d ;; lost) echo b ;; esac)
-    create_pipe $p "$S.$t" >/dev/null
+    t=$(case $p in slotdrop) echo "$S.a" ;; srcdrop) echo "$S.c,$S.c2" ;; dstdrop) echo "$S.d" ;; lost) echo "$S.b" ;; esac)
+    create_pipe $p "$t" >/dev/null
 done
 URI_E="postgresql://$ROLE:first-pw@127.0.0.1:$PGFERRY_PG_PORT/postgres"
 "$CTL" create creds --source "$URI_E" --dest "$PGFERRY_CH_URL" --tables "$S.e" \
@@ -64,6 +65,13 @@ check_failed slotdrop "dropped outside pgferry"
 log "a source table dropped"
 psql_q "DROP TABLE $S.c"
 check_failed srcdrop "table $S.c was dropped at the source"
+# the way out: the dropped table leaves the pipe, the other one streams again
+out=$("$CTL" remove-tables srcdrop "$S.c")
+assert_contains "$out" "left publication" "remove-tables from Failed"
+wait_for 20 "pipe srcdrop Running again" state_is srcdrop Running
+psql_q "INSERT INTO $S.c2 VALUES (2, 'after')"
+wait_for 20 "c2 streams again" bash -c \
+    "[ \"\$(curl -sS '${PGFERRY_CH_URL%/}/' --data-binary 'SELECT count() FROM \`${CH_DB_PREFIX}srcdrop\`.c2_live')\" = 2 ]"
 
 log "the destination table dropped"
 ch_q "DROP TABLE \`${CH_DB_PREFIX}dstdrop\`.d" >/dev/null

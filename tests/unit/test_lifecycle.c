@@ -30,6 +30,7 @@ static const rule_t rules[] = {
     {ST_PAUSED, LC_CMD_ADD_TABLES, ST_SNAPSHOT},
     {ST_RUNNING, LC_CMD_REMOVE_TABLES, ST_MODIFYING},
     {ST_PAUSED, LC_CMD_REMOVE_TABLES, ST_MODIFYING},
+    {ST_FAILED, LC_CMD_REMOVE_TABLES, ST_MODIFYING}, /* a dropped source table */
     {ST_MODIFYING, LC_EV_MODIFIED, ST_RUNNING}, /* prev_state is Running in this walk */
     {ST_RUNNING, LC_CMD_RESYNC, ST_SNAPSHOT},
     {ST_PAUSED, LC_CMD_RESYNC, ST_SNAPSHOT},
@@ -157,6 +158,15 @@ test_degraded_returns_to_previous(void **state)
     assert_int_equal(p.state, ST_MODIFYING);
     assert_true(lifecycle_apply(&p, LC_EV_MODIFIED, err, sizeof(err)));
     assert_int_equal(p.state, ST_PAUSED);
+
+    /* from Failed (a source table dropped) removing it leads back to Running; not for a
+     * snapshot-only pipe, which has nothing to stream */
+    p = (lifecycle_pipe_t){ST_FAILED, ST_NONE, MODE_SNAPSHOT_CDC, false};
+    assert_true(lifecycle_apply(&p, LC_CMD_REMOVE_TABLES, err, sizeof(err)));
+    assert_true(lifecycle_apply(&p, LC_EV_MODIFIED, err, sizeof(err)));
+    assert_int_equal(p.state, ST_RUNNING);
+    p = (lifecycle_pipe_t){ST_FAILED, ST_NONE, MODE_SNAPSHOT_ONLY, false};
+    assert_false(lifecycle_apply(&p, LC_CMD_REMOVE_TABLES, err, sizeof(err)));
 }
 
 static void
