@@ -18,8 +18,8 @@ out=$("$TOOLS/pgferry-test-rawsend" "$EP" unknown-type)
 assert_contains "$out" "code=1 message=bad request: empty or unknown request type" "unknown type"
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" bad-version)
 assert_contains "$out" "code=2 message=unsupported protocol version 99" "bad version"
-out=$("$TOOLS/pgferry-test-rawsend" "$EP" unsupported-verb)
-assert_contains "$out" "not supported by this pgferryd version" "unsupported verb"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" pause-unknown)
+assert_contains "$out" "code=3 message=no pipe named x" "a verb for a pipe that does not exist"
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" many-frames)
 assert_contains "$out" "code=1 message=bad request: unexpected frames" "too many frames"
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" empty-frames)

@@ -2,7 +2,7 @@
  * pgferry-test-rawsend ENDPOINT KIND: sends one malformed (or valid) message to pgferryd's
  * control socket as a DEALER and prints the reply: "code=N message=..." or "no reply".
  * KIND: garbage | truncated | unknown-type | bad-version | oversized | empty-frames |
- *       many-frames | unsupported-verb | valid-list
+ *       many-frames | pause-unknown | valid-list
  */
 #include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
@@ -70,7 +70,7 @@ main(int argc, char **argv)
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_LIST;
         req.list = &list;
         len = pack_request(&req, &buf);
-    } else if (strcmp(kind, "unsupported-verb") == 0) {
+    } else if (strcmp(kind, "pause-unknown") == 0) {
         pause.name = "x";
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_PAUSE;
         req.pause = &pause;
