@@ -23,16 +23,17 @@ typedef struct {
     int64_t started_us;
     unsigned char zid[PROC_ID_MAX]; /* ZeroMQ routing id, known after Hello */
     size_t zid_len;
-    bool done;            /* reported Done */
-    errclass_t reported;  /* class of the Error it reported, if any */
-    char error[1024];     /* that Error's message */
-    bool stopping;        /* we asked it to stop: its exit is no failure */
-    int64_t kill_at_ms;   /* monotonic deadline for SIGKILL while stopping */
-    char activity[256];   /* last Progress detail */
-    bool exited;          /* reaped; kept until its trailing messages are read */
-    int status;           /* wait status once exited */
-    int64_t exited_at_ms; /* monotonic */
-    int range_index;      /* snapshot-range: the range of the pipe's plan it loads; else -1 */
+    bool done;             /* reported Done */
+    errclass_t reported;   /* class of the Error it reported, if any */
+    char error[1024];      /* that Error's message */
+    bool stopping;         /* we asked it to stop: its exit is no failure */
+    int64_t kill_at_ms;    /* monotonic deadline for SIGKILL while stopping */
+    char activity[256];    /* last Progress detail */
+    bool exited;           /* reaped; kept until its trailing messages are read */
+    int status;            /* wait status once exited */
+    int64_t exited_at_ms;  /* monotonic */
+    int range_index;       /* snapshot-range: the range of the pipe's plan it loads; else -1 */
+    int64_t healthy_at_ms; /* cdc: monotonic time it reported streaming; 0 before */
 } proc_t;
 
 typedef struct proctable proctable_t;

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #define TICK_MS 200
+#define HEALTHY_MS 60000 /* a CDC worker streaming this long counts as progress */
 
 /* ---- pipe runtime table ------------------------------------------------------------ */
 
@@ -254,7 +255,8 @@ sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role)
 /* One failure of a pipe's worker without progress: count it, then Degraded, Failed or a
  * restart with backoff. */
 static void
-worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *what, errclass_t cls)
+worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *what, errclass_t cls,
+              bool ran_healthy)
 {
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, pipe, &rec) || !rec)
@@ -276,6 +278,8 @@ worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *w
             log_error("pipe %s: %s", pipe, err);
         goto out;
     }
+    if (ran_healthy)
+        rec->consecutive_failures = 0; /* it worked for a while: this failure starts a new run */
     rec->consecutive_failures++;
     rec->worker_restarts++;
     if (rec->consecutive_failures >= s->cfg.max_failures) {
@@ -384,7 +388,8 @@ settle_exited(supervisor_t *s, bool now_all)
             snprintf(what, sizeof(what), "%s", copy.error);
         else
             snprintf(what, sizeof(what), "worker pid %d %s without reporting", (int)copy.pid, how);
-        worker_failed(s, copy.pipe, copy.role, what, ERRCLASS_TRANSIENT);
+        worker_failed(s, copy.pipe, copy.role, what, ERRCLASS_TRANSIENT,
+                      copy.healthy_at_ms && now - copy.healthy_at_ms >= HEALTHY_MS);
     }
 }
 
@@ -478,24 +483,30 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
-/* Progress that moved data counts as recovery from Degraded and resets the failure count. */
+/* Progress that moved data counts as recovery from Degraded and resets the failure count. A
+ * CDC worker's report that it streams ends Degraded too, but resets the count only once it has
+ * run for HEALTHY_MS (a worker whose inserts keep failing must still reach Degraded/Failed). */
 static void
 on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
 {
     snprintf(p->activity, sizeof(p->activity), "%s", pr->detail);
     if (pr->rows == 0 && pr->lsn[0] == '\0')
         return;
+    bool cdc_start = strcmp(p->role, "cdc") == 0 && pr->rows == 0;
+    if (cdc_start && !p->healthy_at_ms)
+        p->healthy_at_ms = time_mono_ms();
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
     if (rec->consecutive_failures > 0 || rec->state == ST_DEGRADED) {
         char err[512];
-        rec->consecutive_failures = 0;
+        if (!cdc_start)
+            rec->consecutive_failures = 0;
         if (rec->state == ST_DEGRADED) {
             if (!sup_transition(s, rec, LC_EV_RECOVERED, "the worker is making progress again", err,
                                 sizeof(err)))
                 log_warn("pipe %s: %s", p->pipe, err);
-        } else {
+        } else if (!cdc_start) {
             store_put_pipe(s->store, rec, NULL);
         }
     }
@@ -952,7 +963,7 @@ reconcile(supervisor_t *s)
                 pgferry__state__pipe_record__free_unpacked(rec, NULL);
                 rec = NULL;
                 worker_failed(s, names[i], role, "cannot start the worker program",
-                              ERRCLASS_TRANSIENT);
+                              ERRCLASS_TRANSIENT, false);
             }
         } else if (is_snapshot && main && !main->exited && rt && rt->plan && !waiting) {
             pump_ranges(s, rec, rt);
