@@ -28,9 +28,8 @@ put(buf_t *b, const char *fmt, ...)
         buf_append(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* a label value: backslash, double quote and newline escaped */
-static void
-label(const char *v, char *out, size_t outlen)
+void
+metrics_label(const char *v, char *out, size_t outlen)
 {
     size_t o = 0;
     for (const char *p = v; *p && o + 3 < outlen; p++) {
@@ -88,7 +87,7 @@ metrics_render(supervisor_t *s)
         if (!store_get_pipe(s->store, names[i], &rec) || !rec)
             continue;
         char pl[200];
-        label(names[i], pl, sizeof(pl));
+        metrics_label(names[i], pl, sizeof(pl));
         for (int st = 1; st < ST_COUNT; st++)
             put(&fam[1], "pgferry_pipe_state{pipe=\"%s\",state=\"%s\"} %d\n", pl,
                 names_state((pipe_state_t)st), (int)rec->state == st);
@@ -97,7 +96,7 @@ metrics_render(supervisor_t *s)
         for (size_t t = 0; t < rec->n_table_stats; t++) {
             const Pgferry__State__TableStats *ts = rec->table_stats[t];
             char tl[600];
-            label(ts->target, tl, sizeof(tl));
+            metrics_label(ts->target, tl, sizeof(tl));
             put(&fam[3], "pgferry_rows_total{pipe=\"%s\",table=\"%s\",op=\"snapshot\"} %llu\n", pl,
                 tl, (unsigned long long)ts->snapshot_rows);
             put(&fam[3], "pgferry_rows_total{pipe=\"%s\",table=\"%s\",op=\"insert\"} %llu\n", pl,

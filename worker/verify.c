@@ -86,9 +86,9 @@ ch_part(const typemap_col_t *tm, const char *qcol, buf_t *b)
 }
 
 /* The canonical text of the key columns (keys_only) or of all columns, as SQL. */
-static bool
-canon(PGconn *pg, const Pgferry__State__TableDef *d, const typemap_col_t *tm, bool keys_only,
-      bool ch, buf_t *b)
+bool
+verify_canonical_sql(PGconn *pg, const Pgferry__State__TableDef *d, const typemap_col_t *tm,
+                     bool keys_only, bool ch, buf_t *b)
 {
     puts_(b, "concat(");
     int n = 0;
@@ -124,8 +124,8 @@ bucket_index(const char *hex3)
 }
 
 /* ClickHouse TabSeparated escapes, undone in place */
-static void
-tsv_unescape(char *s)
+void
+verify_tsv_unescape(char *s)
 {
     char *o = s;
     for (char *p = s; *p; p++) {
@@ -171,8 +171,8 @@ keyrow_cmp(const void *a, const void *b)
 }
 
 /* "v2:17v1:a" -> "17, a" for people */
-static void
-show_key(const char *k, char *out, size_t outlen)
+void
+verify_show_key(const char *k, char *out, size_t outlen)
 {
     size_t o = 0;
     out[0] = '\0';
@@ -188,12 +188,13 @@ show_key(const char *k, char *out, size_t outlen)
         unsigned long len = strtoul(k + 1, &end, 10);
         if (*k != 'v' || *end != ':')
             break;
+        size_t have = strnlen(end + 1, len); /* a malformed length cannot read past the end */
         size_t avail = outlen - o - 1;
-        size_t take = len < avail ? len : avail;
+        size_t take = have < avail ? have : avail;
         memcpy(out + o, end + 1, take);
         o += take;
         out[o] = '\0';
-        k = end + 1 + strnlen(end + 1, len);
+        k = end + 1 + have;
     }
 }
 
@@ -326,7 +327,7 @@ bucket_detail(vt_t *v, int bucket, buf_t *rep, int *shown, char *err, size_t err
         if (!tab)
             continue;
         *tab = '\0';
-        tsv_unescape(line);
+        verify_tsv_unescape(line);
         if (nb == capb) {
             keyrow_t *g = realloc(bb, 2 * capb * sizeof(*bb));
             if (!g)
@@ -367,7 +368,7 @@ bucket_detail(vt_t *v, int bucket, buf_t *rep, int *shown, char *err, size_t err
         }
         if (what) {
             char shownkey[300], line[400];
-            show_key(key, shownkey, sizeof(shownkey));
+            verify_show_key(key, shownkey, sizeof(shownkey));
             snprintf(line, sizeof(line), "  key (%s): %s\n", shownkey, what);
             puts_(rep, line);
             (*shown)++;
@@ -520,10 +521,11 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         for (size_t i = 0; v.tm && i < d->n_columns; i++)
             typemap_for_pg(d->columns[i]->base_type_oid, d->columns[i]->typcategory[0],
                            d->columns[i]->base_typmod, d->columns[i]->not_null, 0, &v.tm[i]);
-        bool ok = v.tm && v.pgtable[0] && canon(pg, d, v.tm, true, false, &v.pgkey) &&
-                  canon(pg, d, v.tm, false, false, &v.pgrow) &&
-                  canon(pg, d, v.tm, true, true, &v.chkey) &&
-                  canon(pg, d, v.tm, false, true, &v.chrow);
+        bool ok = v.tm && v.pgtable[0] &&
+                  verify_canonical_sql(pg, d, v.tm, true, false, &v.pgkey) &&
+                  verify_canonical_sql(pg, d, v.tm, false, false, &v.pgrow) &&
+                  verify_canonical_sql(pg, d, v.tm, true, true, &v.chkey) &&
+                  verify_canonical_sql(pg, d, v.tm, false, true, &v.chrow);
         bool match = false;
         char detail[400];
         snprintf(detail, sizeof(detail), "verify: comparing %s", full);

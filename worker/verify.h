@@ -21,6 +21,9 @@
 #include <stdint.h>
 #include "errclass.h"
 #include "state.pb-c.h"
+#include <libpq-fe.h>
+#include "buf.h"
+#include "typemap.h"
 #include "worker.h"
 
 typedef struct {
@@ -31,5 +34,16 @@ typedef struct {
 errclass_t verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
                       size_t n_tables, const char *only_table, bool streaming, worker_t *w,
                       verify_result_t *out, char *err, size_t errlen);
+
+/* Helpers, exposed for the unit tests. */
+/* The SQL expression of a row's canonical text on one side (ch: ClickHouse, else PostgreSQL,
+ * which needs pg for identifier quoting): every column's part, or only the key columns in key
+ * order. Appends to b; false when out of memory. */
+bool verify_canonical_sql(PGconn *pg, const Pgferry__State__TableDef *d, const typemap_col_t *tm,
+                          bool keys_only, bool ch, buf_t *b);
+/* "v2:17v1:a" (a canonical key) -> "17, a"; NULL parts as NULL. */
+void verify_show_key(const char *k, char *out, size_t outlen);
+/* Undoes ClickHouse's TabSeparated escapes in place. */
+void verify_tsv_unescape(char *s);
 
 #endif

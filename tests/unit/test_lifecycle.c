@@ -31,7 +31,7 @@ static const rule_t rules[] = {
     {ST_RUNNING, LC_CMD_REMOVE_TABLES, ST_MODIFYING},
     {ST_PAUSED, LC_CMD_REMOVE_TABLES, ST_MODIFYING},
     {ST_FAILED, LC_CMD_REMOVE_TABLES, ST_MODIFYING}, /* a dropped source table */
-    {ST_MODIFYING, LC_EV_MODIFIED, ST_RUNNING}, /* prev_state is Running in this walk */
+    {ST_MODIFYING, LC_EV_MODIFIED, ST_RUNNING},      /* prev_state is Running in this walk */
     {ST_RUNNING, LC_CMD_RESYNC, ST_SNAPSHOT},
     {ST_PAUSED, LC_CMD_RESYNC, ST_SNAPSHOT},
     {ST_FAILED, LC_CMD_RESYNC, ST_SNAPSHOT},
