@@ -4,18 +4,10 @@
 # exactly and FINAL shows every key once.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/compare.sh"
+source "$(dirname "$0")/../lib/outage.sh"
 
-SERVERS="$PGFERRY_SOURCE_DIR/deploy/dev/servers.sh"
 S="faults_$$"
 PG_CLEANUP_SQL="DROP SCHEMA IF EXISTS $S CASCADE"
-CH_DOWN=0
-PG_DOWN=0
-restore_servers() {
-    [ $CH_DOWN = 1 ] && "$SERVERS" start-ch "$PGFERRY_SERVERS_DIR" >/dev/null 2>&1
-    [ $PG_DOWN = 1 ] && "$SERVERS" start-pg "$PGFERRY_SERVERS_DIR" >/dev/null 2>&1
-    return 0
-}
-EXIT_HOOKS+=(restore_servers)
 
 psql_q "CREATE SCHEMA $S;
   CREATE TABLE $S.f (id int PRIMARY KEY, v int NOT NULL, t text);
@@ -65,11 +57,9 @@ wait_for 10 "CDC worker after the restart" bash -c "[ -n \"\$('$CTL' status fp -
 
 sleep 2
 log "restart ClickHouse under load"
-CH_DOWN=1
-"$SERVERS" stop-ch "$PGFERRY_SERVERS_DIR" >/dev/null
+ch_stop
 sleep 3
-"$SERVERS" start-ch "$PGFERRY_SERVERS_DIR" >/dev/null
-CH_DOWN=0
+ch_start
 wait "$LOAD" || true
 wait_match 90 "table f after worker kill, daemon kill and ClickHouse restart" "$PGF" "$(CHF)"
 no_duplicates "\`${CH_DB_PREFIX}fp\`.f" id
@@ -80,9 +70,7 @@ workload 12 &
 LOAD=$!
 CLEANUP_PIDS+=($LOAD)
 sleep 3
-PG_DOWN=1
-"$SERVERS" restart-pg "$PGFERRY_SERVERS_DIR" >/dev/null
-PG_DOWN=0
+pg_restart
 wait "$LOAD" || true
 workload 3 # the clients cut off by the restart: a little more load on the new server
 wait_for 60 "pipe fp Running again" state_is fp Running

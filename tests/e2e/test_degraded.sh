@@ -4,19 +4,11 @@
 # minute for local runs.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/compare.sh"
+source "$(dirname "$0")/../lib/outage.sh"
 
-SERVERS="$PGFERRY_SOURCE_DIR/deploy/dev/servers.sh"
 DOWN=${PGFERRY_CH_DOWN_SECONDS:-60}
 S="degr_$$"
 PG_CLEANUP_SQL="DROP SCHEMA IF EXISTS $S CASCADE"
-CH_DOWN=0
-PG_DOWN=0
-restore_servers() {
-    [ $CH_DOWN = 1 ] && "$SERVERS" start-ch "$PGFERRY_SERVERS_DIR" >/dev/null 2>&1
-    [ $PG_DOWN = 1 ] && "$SERVERS" start-pg "$PGFERRY_SERVERS_DIR" >/dev/null 2>&1
-    return 0
-}
-EXIT_HOOKS+=(restore_servers)
 psql_q "CREATE SCHEMA $S; CREATE TABLE $S.g (id serial PRIMARY KEY, at timestamptz DEFAULT now(), v int);"
 
 start_daemon --backoff-initial-ms 500 --backoff-max-ms 4000 --degraded-after 3 --max-failures 1000
@@ -38,8 +30,7 @@ WRITER=$!
 sleep 1
 
 log "ClickHouse down for ${DOWN}s"
-CH_DOWN=1
-"$SERVERS" stop-ch "$PGFERRY_SERVERS_DIR" >/dev/null
+ch_stop
 t0=$(date +%s)
 wait_for 30 "pipe dg Degraded" state_is dg Degraded
 log "Degraded after $(($(date +%s) - t0)) s"
@@ -49,18 +40,15 @@ assert_contains "$(jq -r .last_error.message <<<"$j")" "ClickHouse" "the reason 
 assert_eq "$(jq -r .last_error.class <<<"$j")" TRANSIENT "transient"
 left=$((DOWN - ($(date +%s) - t0)))
 [ $left -gt 0 ] && sleep $left
-"$SERVERS" start-ch "$PGFERRY_SERVERS_DIR" >/dev/null
-CH_DOWN=0
+ch_start
 wait_for 30 "pipe dg Running again" state_is dg Running
 assert_contains "$(pipe_json dg | jq -r '.history[-1].reason')" "again" "recovery in history"
 
 log "PostgreSQL down for 10 s"
-PG_DOWN=1
-"$SERVERS" stop-pg "$PGFERRY_SERVERS_DIR" >/dev/null
+pg_stop
 wait_for 30 "pipe dg Degraded" state_is dg Degraded
 sleep 5
-"$SERVERS" start-pg "$PGFERRY_SERVERS_DIR" >/dev/null
-PG_DOWN=0
+pg_start
 wait_for 30 "pipe dg Running again" state_is dg Running
 sleep 1
 rm -f "$TEST_DIR/writing"
