@@ -48,44 +48,61 @@ psql_q "CREATE SCHEMA $S;
   INSERT INTO $S.later VALUES (1, 'before'), (2, 'before'), (3, 'before');"
 
 start_daemon --backoff-initial-ms 300
-create_pipe snap "$S.zoo,$S.parted,$S.big,$S.empty,$S.zoo2,$S.wide" --mode snapshot-only >/dev/null
+create_pipe snap "$S.zoo,$S.parted,$S.big,$S.empty,$S.zoo2,$S.wide" --mode snapshot-only \
+    --rows-per-range 1000000 >/dev/null
 DB="${CH_DB_PREFIX}snap"
-# range workers of a pipe and their progress
-range_busy() { # PIPE: a range worker of PIPE reported rows of the big table
-    "$CTL" status "$1" --json | jq -e '.workers[] | select(.role == "snapshot-range") | .activity | test("big blocks [0-9]+-[0-9a-z]+: [0-9]+ rows")' >/dev/null
-}
 coord_pid() { pipe_json "$1" | jq -r '[.workers[] | select(.role == "snapshot") | .pid][0] // empty'; }
 
+# A 2-core CI machine loads a range in about a second, too quickly to catch by polling. So a
+# range worker is frozen (SIGSTOP) the moment it reports rows of the big table; it counts as in
+# the middle of its range only if it had not logged the range done by then (a frozen worker cannot
+# log later). freeze_busy PIPE sets FROZEN_PID and FROZEN_JSON (the status that showed it busy)
+# and MOST_WORKERS (the most range workers seen at once).
+busy_pid() { jq -r '[.workers[] | select(.role == "snapshot-range" and (.activity | test("big blocks [0-9]+-[0-9a-z]+: [0-9]+ rows"))) | .pid][0] // empty' <<<"$1"; }
+freeze_busy() {
+    local pipe=$1 j n wpid
+    MOST_WORKERS=0
+    for _ in $(seq 1 1000); do
+        j=$(pipe_json "$pipe")
+        n=$(jq -r '[.workers[] | select(.role == "snapshot-range")] | length' <<<"$j")
+        [ "$n" -gt "$MOST_WORKERS" ] && MOST_WORKERS=$n
+        wpid=$(busy_pid "$j")
+        if [ -z "$wpid" ]; then
+            [ "$(jq -r .state <<<"$j")" = Completed ] && return 1
+            sleep 0.02
+            continue
+        fi
+        kill -STOP "$wpid" 2>/dev/null || continue
+        sleep 0.3
+        if grep -q "\[$wpid snapshot-range $pipe\] snapshot-range done" "$TEST_DIR/pgferryd.log"; then
+            kill -CONT "$wpid" 2>/dev/null || true # it had finished: not in the middle
+            continue
+        fi
+        FROZEN_PID=$wpid
+        FROZEN_JSON=$j
+        return 0
+    done
+    return 1
+}
+
 # kill a range worker in the middle of the big table (progress comes every 100,000 rows of a
-# 500,000-row range): its range is loaded again, and FINAL shows every row once
-wait_for 60 "big table under way" range_busy snap
-j=$(pipe_json snap)
+# 1,000,000-row range): its range is loaded again, and FINAL shows every row once. The load's
+# shape is checked while the worker is frozen.
+freeze_busy snap || fail "the load finished before a range worker could be interrupted"
+wpid=$FROZEN_PID
+j=$FROZEN_JSON
+most_workers=$MOST_WORKERS
+[ "$most_workers" -ge 2 ] || fail "no parallel range workers"
 [ "$(jq -r '.snapshot.ranges_total' <<<"$j")" -gt 4 ] || fail "the load was not split into ranges: $(jq -c .snapshot <<<"$j")"
-[ "$(jq -r '[.workers[] | select(.role == "snapshot-range")] | length' <<<"$j")" -ge 2 ] || fail "no parallel range workers"
 # per-table progress: the big table has several ranges, the zoo one, and the sums add up
 [ "$(jq -r '.tables[] | select(.table == "big") | .snapshot.ranges_total' <<<"$j")" -gt 1 ] || fail "no per-table ranges: $(jq -c '.tables[] | {table, snapshot}' <<<"$j")"
 assert_eq "$(jq -r '.tables[] | select(.table == "zoo") | .snapshot.ranges_total' <<<"$j")" 1 "zoo is one range"
 assert_eq "$(jq -r '[.tables[].snapshot.ranges_total] | add' <<<"$j")" "$(jq -r .snapshot.ranges_total <<<"$j")" "per-table ranges add up"
 assert_contains "$("$CTL" status snap)" "ranges loaded," "text status shows table progress"
-# kill a worker that is in the middle of a big range; one that finished just before the signal
-# is not an interruption, so try the next busy one (a 2-core CI machine loads quickly)
-busy_pid() { pipe_json "$1" | jq -r '[.workers[] | select(.role == "snapshot-range" and (.activity | test("big blocks [0-9]+-[0-9a-z]+: [0-9]+ rows"))) | .pid][0] // empty'; }
-killed=0
-for _ in $(seq 1 20); do
-    wpid=$(busy_pid snap)
-    if [ -z "$wpid" ]; then
-        state_is snap Completed && break
-        sleep 0.05
-        continue
-    fi
-    kill -KILL "$wpid" 2>/dev/null || true
-    sleep 0.5
-    if pipe_json snap | jq -r '.history[].reason' | grep -q "worker pid $wpid killed by signal 9"; then
-        killed=1
-        break
-    fi
-done
-[ $killed = 1 ] || fail "the load finished before a range worker could be interrupted"
+state_is snap Snapshot || fail "the pipe left Snapshot while a range was frozen: $(pipe_state snap)"
+kill -KILL "$wpid"
+killed_seen() { pipe_json snap | jq -r '.history[].reason' | grep -q "worker pid $wpid killed by signal 9"; }
+wait_for 10 "the kill is in the history" killed_seen
 wait_for 120 "pipe snap completes" state_is snap Completed
 j=$(pipe_json snap)
 assert_contains "$(jq -r '.history | map(.to) | join(",")' <<<"$j")" "Setup,Snapshot,Snapshot,Completed" "history with the restart"
@@ -133,13 +150,14 @@ assert_eq "$(ch_q "SELECT sum(c99) FROM \`$DB\`.wide")" "$(psql_q "SELECT sum(c9
 
 # consistency: changes committed while the load runs are not in it, also in a table read later
 # (every table is read in the one exported snapshot)
-create_pipe consistent "$S.big,$S.later" --mode snapshot-only >/dev/null
-wait_for 60 "third load under way" range_busy consistent
+create_pipe consistent "$S.big,$S.later" --mode snapshot-only --rows-per-range 1000000 >/dev/null
+freeze_busy consistent || fail "the third load finished before it could be caught under way"
 psql_q "UPDATE $S.big SET v = 'changed' WHERE id IN (1, 1999999);
   DELETE FROM $S.big WHERE id = 2;
   INSERT INTO $S.big VALUES (3000000, 'new', 0, 0);
   UPDATE $S.later SET v = 'after' WHERE id = 1; DELETE FROM $S.later WHERE id = 2;
   INSERT INTO $S.later VALUES (4, 'after')"
+kill -CONT "$FROZEN_PID"
 wait_for 120 "pipe consistent completes" state_is consistent Completed
 assert_eq "$(ch_q "SELECT count(), countIf(v = 'changed'), countIf(id = 2), countIf(id = 3000000) FROM \`${CH_DB_PREFIX}consistent\`.big_live FORMAT TSV")" \
     "2000000	0	1	0" "the load is the snapshot, not what came after"
@@ -149,20 +167,26 @@ assert_eq "$(ch_q "SELECT groupArray(concat(toString(id), '=', v)) FROM (SELECT 
 
 # killing the coordinator loses the exported snapshot: every range worker stops, and a new
 # coordinator starts over only when they are gone, so even the raw table ends exact
-create_pipe coordkill "$S.big" --mode snapshot-only >/dev/null
-wait_for 60 "fourth load under way" range_busy coordkill
+create_pipe coordkill "$S.big" --mode snapshot-only --rows-per-range 1000000 >/dev/null
+freeze_busy coordkill || fail "the fourth load finished before its coordinator could be killed"
 cpid=$(coord_pid coordkill)
 [ -n "$cpid" ] || fail "no coordinator to kill"
 kill -KILL "$cpid"
+kill -CONT "$FROZEN_PID"
 wait_for 120 "pipe coordkill completes" state_is coordkill Completed
 assert_eq "$(ch_q "SELECT count() FROM \`${CH_DB_PREFIX}coordkill\`.big")" "$(psql_q "SELECT count(*) FROM $S.big")" "raw rows after a full restart"
 
 # dropping a pipe in the middle of its load stops its workers; sessions and slot go with them
-create_pipe dropme "$S.big" --mode snapshot-only >/dev/null
-wait_for 60 "second load under way" range_busy dropme
+create_pipe dropme "$S.big" --mode snapshot-only --rows-per-range 1000000 >/dev/null
+freeze_busy dropme || fail "the second load finished before it could be dropped"
 dpids=$(worker_pids dropme | tr '\n' ' ')
-[ -n "$dpids" ] || fail "the second load finished before it could be dropped"
-"$CTL" drop dropme >/dev/null
+[ -n "$dpids" ] || fail "no workers to stop"
+# the frozen worker goes on once the drop has asked it to stop
+"$CTL" drop dropme >/dev/null &
+drop_pid=$!
+sleep 0.5
+kill -CONT "$FROZEN_PID" 2>/dev/null || true
+wait "$drop_pid" || fail "drop failed"
 for dpid in $dpids; do
     wait_for 15 "dropped pipe's worker $dpid gone" bash -c "! kill -0 $dpid 2>/dev/null"
     grep -q "worker dropme/snapshot[-a-z]* pid $dpid .* after stop" "$TEST_DIR/pgferryd.log" || fail "worker $dpid was not stopped by the drop"
