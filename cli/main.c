@@ -26,7 +26,9 @@ usage(FILE *out)
             "         [--dest-database DB] [--dest-user U] [--dest-password-file F]\n"
             "         [--dest-password-env VAR]\n"
             "         [--publication P] [--slot S] [--snapshot-workers N] [--rows-per-range N]\n"
-            "                    create a pipe (M: snapshot+cdc, snapshot-only, cdc-only)\n"
+            "         [--numeric decimal|text]\n"
+            "                    create a pipe (M: snapshot+cdc, snapshot-only, cdc-only;\n"
+            "                    numeric(p,s) as Decimal(p,s), the default, or as exact text)\n"
             "  list [--json]     one line per pipe\n"
             "  status NAME [--json] [--history N]\n"
             "                    state, settings, workers, errors and history of a pipe\n"
@@ -174,6 +176,15 @@ cmd_create(const opts_t *o, int argc, char **argv)
                 return EXIT_USAGE;
             }
             spec.rows_per_partition = (uint64_t)n;
+        } else if (strcmp(k, "--numeric") == 0) {
+            if (strcmp(v, "decimal") == 0) {
+                spec.numeric_text = false;
+            } else if (strcmp(v, "text") == 0) {
+                spec.numeric_text = true;
+            } else {
+                fprintf(stderr, "pgferryctl create: --numeric is decimal or text\n");
+                return EXIT_USAGE;
+            }
         } else if (strcmp(k, "--mode") == 0) {
             if (!names_parse_mode(v, &spec.mode)) {
                 fprintf(stderr,

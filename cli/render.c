@@ -59,7 +59,8 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
     fprintf(out, "state        %s since %s (%s)", names_state(r->state), ts, dur);
     if (r->state == PGFERRY__STATE__PIPE_STATE__DEGRADED)
         fprintf(out, ", retrying %s", names_state(r->prev_state));
-    fprintf(out, "\nmode         %s\n", names_mode(sp->mode));
+    fprintf(out, "\nmode         %s%s\n", names_mode(sp->mode),
+            sp->numeric_text ? " (numeric(p,s) as exact text)" : "");
     fprintf(out, "source       %s%s%s%s\n", sp->source, r->source_version[0] ? "  (" : "",
             r->source_version, r->source_version[0] ? ")" : "");
     fprintf(out, "destination  %s database %s%s%s%s\n", sp->dest_url, sp->dest_database,
@@ -190,6 +191,7 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_kv_bool(j, "publication_owned", sp->publication_owned);
     json_kv_int(j, "created_us", r->created_us);
     json_kv_uint(j, "snapshot_workers", sp->snapshot_workers);
+    json_kv_str(j, "numeric", sp->numeric_text ? "text" : "decimal");
     json_key(j, "tables");
     json_arr_begin(j);
     for (size_t i = 0; i < sp->n_tables; i++) {

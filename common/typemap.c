@@ -20,7 +20,7 @@ set_type(typemap_col_t *o, typemap_kind_t kind, const char *inner)
 
 void
 typemap_for_pg(uint32_t base_oid, char typcategory, int32_t typmod, bool not_null, long ch_version,
-               typemap_col_t *out)
+               unsigned flags, typemap_col_t *out)
 {
     (void)ch_version; /* every choice below exists in 18.16; newer types are not needed yet */
     memset(out, 0, sizeof(*out));
@@ -63,7 +63,7 @@ typemap_for_pg(uint32_t base_oid, char typcategory, int32_t typmod, bool not_nul
             int s = (typmod - 4) & 0x7ff;
             if (s & 0x400) /* PostgreSQL 15 allows a negative scale */
                 s -= 0x800;
-            if (p >= 1 && p <= 38 && s >= 0 && s <= p) {
+            if (p >= 1 && p <= 38 && s >= 0 && s <= p && !(flags & TYPEMAP_NUMERIC_TEXT)) {
                 char t[32];
                 out->precision = p;
                 out->scale = s;
@@ -72,13 +72,22 @@ typemap_for_pg(uint32_t base_oid, char typcategory, int32_t typmod, bool not_nul
                 return;
             }
         }
-        /* unconstrained, wider than 38 digits, or a scale Decimal cannot express */
+        /* unconstrained, wider than 38 digits, a scale Decimal cannot express, or asked for as
+         * text (which keeps NaN) */
         set_type(out, TM_STRING, "String");
         return;
     default:
         set_type(out, TM_STRING, "String");
         return;
     }
+}
+
+unsigned
+typemap_flags_recorded(uint32_t base_oid, const char *recorded_ch_type)
+{
+    if (base_oid == PG_OID_NUMERIC && recorded_ch_type && strstr(recorded_ch_type, "String"))
+        return TYPEMAP_NUMERIC_TEXT;
+    return 0;
 }
 
 static bool
@@ -121,7 +130,10 @@ enc_decimal(const typemap_col_t *c, const char *val, size_t len, buf_t *out, cha
     size_t i = 0;
     bool neg = false;
     if (len == 3 && memcmp(val, "NaN", 3) == 0)
-        return bad(err, errlen, "NaN cannot be stored in a Decimal column", val, len);
+        return bad(err, errlen,
+                   "NaN cannot be stored in a Decimal column (a pipe created with --numeric text "
+                   "keeps numeric(p,s) as exact text, NaN included)",
+                   val, len);
     if (i < len && (val[i] == '-' || val[i] == '+'))
         neg = val[i++] == '-';
     __int128 v = 0;

@@ -49,11 +49,18 @@ typedef struct {
     char ch_type[80];     /* e.g. "Nullable(Decimal(12, 2))" */
 } typemap_col_t;
 
+/* flags for typemap_for_pg */
+#define TYPEMAP_NUMERIC_TEXT 1u /* numeric(p,s) as exact text (String) instead of Decimal(p,s) */
+
 /* Maps a column. base_oid/typmod are after resolving domains to their base type; typcategory
  * is pg_type.typcategory of that base ('A' arrays, 'E' enums, ...). ch_version is
  * ch_version_number() of the destination (types newer than the server are never chosen). */
 void typemap_for_pg(uint32_t base_oid, char typcategory, int32_t typmod, bool not_null,
-                    long ch_version, typemap_col_t *out);
+                    long ch_version, unsigned flags, typemap_col_t *out);
+
+/* The flags under which a column recorded at Setup with destination type recorded_ch_type was
+ * mapped (a numeric(p,s) recorded as String was set up with TYPEMAP_NUMERIC_TEXT). */
+unsigned typemap_flags_recorded(uint32_t base_oid, const char *recorded_ch_type);
 
 /* Appends one value as RowBinary. val == NULL is SQL NULL (refused for a non-nullable column).
  * val is the raw text (not COPY-escaped), len bytes. False with err set on a value the column

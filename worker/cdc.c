@@ -78,6 +78,13 @@ typedef struct {
     char err[2048];
 } cdc_t;
 
+/* typemap flags for columns mapped now (added or changed by a schema change) */
+static unsigned
+cdc_tm_flags(const cdc_t *c)
+{
+    return c->spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u;
+}
+
 bool
 cdc_parse_lsn(const char *s, uint64_t *out)
 {
@@ -141,7 +148,8 @@ table_prepare(cdc_t *c, ctable_t *t, char *err, size_t errlen)
     for (size_t i = 0; t->tm && i < def->n_columns; i++) {
         const Pgferry__State__ColumnDef *col = def->columns[i];
         typemap_for_pg(col->base_type_oid, col->typcategory[0], col->base_typmod, col->not_null,
-                       c->ch_version, &t->tm[i]);
+                       c->ch_version, typemap_flags_recorded(col->base_type_oid, col->ch_type),
+                       &t->tm[i]);
         if (strcmp(t->tm[i].ch_type, col->ch_type) != 0) {
             snprintf(err, errlen,
                      "column %s of %s.%s: recorded type %s, this version maps it to %s; resync "
@@ -602,7 +610,7 @@ schema_change(cdc_t *c, ctable_t *t, const pgo_msg_t *m, char *err, size_t errle
         goto out;
     }
     /* the current catalog: types, attnums and NOT NULL of what the message names */
-    cls = setup_read_table(c->sql, ts, c->ch_version, &cur, err, errlen);
+    cls = setup_read_table(c->sql, ts, c->ch_version, cdc_tm_flags(c), &cur, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
     cls = ch_columns(c, old, &chcols, err, errlen);
@@ -678,7 +686,7 @@ schema_change(cdc_t *c, ctable_t *t, const pgo_msg_t *m, char *err, size_t errle
                 const Pgferry__State__ColumnDef *cc = cur->columns[ck];
                 typemap_col_t tm;
                 typemap_for_pg(cc->base_type_oid, cc->typcategory[0], cc->base_typmod, nc->not_null,
-                               c->ch_version, &tm);
+                               c->ch_version, cdc_tm_flags(c), &tm);
                 if (strcmp(tm.ch_type, nc->ch_type) != 0) {
                     snprintf(err, errlen,
                              "column %s of %s changed type from %s to %s, which needs ClickHouse "
@@ -715,7 +723,7 @@ schema_change(cdc_t *c, ctable_t *t, const pgo_msg_t *m, char *err, size_t errle
             /* rows from before the change have no value: the column is Nullable in ClickHouse */
             typemap_col_t tm;
             typemap_for_pg(nc->base_type_oid, nc->typcategory[0], nc->base_typmod, false,
-                           c->ch_version, &tm);
+                           c->ch_version, cdc_tm_flags(c), &tm);
             nc->not_null = false;
             nc->key_position = 0;
             set_string(&nc->ch_type, tm.ch_type);

@@ -83,7 +83,7 @@ setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col)
 }
 
 errclass_t
-setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
+setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version, unsigned tm_flags,
                  Pgferry__State__TableDef **out, char *err, size_t errlen)
 {
     char shown[300];
@@ -178,7 +178,7 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
             return cls;
         }
         typemap_col_t tm;
-        typemap_for_pg(oid, cat, typmod, not_null || keypos > 0, ch_version, &tm);
+        typemap_for_pg(oid, cat, typmod, not_null || keypos > 0, ch_version, tm_flags, &tm);
         Pgferry__State__ColumnDef *col = calloc(1, sizeof(*col));
         if (!col) {
             PQclear(r);
@@ -577,7 +577,9 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
             if (!out->tables[i])
                 snprintf(err, errlen, "out of memory");
         } else {
-            cls = setup_read_table(pg, spec->tables[i], vnum, &out->tables[i], err, errlen);
+            cls = setup_read_table(pg, spec->tables[i], vnum,
+                                   spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u, &out->tables[i],
+                                   err, errlen);
         }
         if (cls == ERRCLASS_NONE && !kept[i] && !spec->publication_owned &&
             spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY)

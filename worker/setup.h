@@ -36,8 +36,10 @@ errclass_t setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__Tabl
                       size_t errlen);
 
 /* Reads one source table's definition (current catalog) on c. */
+/* tm_flags: TYPEMAP_* flags of the pipe (numeric_text) */
 errclass_t setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
-                            Pgferry__State__TableDef **out, char *err, size_t errlen);
+                            unsigned tm_flags, Pgferry__State__TableDef **out, char *err,
+                            size_t errlen);
 void setup_free_def(Pgferry__State__TableDef *d);
 /* Whether the pipe's spec leaves column col of table t out. */
 bool setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col);

@@ -191,7 +191,7 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     for (size_t i = 0; i < def->n_columns; i++) {
         const Pgferry__State__ColumnDef *c = def->columns[i];
         typemap_for_pg(c->base_type_oid, c->typcategory[0], c->base_typmod, c->not_null, 0,
-                       &st.cols[i]);
+                       typemap_flags_recorded(c->base_type_oid, c->ch_type), &st.cols[i]);
         if (strcmp(st.cols[i].ch_type, c->ch_type) != 0) {
             snprintf(err, errlen,
                      "column %s of %s.%s: recorded type %s, this version maps it to %s; resync "

@@ -519,8 +519,11 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         buf_init(&v.chkey);
         buf_init(&v.chrow);
         for (size_t i = 0; v.tm && i < d->n_columns; i++)
-            typemap_for_pg(d->columns[i]->base_type_oid, d->columns[i]->typcategory[0],
-                           d->columns[i]->base_typmod, d->columns[i]->not_null, 0, &v.tm[i]);
+            typemap_for_pg(
+                d->columns[i]->base_type_oid, d->columns[i]->typcategory[0],
+                d->columns[i]->base_typmod, d->columns[i]->not_null, 0,
+                typemap_flags_recorded(d->columns[i]->base_type_oid, d->columns[i]->ch_type),
+                &v.tm[i]);
         bool ok = v.tm && v.pgtable[0] &&
                   verify_canonical_sql(pg, d, v.tm, true, false, &v.pgkey) &&
                   verify_canonical_sql(pg, d, v.tm, false, false, &v.pgrow) &&

@@ -113,7 +113,7 @@ main(int argc, char **argv)
     char ddl[4096] = "CREATE TABLE pgferry_typemap_test.t (";
     typemap_col_t tm[NCOLS];
     for (size_t i = 0; i < NCOLS; i++) {
-        typemap_for_pg(cols[i].oid, cols[i].cat, cols[i].typmod, cols[i].not_null, vnum, &tm[i]);
+        typemap_for_pg(cols[i].oid, cols[i].cat, cols[i].typmod, cols[i].not_null, vnum, 0, &tm[i]);
         if (strcmp(tm[i].ch_type, cols[i].want_type) != 0) {
             printf("MISMATCH type of %s: %s, expected %s\n", cols[i].name, tm[i].ch_type,
                    cols[i].want_type);

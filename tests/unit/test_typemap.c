@@ -15,26 +15,26 @@ test_choice(void **state)
 {
     (void)state;
     typemap_col_t c;
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(12, 2), true, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(12, 2), true, V18, 0, &c);
     assert_string_equal(c.ch_type, "Decimal(12, 2)");
     assert_int_equal(c.kind, TM_DECIMAL);
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(38, 38), false, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(38, 38), false, V18, 0, &c);
     assert_string_equal(c.ch_type, "Nullable(Decimal(38, 38))");
     /* wider than Decimal, unconstrained, negative scale, scale above precision: exact text */
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(39, 2), true, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(39, 2), true, V18, 0, &c);
     assert_string_equal(c.ch_type, "String");
-    typemap_for_pg(PG_OID_NUMERIC, 'N', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', -1, true, V18, 0, &c);
     assert_string_equal(c.ch_type, "String");
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(5, -2), true, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(5, -2), true, V18, 0, &c);
     assert_string_equal(c.ch_type, "String");
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(2, 5), true, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(2, 5), true, V18, 0, &c);
     assert_string_equal(c.ch_type, "String");
     /* arrays of anything, and types pgferry does not know, keep PostgreSQL's text */
-    typemap_for_pg(PG_OID_INT4, 'A', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_INT4, 'A', -1, true, V18, 0, &c);
     assert_int_equal(c.kind, TM_STRING);
-    typemap_for_pg(99999, 'U', -1, false, V18, &c);
+    typemap_for_pg(99999, 'U', -1, false, V18, 0, &c);
     assert_string_equal(c.ch_type, "Nullable(String)");
-    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, 0, &c);
     assert_string_equal(c.ch_type, "UInt8");
 }
 
@@ -66,46 +66,63 @@ test_encode(void **state)
 {
     (void)state;
     typemap_col_t c;
-    typemap_for_pg(PG_OID_INT2, 'N', -1, false, V18, &c);
+    typemap_for_pg(PG_OID_INT2, 'N', -1, false, V18, 0, &c);
     enc_ok(&c, "-2", (const unsigned char *)"\x00\xfe\xff", 3);
     enc_ok(&c, NULL, (const unsigned char *)"\x01", 1);
     enc_bad(&c, "32768", "out of range");
     enc_bad(&c, "12a", "out of range");
     enc_bad(&c, "", "not an integer");
 
-    typemap_for_pg(PG_OID_INT4, 'N', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_INT4, 'N', -1, true, V18, 0, &c);
     enc_bad(&c, NULL, "NULL in a NOT NULL column");
 
-    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, 0, &c);
     enc_ok(&c, "t", (const unsigned char *)"\x01", 1);
     enc_ok(&c, "f", (const unsigned char *)"\x00", 1);
     enc_bad(&c, "true", "not a boolean");
 
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(9, 2), true, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(9, 2), true, V18, 0, &c);
     enc_ok(&c, "-1.5", (const unsigned char *)"\x6a\xff\xff\xff", 4); /* -150 */
     enc_ok(&c, "0", (const unsigned char *)"\x00\x00\x00\x00", 4);
     enc_bad(&c, "NaN", "NaN cannot be stored in a Decimal column");
     enc_bad(&c, "1.234", "scale");
     enc_bad(&c, "12345678.00", "precision");
     enc_bad(&c, "1e5", "not a number");
+    /* the refusal names the way to keep NaN */
+    enc_bad(&c, "NaN", "--numeric text");
 
-    typemap_for_pg(PG_OID_FLOAT8, 'N', -1, true, V18, &c);
+    /* a pipe created with --numeric text: numeric(p,s) is exact text, NaN kept byte for byte */
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(9, 2), false, V18, TYPEMAP_NUMERIC_TEXT, &c);
+    assert_string_equal(c.ch_type, "Nullable(String)");
+    assert_int_equal(c.kind, TM_STRING);
+    enc_ok(&c, "NaN", (const unsigned char *)"\x00\x03NaN", 5);
+    enc_ok(&c, "-1.50", (const unsigned char *)"\x00\x05-1.50", 7);
+    /* the flag changes numeric only */
+    typemap_for_pg(PG_OID_INT4, 'N', -1, true, V18, TYPEMAP_NUMERIC_TEXT, &c);
+    assert_string_equal(c.ch_type, "Int32");
+    /* workers find the flag again from the recorded destination type */
+    assert_int_equal(typemap_flags_recorded(PG_OID_NUMERIC, "Nullable(String)"),
+                     TYPEMAP_NUMERIC_TEXT);
+    assert_int_equal(typemap_flags_recorded(PG_OID_NUMERIC, "Decimal(9, 2)"), 0);
+    assert_int_equal(typemap_flags_recorded(PG_OID_INT4, "String"), 0);
+
+    typemap_for_pg(PG_OID_FLOAT8, 'N', -1, true, V18, 0, &c);
     enc_ok(&c, "Infinity", (const unsigned char *)"\x00\x00\x00\x00\x00\x00\xf0\x7f", 8);
     enc_ok(&c, "5e-324", (const unsigned char *)"\x01\x00\x00\x00\x00\x00\x00\x00", 8);
     enc_bad(&c, "1e999", "not a float8");
     enc_bad(&c, "1.0x", "not a float8");
 
-    typemap_for_pg(PG_OID_UUID, 'U', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_UUID, 'U', -1, true, V18, 0, &c);
     enc_bad(&c, "61f0c404-5cb3-11e7-907b-a6006ad3db", "not a UUID");
     enc_bad(&c, "zzf0c404-5cb3-11e7-907b-a6006ad3dba0", "not a UUID");
 
-    typemap_for_pg(PG_OID_BYTEA, 'U', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_BYTEA, 'U', -1, true, V18, 0, &c);
     enc_ok(&c, "\\x00ff", (const unsigned char *)"\x02\x00\xff", 3);
     enc_bad(&c, "\\x0", "hex output format");
     enc_bad(&c, "\\xgg", "bad hex digit");
     enc_bad(&c, "abc", "hex output format");
 
-    typemap_for_pg(25, 'S', -1, true, V18, &c);
+    typemap_for_pg(25, 'S', -1, true, V18, 0, &c);
     enc_ok(&c, "h\tb", (const unsigned char *)"\x03h\tb", 4);
     char big[300];
     memset(big, 'x', 299);
@@ -139,23 +156,23 @@ test_literal(void **state)
     typemap_col_t c;
     buf_t b;
     char err[200];
-    typemap_for_pg(25, 'S', -1, true, V18, &c);
+    typemap_for_pg(25, 'S', -1, true, V18, 0, &c);
     lit_is(&c, "it's a \\ \n", "'it\\'s a \\\\ \\x0A'");
     lit_is(&c, "tab\there", "'tab\\x09here'");
-    typemap_for_pg(PG_OID_INT8, 'N', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_INT8, 'N', -1, true, V18, 0, &c);
     lit_is(&c, "-42", "toInt64('-42')");
     buf_init(&b);
     assert_false(typemap_literal(&c, "1; DROP", 7, &b, err, sizeof(err))); /* validated */
     buf_free(&b);
-    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, 0, &c);
     lit_is(&c, "t", "1");
-    typemap_for_pg(PG_OID_BYTEA, 'U', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_BYTEA, 'U', -1, true, V18, 0, &c);
     lit_is(&c, "\\x41ff27", "'A\\xFF\\''");
-    typemap_for_pg(PG_OID_FLOAT8, 'N', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_FLOAT8, 'N', -1, true, V18, 0, &c);
     lit_is(&c, "1", "reinterpretAsFloat64('\\x00\\x00\\x00\\x00\\x00\\x00\\xF0?')");
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(12, 2), true, V18, &c);
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(12, 2), true, V18, 0, &c);
     lit_is(&c, "-1.50", "CAST('-1.50' AS Decimal(12, 2))");
-    typemap_for_pg(PG_OID_UUID, 'U', -1, true, V18, &c);
+    typemap_for_pg(PG_OID_UUID, 'U', -1, true, V18, 0, &c);
     lit_is(&c, "61f0c404-5cb3-11e7-907b-a6006ad3dba0",
            "toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0')");
 }
@@ -167,26 +184,26 @@ test_absent_and_size(void **state)
     typemap_col_t c;
     buf_t b;
     buf_init(&b);
-    typemap_for_pg(PG_OID_INT4, 'N', -1, false, V18, &c); /* nullable: NULL */
+    typemap_for_pg(PG_OID_INT4, 'N', -1, false, V18, 0, &c); /* nullable: NULL */
     typemap_encode_absent(&c, &b);
     assert_int_equal(b.len, 1);
     assert_int_equal(b.data[0], 1);
     assert_int_equal(typemap_value_size(&c, b.data, b.len), 1);
     buf_reset(&b);
-    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(20, 2), true, V18, &c); /* Decimal128 */
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(20, 2), true, V18, 0, &c); /* Decimal128 */
     typemap_encode_absent(&c, &b);
     assert_int_equal(b.len, 16);
     assert_int_equal(typemap_value_size(&c, b.data, b.len), 16);
     assert_int_equal(typemap_value_size(&c, b.data, 15), 0); /* incomplete */
     buf_reset(&b);
-    typemap_for_pg(25, 'S', -1, false, V18, &c);
+    typemap_for_pg(25, 'S', -1, false, V18, 0, &c);
     char err[100];
     assert_true(typemap_encode(&c, "hello", 5, &b, err, sizeof(err)));
     buf_append(&b, "trailing", 8);
     assert_int_equal(typemap_value_size(&c, b.data, b.len), 1 + 1 + 5);
     assert_int_equal(typemap_value_size(&c, b.data, 4), 0);
     buf_reset(&b);
-    typemap_for_pg(25, 'S', -1, true, V18, &c);
+    typemap_for_pg(25, 'S', -1, true, V18, 0, &c);
     typemap_encode_absent(&c, &b); /* NOT NULL text: empty string */
     assert_int_equal(b.len, 1);
     assert_int_equal(b.data[0], 0);

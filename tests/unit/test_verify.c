@@ -27,7 +27,7 @@ build_def(void)
         cols[i].not_null = i == 0;
         cols[i].key_position = i == 0 ? 1 : 0;
         colp[i] = &cols[i];
-        typemap_for_pg(oids[i], cols[i].typcategory[0], -1, cols[i].not_null, 0, &tm[i]);
+        typemap_for_pg(oids[i], cols[i].typcategory[0], -1, cols[i].not_null, 0, 0, &tm[i]);
     }
     cols[3].ch_name = "raw_old"; /* renamed at the source: ClickHouse keeps the old name */
     def.columns = colp;
