@@ -1,5 +1,7 @@
 /* copytext: one pass over the row; unescaping never makes a field longer, so it is in place. */
 #include "copytext.h"
+
+#include <string.h>
 #include "hexdigit.h"
 
 #include <stdio.h>
@@ -23,6 +25,15 @@ copytext_split(char *row, size_t len, copytext_field_t *fields, size_t nfields, 
             fields[f].len = 0;
             i += 2;
         } else {
+            /* fast path: up to the first backslash the field is its own text (most fields
+             * have none), so find the tab and the backslash with memchr, without copying */
+            const char *tab = memchr(row + i, '\t', len - i);
+            size_t end = tab ? (size_t)(tab - row) : len;
+            const char *bs = memchr(row + i, '\\', end - i);
+            if (!bs)
+                i = end;
+            else
+                i = (size_t)(bs - row);
             size_t w = i; /* write position, trails the read position */
             while (i < len && row[i] != '\t') {
                 char c = row[i++];

@@ -268,7 +268,8 @@ out:
 }
 
 /* Appends the ranges of one relation (its current size in blocks split into pieces of about
- * rows_per_partition rows; the last piece open-ended so rows in blocks added later are read) */
+ * rows_per_partition rows; the last piece, up to a quarter longer, open-ended so rows in blocks
+ * added later are read) */
 static errclass_t
 plan_relation(PGconn *pg, uint32_t table_index, const char *oid, uint64_t rows_per_partition,
               Pgferry__Worker__SnapshotPlan *plan, size_t *cap, char *err, size_t errlen)
@@ -323,7 +324,9 @@ plan_relation(PGconn *pg, uint32_t table_index, const char *oid, uint64_t rows_p
         rg->table_index = table_index;
         rg->relation = strdup(relation);
         rg->start_block = start;
-        rg->end_block = start + step >= blocks ? 0 : start + step;
+        /* a remainder under a quarter piece joins the last piece instead of costing a worker
+         * start of its own */
+        rg->end_block = start + step + step / 4 >= blocks ? 0 : start + step;
         plan->ranges[plan->n_ranges++] = rg;
         if (rg->end_block == 0)
             break;

@@ -43,6 +43,13 @@ test_single_and_null_only(void **state)
     assert_true(copytext_split(c, strlen(c), f, 2, err, sizeof(err)));
     assert_int_equal(f[0].len, 0);
     assert_int_equal(f[1].len, 0);
+    /* plain text before and after an escape, a plain last field without a newline */
+    char d[] = "plain text\\\\more\\ttail\\tend\\101\tplain last";
+    assert_true(copytext_split(d, strlen(d), f, 2, err, sizeof(err)));
+    assert_int_equal(f[0].len, 25);
+    assert_memory_equal(f[0].ptr, "plain text\\more\ttail\tendA", 25);
+    assert_int_equal(f[1].len, 10);
+    assert_memory_equal(f[1].ptr, "plain last", 10);
 }
 
 static void
