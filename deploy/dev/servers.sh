@@ -54,10 +54,20 @@ port_free() { # true when nothing listens on 127.0.0.1:$1
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-pick_port() { # a free port in 20000-59999, different from those already chosen in "$@"
-    local p i
+# listening ports come from below the kernel's ephemeral range, so no outgoing connection's
+# source port can take one between the check and the bind
+port_span() {
+    local lo
+    lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "${lo:-0}" -gt 21000 ] || lo=60000 # an unusual range: fall back to 20000-59999
+    echo $((lo - 20000))
+}
+
+pick_port() { # a free port from 20000 up to the ephemeral range, not among those in "$@"
+    local p i span
+    span=$(port_span)
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % span))
         case " $* " in *" $p "*) continue ;; esac
         if port_free "$p"; then echo "$p"; return 0; fi
     done

@@ -131,11 +131,14 @@ create_pipe() {
         --dest-database "$CH_DB_PREFIX$name" "$@"
 }
 
-# free_port: a loopback TCP port nobody listens on (20000-59999)
+# free_port: a loopback TCP port nobody listens on, from 20000 up to the ephemeral range
+# (so an outgoing connection's source port cannot take it between this check and the bind)
 free_port() {
-    local p
+    local p lo
+    lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "${lo:-0}" -gt 21000 ] || lo=60000
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % (lo - 20000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
     done
     fail "no free loopback port"
