@@ -10,6 +10,7 @@
 #include "curvekeys.h"
 #include "ipc.h"
 #include "log.h"
+#include "lsn.h"
 #include "names.h"
 #include "timeutil.h"
 #include "worker.pb-c.h"
@@ -484,29 +485,30 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
 }
 
 /* Progress that moved data counts as recovery from Degraded and resets the failure count. A
- * CDC worker's report that it streams ends Degraded too, but resets the count only once it has
- * run for HEALTHY_MS (a worker whose inserts keep failing must still reach Degraded/Failed). */
+ * CDC worker's report that it streams is not progress: it only starts the HEALTHY_MS clock
+ * (on_applied), since a worker whose inserts keep failing must still reach Degraded/Failed. */
 static void
 on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
 {
     snprintf(p->activity, sizeof(p->activity), "%s", pr->detail);
     if (pr->rows == 0 && pr->lsn[0] == '\0')
         return;
-    bool cdc_start = strcmp(p->role, "cdc") == 0 && pr->rows == 0;
-    if (cdc_start && !p->healthy_at_ms)
-        p->healthy_at_ms = time_mono_ms();
+    if (strcmp(p->role, "cdc") == 0 && pr->rows == 0) {
+        if (!p->healthy_at_ms)
+            p->healthy_at_ms = time_mono_ms();
+        return;
+    }
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
     if (rec->consecutive_failures > 0 || rec->state == ST_DEGRADED) {
         char err[512];
-        if (!cdc_start)
-            rec->consecutive_failures = 0;
+        rec->consecutive_failures = 0;
         if (rec->state == ST_DEGRADED) {
             if (!sup_transition(s, rec, LC_EV_RECOVERED, "the worker is making progress again", err,
                                 sizeof(err)))
                 log_warn("pipe %s: %s", p->pipe, err);
-        } else if (!cdc_start) {
+        } else {
             store_put_pipe(s->store, rec, NULL);
         }
     }
@@ -668,13 +670,23 @@ sup_table_stats_add(Pgferry__State__PipeRecord *rec, const char *target, uint64_
         t->last_applied_us = time_now_us();
 }
 
-/* CDC: ClickHouse confirmed more transactions; the record keeps the position and counters. */
+/* CDC: ClickHouse confirmed more transactions; the record keeps the position and counters.
+ * Only a report that moved something (changes applied, or the confirmed position advanced, as
+ * it does on an idle source) is progress: the worker also reports on a timer and when it fails,
+ * and a worker that starts, reports and then fails every insert must still reach Degraded. */
 static void
 on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
 {
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
+    uint64_t before = 0, after = 0;
+    bool moved =
+        a->lsn[0] && lsn_parse(a->lsn, &after) &&
+        (!rec->confirmed_lsn[0] || !lsn_parse(rec->confirmed_lsn, &before) || after > before);
+    /* streaming without a failure for HEALTHY_MS counts too (a source with no WAL at all) */
+    bool progress = moved || a->inserts || a->updates || a->deletes || a->transactions ||
+                    (p->healthy_at_ms && time_mono_ms() - p->healthy_at_ms >= HEALTHY_MS);
     if (a->lsn[0])
         set_str(&rec->confirmed_lsn, a->lsn);
     if (a->commit_time_us)
@@ -697,13 +709,13 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
             rt->rate_len++;
     }
     char err[512];
-    if (rec->state == ST_DEGRADED) {
+    if (progress)
         rec->consecutive_failures = 0;
+    if (progress && rec->state == ST_DEGRADED) {
         if (!sup_transition(s, rec, LC_EV_RECOVERED, "the CDC worker is applying changes again",
                             err, sizeof(err)))
             log_warn("pipe %s: %s", p->pipe, err);
     } else {
-        rec->consecutive_failures = 0;
         store_put_pipe(s->store, rec, NULL);
     }
     pgferry__state__pipe_record__free_unpacked(rec, NULL);

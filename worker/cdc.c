@@ -1,5 +1,6 @@
 /* cdc: replication loop, apply into ClickHouse, schema changes. */
 #include "cdc.h"
+#include "lsn.h"
 #include "buf.h"
 #include "chclient.h"
 #include "chsql.h"
@@ -85,23 +86,6 @@ cdc_tm_flags(const cdc_t *c)
     return c->spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u;
 }
 
-bool
-cdc_parse_lsn(const char *s, uint64_t *out)
-{
-    unsigned int hi, lo;
-    char tail;
-    if (!s || sscanf(s, "%X/%X%c", &hi, &lo, &tail) != 2)
-        return false;
-    *out = (uint64_t)hi << 32 | lo;
-    return true;
-}
-
-void
-cdc_format_lsn(uint64_t lsn, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
-}
-
 static uint64_t
 get_be64(const unsigned char *p)
 {
@@ -131,7 +115,7 @@ table_prepare(cdc_t *c, ctable_t *t, char *err, size_t errlen)
     t->insert_sql = NULL;
     t->tm = calloc(def->n_columns ? def->n_columns : 1, sizeof(*t->tm));
     t->skip_before = 0;
-    if (def->snapshot_lsn[0] && !cdc_parse_lsn(def->snapshot_lsn, &t->skip_before)) {
+    if (def->snapshot_lsn[0] && !lsn_parse(def->snapshot_lsn, &t->skip_before)) {
         snprintf(err, errlen, "bad snapshot position %s of %s.%s", def->snapshot_lsn, def->schema,
                  def->name);
         return ERRCLASS_FATAL;
@@ -248,7 +232,7 @@ report_applied(cdc_t *c, bool force)
         return;
     c->next_report = now + REPORT_INTERVAL_MS;
     char lsn[32];
-    cdc_format_lsn(c->flushed, lsn, sizeof(lsn));
+    lsn_format(c->flushed, lsn, sizeof(lsn));
     Pgferry__Worker__Applied a = PGFERRY__WORKER__APPLIED__INIT;
     a.lsn = lsn;
     a.commit_time_us = c->last_commit_time;
@@ -1349,7 +1333,7 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
                     : c.max_bytes > CHUNK_MAX_BYTES ? CHUNK_MAX_BYTES
                                                     : c.max_bytes;
     errclass_t cls = ERRCLASS_TRANSIENT;
-    if (skip_before_lsn && *skip_before_lsn && !cdc_parse_lsn(skip_before_lsn, &c.skip_before)) {
+    if (skip_before_lsn && *skip_before_lsn && !lsn_parse(skip_before_lsn, &c.skip_before)) {
         snprintf(err, errlen, "bad snapshot position %s", skip_before_lsn);
         return ERRCLASS_FATAL;
     }
@@ -1467,7 +1451,7 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     if (cls == ERRCLASS_NONE) {
         report_applied(&c, true);
         char lsn[32];
-        cdc_format_lsn(c.flushed, lsn, sizeof(lsn));
+        lsn_format(c.flushed, lsn, sizeof(lsn));
         log_info("stopped at %s after %" PRIu64 " change(s)", lsn, c.total_changes);
     }
 out:

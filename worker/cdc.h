@@ -27,8 +27,4 @@ errclass_t cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDe
                    size_t n_tables, const char *skip_before_lsn, worker_t *w, char *err,
                    size_t errlen);
 
-/* "16/B374D848" <-> 64-bit LSN. Parsing returns false on malformed text. */
-bool cdc_parse_lsn(const char *s, uint64_t *out);
-void cdc_format_lsn(uint64_t lsn, char *out, size_t outlen);
-
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cdc.h"
+#include "lsn.h"
 
 static void
 test_lsn(void **state)
@@ -14,18 +15,18 @@ test_lsn(void **state)
     (void)state;
     uint64_t v = 0;
     char s[32];
-    assert_true(cdc_parse_lsn("16/B374D848", &v));
+    assert_true(lsn_parse("16/B374D848", &v));
     assert_true(v == ((uint64_t)0x16 << 32 | 0xB374D848u));
-    cdc_format_lsn(v, s, sizeof(s));
+    lsn_format(v, s, sizeof(s));
     assert_string_equal(s, "16/B374D848");
-    assert_true(cdc_parse_lsn("0/0", &v));
+    assert_true(lsn_parse("0/0", &v));
     assert_true(v == 0);
-    cdc_format_lsn(UINT64_MAX, s, sizeof(s));
+    lsn_format(UINT64_MAX, s, sizeof(s));
     assert_string_equal(s, "FFFFFFFF/FFFFFFFF");
-    assert_false(cdc_parse_lsn("", &v));
-    assert_false(cdc_parse_lsn("16", &v));
-    assert_false(cdc_parse_lsn("16/B374D848x", &v));
-    assert_false(cdc_parse_lsn(NULL, &v));
+    assert_false(lsn_parse("", &v));
+    assert_false(lsn_parse("16", &v));
+    assert_false(lsn_parse("16/B374D848x", &v));
+    assert_false(lsn_parse(NULL, &v));
 }
 
 int
