@@ -45,30 +45,22 @@ P=cdc1
 DB="\`${CH_DB_PREFIX}$P\`"
 
 # writes while the initial load runs belong to CDC from the slot's consistent point
-psql_bg_writes() {
-    local i=0
-    while [ -e "$TEST_DIR/writing" ]; do
-        i=$((i + 1))
-        psql -X -q "$PGFERRY_PG_URI" -c "BEGIN;
-          UPDATE $S.load SET v = v + 1 WHERE id = (($i * 7919) % 300000) + 1;
-          DELETE FROM $S.load WHERE id = (($i * 104729) % 300000) + 1;
-          INSERT INTO $S.load VALUES (300000 + $i, $i, 'during load');
-          COMMIT;" >/dev/null 2>&1 || true
-    done
+writes() {
+    echo "BEGIN;
+          UPDATE $S.load SET v = v + 1 WHERE id = (($1 * 7919) % 300000) + 1;
+          DELETE FROM $S.load WHERE id = (($1 * 104729) % 300000) + 1;
+          INSERT INTO $S.load VALUES (300000 + $1, $1, 'during load');
+          COMMIT;"
 }
-touch "$TEST_DIR/writing"
-psql_bg_writes &
-CLEANUP_PIDS+=($!)
-WRITER=$!
+start_writer writes
 create_pipe $P "$S.t1,$S.t2,$S.t3,$S.parted,$S.tr1,$S.tr2,$S.sc,$S.load" --snapshot-workers 2 \
     >/dev/null
 wait_for 60 "pipe $P reaches Running" state_is $P Running
 sleep 1
-rm -f "$TEST_DIR/writing"
-wait "$WRITER" || true
-writes=$(psql_q "SELECT count(*) FROM $S.load WHERE t = 'during load'")
-log "writer committed $writes transactions around the load"
-[ "$writes" -gt 5 ] || fail "the writer made too few writes ($writes) to test the handoff"
+stop_writer
+n_writes=$(psql_q "SELECT count(*) FROM $S.load WHERE t = 'during load'")
+log "writer committed $n_writes transactions around the load"
+[ "$n_writes" -gt 5 ] || fail "the writer made too few writes ($n_writes) to test the handoff"
 SLOT=$(pipe_json $P | jq -r .slot)
 assert_eq "$SLOT" "pgferry_$P" "owned slot"
 assert_eq "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND NOT temporary")" 1 \

@@ -15,18 +15,8 @@ start_daemon --backoff-initial-ms 500 --backoff-max-ms 4000 --degraded-after 3 -
 create_pipe dg "$S.g" >/dev/null
 wait_for 60 "pipe dg reaches Running" state_is dg Running
 
-touch "$TEST_DIR/writing"
-writer() {
-    local i=0
-    while [ -e "$TEST_DIR/writing" ]; do
-        i=$((i + 1))
-        psql -X -q "$PGFERRY_PG_URI" -c "INSERT INTO $S.g (v) VALUES ($i)" >/dev/null 2>&1 || true
-        sleep 0.2
-    done
-}
-writer &
-CLEANUP_PIDS+=($!)
-WRITER=$!
+writes() { echo "INSERT INTO $S.g (v) VALUES ($1)"; }
+start_writer writes 0.2
 sleep 1
 
 log "ClickHouse down for ${DOWN}s"
@@ -51,8 +41,7 @@ sleep 5
 pg_start
 wait_for 30 "pipe dg Running again" state_is dg Running
 sleep 1
-rm -f "$TEST_DIR/writing"
-wait "$WRITER" || true
+stop_writer
 n=$(psql_q "SELECT count(*) FROM $S.g")
 log "$n rows written around the outages"
 [ "$n" -gt 100 ] || fail "too few rows written ($n)"

@@ -44,18 +44,8 @@ EXIT_HOOKS+=("ch_q 'DROP DATABASE IF EXISTS \`${CH_DB_PREFIX}rf\`'")
 wait_for 60 "pipe rf reaches Running" state_is rf Running
 DB="\`${CH_DB_PREFIX}rf\`"
 
-touch "$TEST_DIR/writing"
-writer() {
-    local i=0
-    while [ -e "$TEST_DIR/writing" ]; do
-        i=$((i + 1))
-        psql -X -q "$PGFERRY_PG_URI" -c "INSERT INTO $S.r (v) VALUES ($i); UPDATE $S.r SET v = -v WHERE id = $((i % 1000 + 1))" >/dev/null 2>&1 || true
-        sleep 0.1
-    done
-}
-writer &
-CLEANUP_PIDS+=($!)
-WRITER=$!
+writes() { echo "INSERT INTO $S.r (v) VALUES ($1); UPDATE $S.r SET v = -v WHERE id = $(($1 % 1000 + 1))"; }
+start_writer writes 0.1
 streamed() { [ "$(ch_q "SELECT count() FROM $DB.r_live")" -gt 1005 ]; }
 wait_for 30 "rows written after the load arrive" streamed
 
@@ -83,8 +73,7 @@ wait_for 30 "ClickHouse reloads the user" user_can_write
 wait_for 60 "pipe rf Running again" state_is rf Running
 assert_contains "$(pipe_json rf | jq -r '.history[-1].reason')" "again" "recovery in history"
 sleep 1
-rm -f "$TEST_DIR/writing"
-wait "$WRITER" || true
+stop_writer
 wait_match 60 "r after the refusal" "SELECT id, v, at::text FROM $S.r ORDER BY id" \
     "SELECT id, v, at FROM $DB.r_live ORDER BY id"
 no_duplicates "$DB.r" id

@@ -19,19 +19,12 @@ create_pipe mt "$S.x" >/dev/null
 wait_for 60 "pipe mt reaches Running" state_is mt Running
 DB="\`${CH_DB_PREFIX}mt\`"
 
-touch "$TEST_DIR/writing"
-writer() {
-    local i=0
-    while [ -e "$TEST_DIR/writing" ]; do
-        i=$((i + 1))
-        psql -X -q "$PGFERRY_PG_URI" -c "UPDATE $S.x SET v = v + 1 WHERE id = $((i % 1000 + 1));
-          UPDATE $S.z SET v = v + 1 WHERE id = $((i * 7 % 200000 + 1));
-          INSERT INTO $S.x VALUES ($((1000 + i)), $i)" >/dev/null 2>&1 || true
-    done
+writes() {
+    echo "UPDATE $S.x SET v = v + 1 WHERE id = $(($1 % 1000 + 1));
+          UPDATE $S.z SET v = v + 1 WHERE id = $(($1 * 7 % 200000 + 1));
+          INSERT INTO $S.x VALUES ($((1000 + $1)), $1)"
 }
-writer &
-CLEANUP_PIDS+=($!)
-WRITER=$!
+start_writer writes
 sleep 1
 
 log "add a table to the running pipe while both tables are written"
@@ -42,8 +35,7 @@ wait_for 60 "pipe mt loads the new table and is Running again" bash -c \
     "[ \"\$('$CTL' status mt --json | jq -r '[.history[].to] | join(\",\")')\" != '' ] &&
      '$CTL' status mt --json | jq -e '.state == \"Running\" and (.tables | length) == 2' >/dev/null"
 sleep 1
-rm -f "$TEST_DIR/writing"
-wait "$WRITER" || true
+stop_writer
 hist=$(pipe_json mt | jq -r '.history[].to' | uniq | paste -sd,)
 assert_contains "$hist" "Running,Snapshot,Running" "Snapshot for the new table in history"
 assert_eq "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgferry_mt'")" 1 "the pipe's slot was kept"

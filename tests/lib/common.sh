@@ -143,3 +143,26 @@ free_port() {
     done
     fail "no free loopback port"
 }
+
+# start_writer FUNC [PAUSE]: in the background, runs the SQL that `FUNC i` prints for i = 1, 2,
+# ... (a failed statement is ignored: the servers may be down on purpose), PAUSE seconds apart,
+# until stop_writer
+WRITER=""
+start_writer() {
+    local fn=$1 pause=${2:-0}
+    touch "$TEST_DIR/writing"
+    (
+        i=0
+        while [ -e "$TEST_DIR/writing" ]; do
+            i=$((i + 1))
+            psql -X -q "$PGFERRY_PG_URI" -c "$("$fn" "$i")" >/dev/null 2>&1 || true
+            [ "$pause" = 0 ] || sleep "$pause"
+        done
+    ) &
+    WRITER=$!
+    CLEANUP_PIDS+=("$WRITER")
+}
+stop_writer() {
+    rm -f "$TEST_DIR/writing"
+    wait "$WRITER" || true
+}
