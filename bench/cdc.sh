@@ -37,15 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ -x "$BIN/pgferryd" ] || { cmake -S "$ROOT" -B "$ROOT/build" >/dev/null && cmake --build "$ROOT/build" -j2 >/dev/null; }
-if [ -z "${PGFERRY_PG_URI:-}" ]; then
-    OWN_SERVERS=1
-    eval "$(bash "$ROOT/deploy/dev/servers.sh" start "$WORK/servers")"
-fi
-now() { date +%s.%N; }
+source "$ROOT/bench/lib.sh"
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
-ch() { curl -sS --fail-with-body "${PGFERRY_CH_URL%/}/" --data-binary "$1"; }
-psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" -c "$1"; }
 export PGFERRY_STATE_DIR="$WORK/state"
 start_daemon() {
     "$BIN/pgferryd" --state-dir "$WORK/state" --log-level warn >>"$WORK/pgferryd.log" 2>&1 &

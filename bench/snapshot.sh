@@ -32,15 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ -x "$BIN/pgferryd" ] || { cmake -S "$ROOT" -B "$ROOT/build" >/dev/null && cmake --build "$ROOT/build" -j2 >/dev/null; }
-if [ -z "${PGFERRY_PG_URI:-}" ]; then
-    OWN_SERVERS=1
-    eval "$(bash "$ROOT/deploy/dev/servers.sh" start "$WORK/servers")"
-fi
-now() { date +%s.%N; }
+source "$ROOT/bench/lib.sh"
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-ch() { curl -sS --fail-with-body "${PGFERRY_CH_URL%/}/" --data-binary "$1"; }
-psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" -c "$1"; }
 S="bench_$$"
 # CPU seconds a process and its reaped children have used (PostgreSQL's backends are children of
 # the postmaster, the range workers of pgferryd); empty when the servers are not ours to read
