@@ -344,7 +344,10 @@ settle_exited(supervisor_t *s, bool now_all)
     for (size_t i = 0; i < proctable_count(s->procs);) {
         proc_t *p = proctable_at(s->procs, i);
         bool clean = p->done && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0;
-        if (!p->exited || (!now_all && !p->stopping && !clean && p->reported == ERRCLASS_NONE &&
+        /* a worker's last messages may still be on their way when its exit is reaped: wait
+         * for its trailing Done/Error (or the grace period), also for one we stopped, whose
+         * final report holds its last batch */
+        if (!p->exited || (!now_all && !p->done && p->reported == ERRCLASS_NONE &&
                            now - p->exited_at_ms < SETTLE_GRACE_MS)) {
             i++;
             continue;
@@ -687,7 +690,7 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
     /* streaming without a failure for HEALTHY_MS counts too (a source with no WAL at all) */
     bool progress = moved || a->inserts || a->updates || a->deletes || a->transactions ||
                     (p->healthy_at_ms && time_mono_ms() - p->healthy_at_ms >= HEALTHY_MS);
-    if (a->lsn[0])
+    if (moved) /* the stored position never goes backwards */
         set_str(&rec->confirmed_lsn, a->lsn);
     if (a->commit_time_us)
         rec->last_commit_time_us = a->commit_time_us;
@@ -709,6 +712,8 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
             rt->rate_len++;
     }
     char err[512];
+    if (p->stopping)
+        progress = false; /* a worker on its way out moves no state */
     if (progress)
         rec->consecutive_failures = 0;
     if (progress && rec->state == ST_DEGRADED) {
@@ -850,9 +855,19 @@ handle_worker_message(supervisor_t *s)
                 break;
             }
         }
+        /* a worker being stopped still reports what it finished (a CDC worker's last batch
+         * and schema change): those are facts, kept; anything that would move the pipe is not */
+        bool final_report = m->body_case == PGFERRY__WORKER__WORKER_MESSAGE__BODY_APPLIED ||
+                            m->body_case == PGFERRY__WORKER__WORKER_MESSAGE__BODY_DEFINITIONS ||
+                            m->body_case == PGFERRY__WORKER__WORKER_MESSAGE__BODY_SLOT;
         if (!p) {
             log_debug("worker socket: message from an unknown routing id dropped");
-        } else if (p->stopping) {
+        } else if (p->stopping && !final_report) {
+            /* its trailing Done/Error still ends the wait for its last reports */
+            if (m->body_case == PGFERRY__WORKER__WORKER_MESSAGE__BODY_DONE)
+                p->done = true;
+            else if (m->body_case == PGFERRY__WORKER__WORKER_MESSAGE__BODY_ERROR)
+                p->reported = ERRCLASS_TRANSIENT;
             log_debug("worker socket: message from stopping worker %d ignored", (int)p->pid);
         } else {
             switch (m->body_case) {
