@@ -23,6 +23,10 @@ typedef struct {
     char *data;
     size_t len, cap;
     size_t limit;
+    CURL *curl;
+    ch_recv_fn fn; /* a streamed reply: 200 bodies go here, error bodies to data */
+    void *fnud;
+    bool stopped;
 } body_t;
 
 static size_t
@@ -30,6 +34,17 @@ on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     body_t *b = ud;
     size_t n = size * nmemb;
+    if (b->fn) {
+        long status = 0;
+        curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 200) {
+            if (!b->fn(b->fnud, ptr, n)) {
+                b->stopped = true;
+                return 0;
+            }
+            return n;
+        }
+    }
     if (b->len + n + 1 > b->limit)
         return 0; /* abort the transfer: a reply we did not ask for */
     if (b->len + n + 1 > b->cap) {
@@ -237,15 +252,18 @@ on_read(char *buf, size_t size, size_t nitems, void *ud)
     return (size_t)n;
 }
 
-/* POSTs data to url_query (a query string such as "?query=..." or "") and classifies the
- * outcome; the reply body goes to *out when out is not NULL. */
+/* POSTs data (or a streamed body, or a multipart form) to url_query (a query string such as
+ * "?query=..." or "") and classifies the outcome; the reply body goes to *out when out is not
+ * NULL, or to recv->fn as it arrives when recv is given. */
 static errclass_t
 perform(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
-        char **out, size_t *outlen, char *err, size_t errlen)
+        curl_mime *mime, body_t *recv, char **out, size_t *outlen, char *err, size_t errlen)
 {
     struct curl_slist *hdrs = NULL;
-    body_t body = {0};
-    body.limit = 64 * 1024 * 1024;
+    body_t local = {0};
+    body_t *body = recv ? recv : &local;
+    body->limit = 64 * 1024 * 1024;
+    body->curl = c->curl;
     size_t ul = strlen(c->base) + strlen(url_query) + 1;
     char *url = malloc(ul);
     if (!url) {
@@ -256,7 +274,9 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
     curl_easy_reset(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-    if (stream) {
+    if (mime) {
+        curl_easy_setopt(c->curl, CURLOPT_MIMEPOST, mime);
+    } else if (stream) {
         hdrs = curl_slist_append(NULL, "Transfer-Encoding: chunked");
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
@@ -269,7 +289,7 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
     curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->password);
     curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, body);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 300000L);
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
@@ -278,19 +298,23 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
     curl_slist_free_all(hdrs);
     if (stream && stream->aborted) {
         snprintf(err, errlen, "aborted by the producer");
-        free(body.data);
+        free(body->data);
         return ERRCLASS_FATAL;
+    }
+    if (body->stopped) {
+        free(body->data);
+        return ERRCLASS_NONE; /* the receiver had what it wanted */
     }
     if (rc != CURLE_OK) {
         snprintf(err, errlen, "ClickHouse at %s unreachable: %s", c->base, curl_easy_strerror(rc));
-        free(body.data);
+        free(body->data);
         return ERRCLASS_TRANSIENT;
     }
     long status = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         int code = 0;
-        const char *msg = body.data ? body.data : "";
+        const char *msg = body->data ? body->data : "";
         if (strncmp(msg, "Code: ", 6) == 0)
             code = atoi(msg + 6);
         /* first line only, without the "e.what()" tail of older servers */
@@ -303,7 +327,7 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
         if (tail)
             *tail = '\0';
         snprintf(err, errlen, "ClickHouse HTTP %ld: %s", status, line);
-        free(body.data);
+        free(body->data);
         if (status == 401 || status == 403 || fatal_code(code))
             return ERRCLASS_FATAL;
         if (status >= 502 || transient_code(code))
@@ -311,25 +335,25 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
         return ERRCLASS_FATAL;
     }
     if (outlen)
-        *outlen = body.len;
+        *outlen = body->len;
     if (out)
-        *out = body.data ? body.data : strdup("");
+        *out = body->data ? body->data : strdup("");
     else
-        free(body.data);
+        free(body->data);
     return ERRCLASS_NONE;
 }
 
 errclass_t
 ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen)
 {
-    return perform(c, "", sql, strlen(sql), NULL, out, NULL, err, errlen);
+    return perform(c, "", sql, strlen(sql), NULL, NULL, NULL, out, NULL, err, errlen);
 }
 
 errclass_t
 ch_client_query_len(ch_client_t *c, const char *sql, char **out, size_t *outlen, char *err,
                     size_t errlen)
 {
-    return perform(c, "", sql, strlen(sql), NULL, out, outlen, err, errlen);
+    return perform(c, "", sql, strlen(sql), NULL, NULL, NULL, out, outlen, err, errlen);
 }
 
 static errclass_t
@@ -350,7 +374,7 @@ insert(ch_client_t *c, const char *query, const void *body, size_t len, stream_t
     }
     snprintf(uq, ql, "?query=%s", q);
     curl_free(q);
-    errclass_t cls = perform(c, uq, body, len, stream, NULL, NULL, err, errlen);
+    errclass_t cls = perform(c, uq, body, len, stream, NULL, NULL, NULL, NULL, err, errlen);
     free(uq);
     return cls;
 }
@@ -368,6 +392,69 @@ ch_client_insert_stream(ch_client_t *c, const char *query, ch_stream_fn fn, void
 {
     stream_t st = {fn, ud, false};
     return insert(c, query, NULL, 0, &st, err, errlen);
+}
+
+typedef struct {
+    const unsigned char *data;
+    size_t len, pos;
+} mime_src_t;
+
+static size_t
+mime_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    mime_src_t *m = ud;
+    size_t n = size * nitems;
+    if (n > m->len - m->pos)
+        n = m->len - m->pos;
+    memcpy(buf, m->data + m->pos, n);
+    m->pos += n;
+    return n;
+}
+
+static int
+mime_seek(void *ud, curl_off_t offset, int origin)
+{
+    mime_src_t *m = ud;
+    if (origin != SEEK_SET || offset < 0 || (size_t)offset > m->len)
+        return CURL_SEEKFUNC_FAIL;
+    m->pos = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+errclass_t
+ch_client_query_ext(ch_client_t *c, const char *sql, const char *ext_name,
+                    const char *ext_structure, const void *ext_data, size_t ext_len, ch_recv_fn fn,
+                    void *ud, bool *stopped, char *err, size_t errlen)
+{
+    *stopped = false;
+    char *q = curl_easy_escape(c->curl, sql, 0), *st = curl_easy_escape(c->curl, ext_structure, 0);
+    size_t ul = (q ? strlen(q) : 0) + (st ? strlen(st) : 0) + 3 * strlen(ext_name) + 96;
+    char *uq = malloc(ul);
+    curl_mime *mime = curl_mime_init(c->curl);
+    curl_mimepart *part = mime ? curl_mime_addpart(mime) : NULL;
+    errclass_t cls = ERRCLASS_TRANSIENT;
+    if (!q || !st || !uq || !part) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(uq, ul, "?query=%s&%s_structure=%s&%s_format=RowBinary&wait_end_of_query=1", q,
+             ext_name, st, ext_name);
+    /* the keys are read from the caller's buffer, not copied */
+    mime_src_t src = {ext_data, ext_len, 0};
+    curl_mime_name(part, ext_name);
+    curl_mime_filename(part, ext_name);
+    curl_mime_data_cb(part, (curl_off_t)ext_len, mime_read, mime_seek, NULL, &src);
+    body_t recv = {0};
+    recv.fn = fn;
+    recv.fnud = ud;
+    cls = perform(c, uq, NULL, 0, NULL, mime, &recv, NULL, NULL, err, errlen);
+    *stopped = recv.stopped;
+out:
+    curl_free(q);
+    curl_free(st);
+    free(uq);
+    curl_mime_free(mime);
+    return cls;
 }
 
 char *

@@ -43,6 +43,18 @@ typedef long (*ch_stream_fn)(void *ud, char *buf, size_t cap);
 errclass_t ch_client_insert_stream(ch_client_t *c, const char *query, ch_stream_fn fn, void *ud,
                                    char *err, size_t errlen);
 
+/* Receives a reply in pieces as it arrives. Returning false stops the transfer (not an error). */
+typedef bool (*ch_recv_fn)(void *ud, const char *data, size_t len);
+
+/* Runs sql with an external table (ClickHouse's "external data": ext_name with columns
+ * ext_structure, e.g. "k0 Int32, k1 String", holding ext_len bytes of RowBinary rows), sent as a
+ * multipart POST. The whole reply is computed before it is sent (wait_end_of_query), so an
+ * error is always an HTTP error; the body goes to fn as it arrives. *stopped is set when fn
+ * stopped the transfer. */
+errclass_t ch_client_query_ext(ch_client_t *c, const char *sql, const char *ext_name,
+                               const char *ext_structure, const void *ext_data, size_t ext_len,
+                               ch_recv_fn fn, void *ud, bool *stopped, char *err, size_t errlen);
+
 /* The server's version string ("18.16.1"), or NULL with err set. Caller frees. */
 char *ch_client_version(ch_client_t *c, errclass_t *cls, char *err, size_t errlen);
 

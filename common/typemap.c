@@ -435,3 +435,151 @@ typemap_literal(const typemap_col_t *c, const char *val, size_t len, buf_t *out,
     buf_free(&enc);
     return true;
 }
+
+static void
+put_hex(buf_t *out, const unsigned char *p, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    if (!buf_reserve(out, 2 * n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        out->data[out->len++] = (unsigned char)hx[p[i] >> 4];
+        out->data[out->len++] = (unsigned char)hx[p[i] & 15];
+    }
+}
+
+static uint64_t
+get_le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+size_t
+typemap_text(const typemap_col_t *c, const unsigned char *data, size_t len, buf_t *out,
+             bool *is_null)
+{
+    *is_null = false;
+    size_t pos = 0;
+    if (c->nullable) {
+        if (len < 1)
+            return 0;
+        if (data[0] == 1) {
+            *is_null = true;
+            return 1;
+        }
+        pos = 1;
+    }
+    typemap_col_t plain = *c;
+    plain.nullable = false;
+    size_t n = typemap_value_size(&plain, data + pos, len - pos);
+    if (n == 0)
+        return 0;
+    const unsigned char *p = data + pos;
+    char tmp[80];
+    int tl = 0;
+    switch (c->kind) {
+    case TM_STRING:
+    case TM_BYTEA: {
+        size_t hdr = 0;
+        while (p[hdr] & 0x80)
+            hdr++;
+        hdr++;
+        if (c->kind == TM_STRING) {
+            buf_append(out, p + hdr, n - hdr);
+        } else {
+            buf_append(out, "\\x", 2);
+            put_hex(out, p + hdr, n - hdr);
+        }
+        return pos + n;
+    }
+    case TM_BOOL:
+        buf_byte(out, p[0] ? 't' : 'f');
+        return pos + n;
+    case TM_INT16:
+        tl = snprintf(tmp, sizeof(tmp), "%d", (int)(int16_t)get_le(p, 2));
+        break;
+    case TM_INT32:
+        tl = snprintf(tmp, sizeof(tmp), "%ld", (long)(int32_t)get_le(p, 4));
+        break;
+    case TM_INT64:
+        tl = snprintf(tmp, sizeof(tmp), "%lld", (long long)(int64_t)get_le(p, 8));
+        break;
+    case TM_UINT32:
+        tl = snprintf(tmp, sizeof(tmp), "%lu", (unsigned long)get_le(p, 4));
+        break;
+    case TM_FLOAT32:
+    case TM_FLOAT64: {
+        double d;
+        if (c->kind == TM_FLOAT32) {
+            uint32_t bits = (uint32_t)get_le(p, 4);
+            float f;
+            memcpy(&f, &bits, 4);
+            d = f;
+        } else {
+            uint64_t bits = get_le(p, 8);
+            memcpy(&d, &bits, 8);
+        }
+        if (isnan(d))
+            tl = snprintf(tmp, sizeof(tmp), "NaN");
+        else if (isinf(d))
+            tl = snprintf(tmp, sizeof(tmp), "%sInfinity", d < 0 ? "-" : "");
+        else /* enough digits to read back the same bits */
+            tl = snprintf(tmp, sizeof(tmp), c->kind == TM_FLOAT32 ? "%.9g" : "%.17g", d);
+        break;
+    }
+    case TM_DECIMAL: {
+        __int128 v;
+        if (n == 16) {
+            unsigned __int128 u = (unsigned __int128)get_le(p + 8, 8) << 64 | get_le(p, 8);
+            v = (__int128)u;
+        } else if (n == 8) {
+            v = (int64_t)get_le(p, 8);
+        } else {
+            v = (int32_t)get_le(p, 4);
+        }
+        bool neg = v < 0;
+        unsigned __int128 u = neg ? (unsigned __int128)(-(v + 1)) + 1 : (unsigned __int128)v;
+        char digits[48];
+        int nd = 0;
+        do {
+            digits[nd++] = (char)('0' + (int)(u % 10));
+            u /= 10;
+        } while (u);
+        while (nd <= c->scale)
+            digits[nd++] = '0';
+        if (neg)
+            tmp[tl++] = '-';
+        for (int i = nd - 1; i >= 0; i--) {
+            tmp[tl++] = digits[i];
+            if (i == c->scale && i > 0)
+                tmp[tl++] = '.';
+        }
+        break;
+    }
+    case TM_UUID: {
+        /* high 64 bits then low, each little-endian */
+        unsigned char be[16];
+        uint64_t hi = get_le(p, 8), lo = get_le(p + 8, 8);
+        for (int i = 0; i < 8; i++) {
+            be[i] = (unsigned char)(hi >> (56 - 8 * i));
+            be[8 + i] = (unsigned char)(lo >> (56 - 8 * i));
+        }
+        static const int groups[] = {4, 2, 2, 2, 6};
+        buf_t h = {(unsigned char *)tmp, 0, sizeof(tmp), false};
+        int at = 0;
+        for (int g = 0; g < 5; g++) {
+            if (g)
+                buf_byte(&h, '-');
+            put_hex(&h, be + at, (size_t)groups[g]);
+            at += groups[g];
+        }
+        tl = (int)h.len;
+        break;
+    }
+    }
+    buf_append(out, tmp, (size_t)tl);
+    return pos + n;
+}

@@ -80,4 +80,10 @@ size_t typemap_value_size(const typemap_col_t *c, const unsigned char *data, siz
 bool typemap_literal(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
                      size_t errlen);
 
+/* Appends PostgreSQL's text form of the RowBinary value of column c at data (the form
+ * typemap_encode reads back into the same bytes; bytea as \x hex). Returns the bytes the value
+ * takes, 0 when incomplete; *is_null for SQL NULL (nothing appended). */
+size_t typemap_text(const typemap_col_t *c, const unsigned char *data, size_t len, buf_t *out,
+                    bool *is_null);
+
 #endif

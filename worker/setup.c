@@ -4,6 +4,7 @@
 #include "chclient.h"
 #include "chsql.h"
 #include "log.h"
+#include "meta.h"
 #include "pgconn.h"
 #include "tablename.h"
 #include "typemap.h"
@@ -11,10 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define META_VERSION "_pgferry_version"
-#define META_DELETED "_pgferry_is_deleted"
-#define META_SYNCED "_pgferry_synced_at"
 
 void
 setup_free_def(Pgferry__State__TableDef *d)
@@ -72,6 +69,38 @@ resolve_domain(PGconn *c, uint32_t *oid, int32_t *typmod, char *cat, bool *not_n
     return ERRCLASS_FATAL;
 }
 
+errclass_t
+setup_type_info(PGconn *c, uint32_t type_oid, int32_t typmod, setup_type_t *out, char *err,
+                size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    out->base_oid = type_oid;
+    out->base_typmod = typmod;
+    out->category = 'U';
+    char o[16], m[16];
+    snprintf(o, sizeof(o), "%u", type_oid);
+    snprintf(m, sizeof(m), "%d", (int)typmod);
+    const char *p[] = {o, m};
+    errclass_t cls;
+    PGresult *r =
+        pgconn_query(c, "SELECT format_type(oid, $2::int) FROM pg_type WHERE oid = $1::oid", 2, p,
+                     &cls, err, errlen);
+    if (!r)
+        return cls;
+    if (PQntuples(r) != 1) {
+        /* the type is gone (a column of it was dropped since): its text form is what the
+         * stream carries, which a String keeps */
+        PQclear(r);
+        snprintf(out->pg_type, sizeof(out->pg_type), "type %u (dropped)", type_oid);
+        return ERRCLASS_NONE;
+    }
+    snprintf(out->pg_type, sizeof(out->pg_type), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    out->found = true;
+    return resolve_domain(c, &out->base_oid, &out->base_typmod, &out->category, &out->not_null, err,
+                          errlen);
+}
+
 bool
 setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col)
 {
@@ -92,7 +121,7 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
     const char *p1[] = {schema, t->name};
     errclass_t cls;
     PGresult *r = pgconn_query(c,
-                               "SELECT c.oid, c.relpages, c.reltuples FROM pg_class c "
+                               "SELECT c.oid, c.relpages, c.reltuples, c.relkind FROM pg_class c "
                                "JOIN pg_namespace n ON n.oid = c.relnamespace "
                                "WHERE n.nspname = $1 AND c.relname = $2",
                                2, p1, &cls, err, errlen);
@@ -115,6 +144,8 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
     d->relid = (uint32_t)strtoul(relid, NULL, 10);
     d->relpages = atoll(PQgetvalue(r, 0, 1));
     d->reltuples = atof(PQgetvalue(r, 0, 2));
+    /* a partitioned table's rows carry their leaf partition (a TRUNCATE of one partition) */
+    d->partition_column = PQgetvalue(r, 0, 3)[0] == 'p';
     PQclear(r);
     d->schema = strdup(schema);
     d->name = strdup(t->name);
@@ -158,7 +189,7 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
             }
             continue;
         }
-        if (strncmp(name, "_pgferry_", 9) == 0) {
+        if (strncmp(name, META_PREFIX, strlen(META_PREFIX)) == 0) {
             snprintf(err, errlen,
                      "column %s of %s clashes with pgferry's own columns (_pgferry_*); "
                      "exclude or rename it",
@@ -240,20 +271,23 @@ setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const
     put(&b, qt);
     put(&b, " (");
     for (size_t i = 0; i < def->n_columns; i++) {
-        chsql_ident(setup_ch_name(def->columns[i]), q, sizeof(q));
+        chsql_ident(chtable_col_name(def->columns[i]), q, sizeof(q));
         put(&b, i ? ", " : "");
         put(&b, q);
         put(&b, " ");
         put(&b, def->columns[i]->ch_type);
     }
     put(&b, ", `" META_VERSION "` UInt64, `" META_DELETED "` UInt8, `" META_SYNCED
-            "` DateTime DEFAULT now()) ENGINE = ReplacingMergeTree(`" META_VERSION "`) ORDER BY (");
+            "` DateTime DEFAULT now()");
+    if (def->partition_column)
+        put(&b, ", `" META_PARTITION "` UInt32");
+    put(&b, ") ENGINE = ReplacingMergeTree(`" META_VERSION "`) ORDER BY (");
     /* key columns in key order */
     int written = 0;
     for (uint32_t k = 1; k <= def->n_columns; k++) {
         for (size_t i = 0; i < def->n_columns; i++) {
             if (def->columns[i]->key_position == k) {
-                chsql_ident(setup_ch_name(def->columns[i]), q, sizeof(q));
+                chsql_ident(chtable_col_name(def->columns[i]), q, sizeof(q));
                 put(&b, written++ ? ", " : "");
                 put(&b, q);
             }
@@ -290,7 +324,7 @@ setup_view_ddl_named(const char *db, const Pgferry__State__TableDef *def, const 
     put(&b, qt);
     put(&b, " AS SELECT ");
     for (size_t i = 0; i < def->n_columns; i++) {
-        chsql_ident(setup_ch_name(def->columns[i]), qt, sizeof(qt));
+        chsql_ident(chtable_col_name(def->columns[i]), qt, sizeof(qt));
         put(&b, i ? ", " : "");
         put(&b, qt);
     }
@@ -360,13 +394,15 @@ verify_table(ch_client_t *ch, const char *db, const Pgferry__State__TableDef *de
     buf_t want;
     buf_init(&want);
     for (size_t i = 0; i < def->n_columns; i++) {
-        tsv_escape(setup_ch_name(def->columns[i]), &want);
+        tsv_escape(chtable_col_name(def->columns[i]), &want);
         put(&want, "\t");
         tsv_escape(def->columns[i]->ch_type, &want);
         put(&want, def->columns[i]->key_position ? "\t1\n" : "\t0\n");
     }
     put(&want,
         META_VERSION "\tUInt64\t0\n" META_DELETED "\tUInt8\t0\n" META_SYNCED "\tDateTime\t0\n");
+    if (def->partition_column)
+        put(&want, META_PARTITION "\tUInt32\t0\n");
     buf_byte(&want, '\0');
     cls = ERRCLASS_NONE;
     if (!want.oom && strcmp(got, (char *)want.data) != 0) {
@@ -433,8 +469,10 @@ ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, 
         PQfreemem(qs);
         PQfreemem(qn);
     }
+    /* partitions publish as themselves (not via their root): PostgreSQL sends a TRUNCATE of
+     * one partition only then, and its relid tells which rows go */
     if (!exists)
-        put(&b, " WITH (publish_via_partition_root = true)");
+        put(&b, " WITH (publish_via_partition_root = false)");
     buf_byte(&b, '\0');
     if (b.oom) {
         buf_free(&b);
@@ -451,6 +489,25 @@ ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, 
         return cls;
     }
     PQclear(r);
+    if (exists) {
+        buf_reset(&b);
+        char *pub2 = PQescapeIdentifier(pg, spec->publication, strlen(spec->publication));
+        put(&b, "ALTER PUBLICATION ");
+        put(&b, pub2 ? pub2 : "\"\"");
+        put(&b, " SET (publish_via_partition_root = false)");
+        buf_byte(&b, '\0');
+        PQfreemem(pub2);
+        r = b.oom ? NULL : PQexec(pg, (char *)b.data);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            cls = pgconn_classify(r, pg);
+            snprintf(err, errlen, "cannot alter publication %s: %s", spec->publication,
+                     PQresultErrorMessage(r));
+            PQclear(r);
+            buf_free(&b);
+            return cls;
+        }
+        PQclear(r);
+    }
     buf_free(&b);
     log_info("publication %s %s", spec->publication, exists ? "updated" : "created");
     return ERRCLASS_NONE;

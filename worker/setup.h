@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include "errclass.h"
 #include "state.pb-c.h"
+#include "chtable.h"
 #include "worker.h"
 
 typedef struct {
@@ -41,15 +42,22 @@ errclass_t setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long 
                             unsigned tm_flags, Pgferry__State__TableDef **out, char *err,
                             size_t errlen);
 void setup_free_def(Pgferry__State__TableDef *d);
+
+/* What the catalog says of a type (by oid, for a column seen in the replication stream):
+ * domains followed to their base type. A type that no longer exists is not an error: found is
+ * false and the column maps to String (its text form is what the stream carries). */
+typedef struct {
+    bool found;
+    uint32_t base_oid;
+    int32_t base_typmod;
+    char category; /* pg_type.typcategory of the base type */
+    bool not_null; /* a domain's NOT NULL */
+    char pg_type[256];
+} setup_type_t;
+errclass_t setup_type_info(PGconn *c, uint32_t type_oid, int32_t typmod, setup_type_t *out,
+                           char *err, size_t errlen);
 /* Whether the pipe's spec leaves column col of table t out. */
 bool setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col);
-
-/* The destination column of a source column (its own name unless renamed at the source). */
-static inline const char *
-setup_ch_name(const Pgferry__State__ColumnDef *c)
-{
-    return c->ch_name && c->ch_name[0] ? c->ch_name : c->name;
-}
 
 /* The CREATE VIEW statement of def's live rows. Caller frees. */
 char *setup_view_ddl(const char *db, const Pgferry__State__TableDef *def);

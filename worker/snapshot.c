@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "chclient.h"
 #include "chsql.h"
+#include "chtable.h"
 #include "copytext.h"
 #include "log.h"
 #include "pgconn.h"
@@ -21,7 +22,8 @@ typedef struct {
     worker_t *w;
     const Pgferry__State__TableDef *def;
     const char *label; /* what progress reports call this load */
-    typemap_col_t *cols;
+    const chtable_t *ct;
+    uint32_t partition; /* the relation read (a leaf partition's oid) */
     copytext_field_t *fields;
     buf_t pending;
     size_t offset; /* bytes of pending already handed to curl */
@@ -51,8 +53,8 @@ fill(stream_state_t *st, size_t want)
         char e[256], where[128] = "";
         bool ok = copytext_split(row, (size_t)n, st->fields, st->def->n_columns, e, sizeof(e));
         for (size_t i = 0; ok && i < st->def->n_columns; i++) {
-            ok = typemap_encode(&st->cols[i], st->fields[i].ptr, st->fields[i].len, &st->pending, e,
-                                sizeof(e));
+            ok = typemap_encode(&st->ct->tm[i], st->fields[i].ptr, st->fields[i].len, &st->pending,
+                                e, sizeof(e));
             if (!ok)
                 snprintf(where, sizeof(where), "column %.64s: ", st->def->columns[i]->name);
         }
@@ -63,8 +65,8 @@ fill(stream_state_t *st, size_t want)
                      st->def->name, (unsigned long long)st->rows + 1, where, e);
             return false;
         }
-        buf_le(&st->pending, 0, 8); /* _pgferry_version: snapshot rows lose to any change */
-        buf_byte(&st->pending, 0);  /* _pgferry_is_deleted */
+        /* version 0: snapshot rows lose to any change */
+        chtable_put_trailer(st->ct, &st->pending, 0, false, st->partition);
         if (st->pending.oom) {
             st->cls = ERRCLASS_TRANSIENT;
             snprintf(st->err, sizeof(st->err), "out of memory");
@@ -156,62 +158,43 @@ get_relkind(PGconn *pg, const Pgferry__State__TableDef *def, char *kind, char *e
  * destination table. */
 static errclass_t
 stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__TableDef *def,
-             bool resync, const char *relation, const char *where, const char *label, worker_t *w,
-             snapshot_result_t *out, char *err, size_t errlen)
+             bool resync, const char *relation, uint32_t relid, const char *where,
+             const char *label, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
 {
     errclass_t cls = ERRCLASS_TRANSIENT;
     stream_state_t st;
+    chtable_t ct;
     memset(&st, 0, sizeof(st));
+    buf_t copy;
+    buf_init(&copy);
+    buf_init(&st.pending);
+    PGresult *r;
+    cls = chtable_init(&ct, db, def, resync ? "_resync" : "", err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    cls = ERRCLASS_TRANSIENT;
     st.pg = pg;
     st.w = w;
     st.def = def;
     st.label = label;
-    st.cols = calloc(def->n_columns ? def->n_columns : 1, sizeof(*st.cols));
+    st.ct = &ct;
+    st.partition = relid;
     st.fields = calloc(def->n_columns ? def->n_columns : 1, sizeof(*st.fields));
-    buf_t copy, ins;
-    buf_init(&copy);
-    buf_init(&ins);
-    buf_init(&st.pending);
-    PGresult *r;
-    if (!st.cols || !st.fields) {
+    if (!st.fields) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    char q[300];
-    chsql_ident(db, q, sizeof(q));
-    buf_append(&ins, "INSERT INTO ", 12);
-    buf_append(&ins, q, strlen(q));
-    char dest[300];
-    snprintf(dest, sizeof(dest), "%s%s", def->target, resync ? "_resync" : "");
-    chsql_ident(dest, q, sizeof(q));
-    buf_byte(&ins, '.');
-    buf_append(&ins, q, strlen(q));
-    buf_append(&ins, " (", 2);
     buf_append(&copy, "COPY (SELECT ", 13);
     for (size_t i = 0; i < def->n_columns; i++) {
         const Pgferry__State__ColumnDef *c = def->columns[i];
-        typemap_for_pg(c->base_type_oid, c->typcategory[0], c->base_typmod, c->not_null, 0,
-                       typemap_flags_recorded(c->base_type_oid, c->ch_type), &st.cols[i]);
-        if (strcmp(st.cols[i].ch_type, c->ch_type) != 0) {
-            snprintf(err, errlen,
-                     "column %s of %s.%s: recorded type %s, this version maps it to %s; resync "
-                     "the pipe",
-                     c->name, def->schema, def->name, c->ch_type, st.cols[i].ch_type);
-            cls = ERRCLASS_FATAL;
-            goto out;
-        }
         char *pi = PQescapeIdentifier(pg, c->name, strlen(c->name));
         if (!pi) {
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        chsql_ident(setup_ch_name(c), q, sizeof(q));
-        if (i) {
+        if (i)
             buf_append(&copy, ", ", 2);
-            buf_append(&ins, ", ", 2);
-        }
         buf_append(&copy, pi, strlen(pi));
-        buf_append(&ins, q, strlen(q));
         PQfreemem(pi);
     }
     /* ONLY: a leaf partition or plain table, never its inheritance children */
@@ -222,9 +205,7 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
         buf_append(&copy, where, strlen(where));
     }
     buf_append(&copy, ") TO STDOUT", 12); /* includes the NUL */
-    const char *tail = ", `_pgferry_version`, `_pgferry_is_deleted`) FORMAT RowBinary";
-    buf_append(&ins, tail, strlen(tail) + 1);
-    if (copy.oom || ins.oom) {
+    if (copy.oom) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -237,7 +218,7 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     }
     PQclear(r);
     st.cls = ERRCLASS_NONE;
-    cls = ch_client_insert_stream(ch, (char *)ins.data, produce, &st, err, errlen);
+    cls = ch_client_insert_stream(ch, ct.insert_sql, produce, &st, err, errlen);
     if (st.cls != ERRCLASS_NONE) {
         cls = st.cls;
         snprintf(err, errlen, "%s", st.err);
@@ -259,11 +240,10 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     out->bytes += st.bytes;
     cls = ERRCLASS_NONE;
 out:
-    free(st.cols);
+    chtable_free(&ct);
     free(st.fields);
     buf_free(&st.pending);
     buf_free(&copy);
-    buf_free(&ins);
     return cls;
 }
 
@@ -323,6 +303,7 @@ plan_relation(PGconn *pg, uint32_t table_index, const char *oid, uint64_t rows_p
         pgferry__worker__range__init(rg);
         rg->table_index = table_index;
         rg->relation = strdup(relation);
+        rg->relid = (uint32_t)strtoul(oid, NULL, 10);
         rg->start_block = start;
         /* a remainder under a quarter piece joins the last piece instead of costing a worker
          * start of its own */
@@ -578,8 +559,8 @@ snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
         size_t l = strlen(label);
         snprintf(label + l, sizeof(label) - l, "%llu", (unsigned long long)range->end_block);
     }
-    cls = stream_range(pg, ch, spec->dest_database, def, resync, range->relation, where, label, w,
-                       out, err, errlen);
+    cls = stream_range(pg, ch, spec->dest_database, def, resync, range->relation,
+                       range->relid ? range->relid : def->relid, where, label, w, out, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
     PGresult *r = pgconn_query(pg, "COMMIT", 0, NULL, &cls, err, errlen);

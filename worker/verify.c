@@ -100,7 +100,7 @@ verify_canonical_sql(PGconn *pg, const Pgferry__State__TableDef *d, const typema
                 puts_(b, ", ");
             if (ch) {
                 char q[300];
-                chsql_ident(setup_ch_name(d->columns[i]), q, sizeof(q));
+                chsql_ident(chtable_col_name(d->columns[i]), q, sizeof(q));
                 ch_part(&tm[i], q, b);
             } else {
                 char *q = PQescapeIdentifier(pg, d->columns[i]->name, strlen(d->columns[i]->name));

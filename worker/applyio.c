@@ -1,0 +1,406 @@
+/* applyio: the apply model's inserts, lookups and truncates against ClickHouse and PostgreSQL. */
+#include "applyio.h"
+#include "chsql.h"
+#include "log.h"
+#include "meta.h"
+#include "pgconn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The ClickHouse exception code in an error text ("... Code: 60, ..." or "Code: 60. ..."). */
+static int
+ch_code(const char *err)
+{
+    const char *p = strstr(err, "Code: ");
+    return p ? atoi(p + 6) : 0;
+}
+
+static errclass_t
+io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, size_t errlen)
+{
+    applyio_t *io = ud;
+    errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
+    if (cls != ERRCLASS_NONE && (ch_code(err) == 60 || ch_code(err) == 81)) {
+        size_t l = strlen(err);
+        snprintf(err + l, errlen - l,
+                 " (destination table %s is gone: it was dropped outside pgferry; resync the "
+                 "pipe to recreate and reload it)",
+                 t->qname);
+        return ERRCLASS_FATAL;
+    }
+    return cls;
+}
+
+/* ---- lookups in ClickHouse ----------------------------------------------------------------- */
+
+typedef struct {
+    const chtable_t *t;
+    const size_t *cols;
+    size_t ncols;
+    apply_row_fn on_row;
+    void *cbud;
+    size_t budget, delivered;
+    buf_t in;    /* reply bytes not yet parsed */
+    size_t used; /* of in */
+    bool failed;
+} reader_t;
+
+/* Bytes of the row at p (key columns, the asked columns, the deleted flag), 0 if incomplete;
+ * *key_len and *vals_len tell the parts. */
+static size_t
+row_size(const reader_t *r, const unsigned char *p, size_t len, size_t *key_len, size_t *vals_len)
+{
+    size_t pos = 0;
+    for (size_t k = 0; k < r->t->nkeys; k++) {
+        size_t n = typemap_value_size(&r->t->tm[r->t->keycols[k]], p + pos, len - pos);
+        if (n == 0)
+            return 0;
+        pos += n;
+    }
+    *key_len = pos;
+    for (size_t i = 0; i < r->ncols; i++) {
+        size_t n = typemap_value_size(&r->t->tm[r->cols[i]], p + pos, len - pos);
+        if (n == 0)
+            return 0;
+        pos += n;
+    }
+    *vals_len = pos - *key_len;
+    return len - pos >= 1 ? pos + 1 : 0;
+}
+
+static bool
+on_reply(void *ud, const char *data, size_t len)
+{
+    reader_t *r = ud;
+    buf_append(&r->in, data, len);
+    if (r->in.oom) {
+        r->failed = true;
+        return false;
+    }
+    for (;;) {
+        const unsigned char *p = r->in.data + r->used;
+        size_t avail = r->in.len - r->used, kl, vl;
+        size_t n = row_size(r, p, avail, &kl, &vl);
+        if (n == 0)
+            break;
+        if (!r->on_row(r->cbud, p, kl, p[kl + vl] != 0, p + kl, vl)) {
+            r->failed = true;
+            return false;
+        }
+        r->used += n;
+        r->delivered += n;
+        if (r->delivered >= r->budget)
+            return false; /* enough for now: the caller asks for the rest again */
+    }
+    /* keep the unparsed tail at the front */
+    if (r->used) {
+        memmove(r->in.data, r->in.data + r->used, r->in.len - r->used);
+        r->in.len -= r->used;
+        r->used = 0;
+    }
+    return true;
+}
+
+static errclass_t
+io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const unsigned char *keys,
+          size_t keys_len, size_t nkeys, size_t budget, apply_row_fn on_row, void *cbud,
+          bool *complete, char *err, size_t errlen)
+{
+    (void)nkeys;
+    applyio_t *io = ud;
+    buf_t sql, st;
+    buf_init(&sql);
+    buf_init(&st);
+    char q[300];
+    buf_append(&sql, "SELECT ", 7);
+    for (size_t k = 0; k < t->nkeys; k++) {
+        chsql_ident(chtable_col_name(t->def->columns[t->keycols[k]]), q, sizeof(q));
+        buf_append(&sql, q, strlen(q));
+        buf_append(&sql, ", ", 2);
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        chsql_ident(chtable_col_name(t->def->columns[cols[i]]), q, sizeof(q));
+        buf_append(&sql, q, strlen(q));
+        buf_append(&sql, ", ", 2);
+    }
+    const char *mid = "`" META_DELETED "` FROM ";
+    buf_append(&sql, mid, strlen(mid));
+    buf_append(&sql, t->qname, strlen(t->qname));
+    buf_append(&sql, " FINAL WHERE ", 13);
+    chtable_key_tuple(t, &sql);
+    const char *tail = " IN _pgferry_keys FORMAT RowBinary";
+    buf_append(&sql, tail, strlen(tail) + 1);
+    chtable_key_structure(t, &st);
+    buf_byte(&st, '\0');
+    reader_t r;
+    memset(&r, 0, sizeof(r));
+    r.t = t;
+    r.cols = cols;
+    r.ncols = ncols;
+    r.on_row = on_row;
+    r.cbud = cbud;
+    r.budget = budget ? budget : (size_t)-1;
+    buf_init(&r.in);
+    errclass_t cls = ERRCLASS_TRANSIENT;
+    if (sql.oom || st.oom) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    bool stopped = false;
+    cls = ch_client_query_ext(io->ch, (char *)sql.data, "_pgferry_keys", (char *)st.data, keys,
+                              keys_len, on_reply, &r, &stopped, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto out;
+    if (r.failed) {
+        snprintf(err, errlen, "out of memory reading stored values of %s", t->qname);
+        cls = ERRCLASS_TRANSIENT;
+        goto out;
+    }
+    if (!stopped && r.in.len != r.used) {
+        snprintf(err, errlen, "a lookup in %s returned %zu bytes that are not a whole row",
+                 t->qname, r.in.len - r.used);
+        cls = ERRCLASS_TRANSIENT;
+        goto out;
+    }
+    *complete = !stopped;
+out:
+    buf_free(&r.in);
+    buf_free(&sql);
+    buf_free(&st);
+    return cls;
+}
+
+/* ---- the source's current rows ------------------------------------------------------------- */
+
+/* Appends s as an element of a PostgreSQL array literal. */
+static void
+array_elem(buf_t *b, const unsigned char *s, size_t n)
+{
+    buf_byte(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            buf_byte(b, '\\');
+        buf_byte(b, s[i]);
+    }
+    buf_byte(b, '"');
+}
+
+static errclass_t
+io_source_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols,
+                 const unsigned char *keys, size_t keys_len, size_t nkeys, apply_row_fn on_row,
+                 void *cbud, char *err, size_t errlen)
+{
+    applyio_t *io = ud;
+    errclass_t cls = io->ensure_pg(io->ensure_ud, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    PGconn *pg = *io->pg;
+    const Pgferry__State__TableDef *d = t->def;
+    size_t nk = t->nkeys;
+    buf_t sql, vals, keyb, *arr = calloc(nk, sizeof(buf_t));
+    buf_init(&sql);
+    buf_init(&vals);
+    buf_init(&keyb);
+    const char **params = calloc(nk, sizeof(*params));
+    PGresult *res = NULL;
+    cls = ERRCLASS_TRANSIENT;
+    if (!arr || !params) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* one text array per key column, element i of each from key tuple i */
+    for (size_t k = 0; k < nk; k++)
+        buf_byte(&arr[k], '{');
+    size_t pos = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        for (size_t k = 0; k < nk; k++) {
+            buf_reset(&keyb);
+            bool isnull;
+            size_t n =
+                typemap_text(&t->tm[t->keycols[k]], keys + pos, keys_len - pos, &keyb, &isnull);
+            if (n == 0 || isnull) {
+                snprintf(err, errlen, "internal error: malformed key of %s", t->qname);
+                cls = ERRCLASS_FATAL;
+                goto out;
+            }
+            pos += n;
+            if (i)
+                buf_byte(&arr[k], ',');
+            array_elem(&arr[k], keyb.data, keyb.len);
+        }
+    }
+    char *rel = NULL;
+    {
+        char *qs = PQescapeIdentifier(pg, d->schema, strlen(d->schema));
+        char *qn = PQescapeIdentifier(pg, d->name, strlen(d->name));
+        if (qs && qn) {
+            size_t l = strlen(qs) + strlen(qn) + 2;
+            rel = malloc(l);
+            if (rel)
+                snprintf(rel, l, "%s.%s", qs, qn);
+        }
+        PQfreemem(qs);
+        PQfreemem(qn);
+    }
+    if (!rel) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    buf_append(&sql, "SELECT ", 7);
+    buf_t tuple;
+    buf_init(&tuple);
+    for (size_t k = 0; k < nk; k++) {
+        const char *c = d->columns[t->keycols[k]]->name;
+        char *qc = PQescapeIdentifier(pg, c, strlen(c));
+        if (qc) {
+            buf_append(&tuple, k ? ", " : "", k ? 2 : 0);
+            buf_append(&tuple, qc, strlen(qc));
+        }
+        PQfreemem(qc);
+    }
+    buf_append(&sql, tuple.data, tuple.len);
+    for (size_t i = 0; i < ncols; i++) {
+        const char *c = d->columns[cols[i]]->name;
+        char *qc = PQescapeIdentifier(pg, c, strlen(c));
+        if (qc) {
+            buf_append(&sql, ", ", 2);
+            buf_append(&sql, qc, strlen(qc));
+        }
+        PQfreemem(qc);
+    }
+    buf_append(&sql, " FROM ", 6);
+    buf_append(&sql, rel, strlen(rel));
+    free(rel);
+    buf_append(&sql, " WHERE (", 8);
+    buf_append(&sql, tuple.data, tuple.len);
+    buf_append(&sql, ") IN (SELECT * FROM unnest(", 27);
+    buf_free(&tuple);
+    for (size_t k = 0; k < nk; k++) {
+        char ph[32];
+        int l = snprintf(ph, sizeof(ph), "%s$%zu::", k ? ", " : "", k + 1);
+        buf_append(&sql, ph, (size_t)l);
+        const char *ty = d->columns[t->keycols[k]]->pg_type;
+        buf_append(&sql, ty, strlen(ty));
+        buf_append(&sql, "[]", 2);
+        buf_append(&arr[k], "}", 2);
+        params[k] = (const char *)arr[k].data;
+    }
+    buf_append(&sql, "))", 3);
+    for (size_t k = 0; k < nk; k++) {
+        if (arr[k].oom)
+            sql.oom = true;
+    }
+    if (sql.oom) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    res = pgconn_query(pg, (const char *)sql.data, (int)nk, params, &cls, err, errlen);
+    if (!res)
+        goto out;
+    for (int row = 0; row < PQntuples(res); row++) {
+        char e[256];
+        buf_reset(&keyb);
+        buf_reset(&vals);
+        bool ok = true;
+        for (size_t k = 0; ok && k < nk; k++)
+            ok = typemap_encode(&t->tm[t->keycols[k]], PQgetvalue(res, row, (int)k),
+                                (size_t)PQgetlength(res, row, (int)k), &keyb, e, sizeof(e));
+        for (size_t i = 0; ok && i < ncols; i++) {
+            int f = (int)(nk + i);
+            ok = PQgetisnull(res, row, f)
+                     ? typemap_encode(&t->tm[cols[i]], NULL, 0, &vals, e, sizeof(e))
+                     : typemap_encode(&t->tm[cols[i]], PQgetvalue(res, row, f),
+                                      (size_t)PQgetlength(res, row, f), &vals, e, sizeof(e));
+        }
+        if (!ok) {
+            snprintf(err, errlen, "%s.%s (current row at the source): %s", d->schema, d->name, e);
+            cls = ERRCLASS_FATAL;
+            goto out;
+        }
+        if (keyb.oom || vals.oom ||
+            !on_row(cbud, keyb.data, keyb.len, false, vals.data, vals.len)) {
+            snprintf(err, errlen, "out of memory");
+            cls = ERRCLASS_TRANSIENT;
+            goto out;
+        }
+    }
+    log_info("%s: %d of %zu row(s) with unchanged TOAST values read from the source's current "
+             "rows (ClickHouse had none for them)",
+             t->qname, PQntuples(res), nkeys);
+    cls = ERRCLASS_NONE;
+out:
+    PQclear(res);
+    for (size_t k = 0; arr && k < nk; k++)
+        buf_free(&arr[k]);
+    free(arr);
+    free(params);
+    buf_free(&sql);
+    buf_free(&vals);
+    buf_free(&keyb);
+    return cls;
+}
+
+/* ---- truncates ------------------------------------------------------------------------------ */
+
+static errclass_t
+io_truncate(void *ud, const chtable_t *t, char *err, size_t errlen)
+{
+    applyio_t *io = ud;
+    char sql[700];
+    snprintf(sql, sizeof(sql), "TRUNCATE TABLE %s", t->qname);
+    errclass_t cls = ch_client_query(io->ch, sql, NULL, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        log_info("truncated %s (TRUNCATE at the source)", t->qname);
+    return cls;
+}
+
+static errclass_t
+io_truncate_partition(void *ud, const chtable_t *t, uint32_t partition, uint64_t version, char *err,
+                      size_t errlen)
+{
+    applyio_t *io = ud;
+    if (!t->partition) {
+        snprintf(err, errlen,
+                 "TRUNCATE of one partition of %s.%s: its destination table %s was created "
+                 "without the %s column, so the partition's rows cannot be told apart; resync "
+                 "the pipe",
+                 t->def->schema, t->def->name, t->qname, META_PARTITION);
+        return ERRCLASS_FATAL;
+    }
+    buf_t sql, keys;
+    buf_init(&sql);
+    buf_init(&keys);
+    chtable_key_tuple(t, &keys);
+    /* (a, b) -> a, b */
+    char kl[4096];
+    snprintf(kl, sizeof(kl), "%.*s", (int)(keys.len - 2), (char *)keys.data + 1);
+    char head[8192];
+    int n = snprintf(head, sizeof(head),
+                     "INSERT INTO %s (%s, `" META_VERSION "`, `" META_DELETED "`, `" META_PARTITION
+                     "`) SELECT %s, toUInt64(%llu), toUInt8(1), toUInt32(%u) FROM %s FINAL "
+                     "WHERE `" META_PARTITION "` = %u AND `" META_DELETED "` = 0",
+                     t->qname, kl, kl, (unsigned long long)version, partition, t->qname, partition);
+    buf_free(&keys);
+    errclass_t cls;
+    if (n < 0 || (size_t)n >= sizeof(head)) {
+        snprintf(err, errlen, "key of %s too long for a partition truncate", t->qname);
+        cls = ERRCLASS_FATAL;
+    } else {
+        cls = ch_client_query(io->ch, head, NULL, err, errlen);
+    }
+    if (cls == ERRCLASS_NONE)
+        log_info("%s: rows of partition %u deleted (TRUNCATE of that partition at the source)",
+                 t->qname, partition);
+    buf_free(&sql);
+    return cls;
+}
+
+const apply_ops_t applyio_ops = {
+    .insert = io_insert,
+    .lookup = io_lookup,
+    .source_lookup = io_source_lookup,
+    .truncate = io_truncate,
+    .truncate_partition = io_truncate_partition,
+};
