@@ -128,6 +128,16 @@ proctable_find_role(proctable_t *t, const char *pipe, const char *role)
     return NULL;
 }
 
+proc_t *
+proctable_find_role_any(proctable_t *t, const char *pipe, const char *role)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->procs[i].pipe, pipe) == 0 && strcmp(t->procs[i].role, role) == 0)
+            return &t->procs[i];
+    }
+    return NULL;
+}
+
 size_t
 proctable_count_pipe(proctable_t *t, const char *pipe, const char *role)
 {

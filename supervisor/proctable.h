@@ -50,6 +50,8 @@ proc_t *proctable_find_pid(proctable_t *t, pid_t pid);
 /* The worker of a pipe with this role that is not being stopped (it may have exited but not
  * settled yet), or NULL. */
 proc_t *proctable_find_role(proctable_t *t, const char *pipe, const char *role);
+/* As proctable_find_role, also finding workers being stopped or exited but not yet settled. */
+proc_t *proctable_find_role_any(proctable_t *t, const char *pipe, const char *role);
 /* How many entries a pipe has: with role NULL all of them (stopping and exited included),
  * else the ones of that role that are not being stopped. */
 size_t proctable_count_pipe(proctable_t *t, const char *pipe, const char *role);

@@ -965,7 +965,9 @@ reconcile(supervisor_t *s)
                 break;
             }
         }
-        if (rec->state == ST_PAUSING && proctable_count_pipe(s->procs, names[i], "cdc") == 0) {
+        /* Paused once the CDC worker is gone (stopping included): its last report, with the
+         * batch it acknowledged on the way out, has been read by then */
+        if (rec->state == ST_PAUSING && !proctable_find_role_any(s->procs, names[i], "cdc")) {
             char err[512];
             if (!sup_transition(s, rec, LC_EV_PAUSED,
                                 "the CDC worker acknowledged its last batch and stopped", err,
