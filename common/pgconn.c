@@ -95,3 +95,31 @@ pgconn_query(PGconn *conn, const char *sql, int nparams, const char *const *para
     PQclear(r);
     return NULL;
 }
+
+const char *
+pgconn_message(const PGresult *res, PGconn *conn, char *out, size_t outlen)
+{
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!m || !*m)
+        m = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                              : (conn ? PQerrorMessage(conn) : "");
+    snprintf(out, outlen, "%s", m);
+    size_t n = strlen(out);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] == '\n' || out[i] == '\r' || out[i] == '\t')
+            out[i] = ' ';
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
+    return out;
+}
+
+bool
+pgconn_too_large(const PGresult *res)
+{
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *d = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    return (m && (strstr(m, "invalid memory alloc request size") ||
+                  strstr(m, "Cannot enlarge string buffer"))) ||
+           (d && strstr(d, "Cannot enlarge string buffer"));
+}

@@ -24,6 +24,14 @@ PGconn *pgconn_connect(const char *conninfo, const char *app_name, bool replicat
  * the rest (missing objects, privileges, syntax) FATAL. */
 errclass_t pgconn_classify(const PGresult *res, PGconn *conn);
 
+/* The server's message of a failed result on one line (the primary message; the connection's
+ * message when there is no result), written into out. */
+const char *pgconn_message(const PGresult *res, PGconn *conn, char *out, size_t outlen);
+
+/* Whether a failure is PostgreSQL refusing to build a value over its 1 GB limit (a bytea over
+ * 512 MB has a hex text form over 1 GB): no retry helps. */
+bool pgconn_too_large(const PGresult *res);
+
 /* Runs a query that returns rows (params may be NULL). On failure logs nothing, writes
  * "context: server message" into err, sets *cls and returns NULL. Caller PQclear()s. */
 PGresult *pgconn_query(PGconn *conn, const char *sql, int nparams, const char *const *params,

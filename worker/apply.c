@@ -222,10 +222,6 @@ table_reset(apply_t *a, atable_t *t)
     if (a->pend_bytes < 0.5)
         a->pend_bytes = 0;
     buf_reset(&t->arena);
-    if (t->arena.cap > 2 * a->chunk) { /* give a huge buffer back */
-        buf_free(&t->arena);
-        buf_init(&t->arena);
-    }
     buf_reset(&t->pcols);
     t->nents = 0;
     t->npend = 0;
@@ -1000,10 +996,38 @@ flush_table(apply_t *a, atable_t *t, char *err, size_t errlen)
     return ERRCLASS_NONE;
 }
 
+/* Memory kept between flushes (empty arenas, entry arrays and indexes keep their capacity for
+ * the next batch) stays under one chunk for all tables together: a transaction over many
+ * tables would otherwise leave each of them holding a chunk's worth. */
+static void
+trim(apply_t *a)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < a->ntables; i++) {
+        const atable_t *t = &a->tables[i];
+        kept += t->arena.cap + t->capents * sizeof(entry_t) + t->index_cap * sizeof(uint32_t);
+    }
+    for (size_t i = 0; i < a->ntables && kept > a->chunk; i++) {
+        atable_t *t = &a->tables[i];
+        if (t->nents)
+            continue;
+        kept -= t->arena.cap + t->capents * sizeof(entry_t) + t->index_cap * sizeof(uint32_t);
+        buf_free(&t->arena);
+        buf_init(&t->arena);
+        free(t->ents);
+        free(t->index);
+        t->ents = NULL;
+        t->index = NULL;
+        t->capents = t->index_cap = 0;
+    }
+}
+
 errclass_t
 apply_flush_table(apply_t *a, int table, char *err, size_t errlen)
 {
-    return flush_table(a, &a->tables[table], err, errlen);
+    errclass_t cls = flush_table(a, &a->tables[table], err, errlen);
+    trim(a);
+    return cls;
 }
 
 errclass_t
@@ -1014,6 +1038,7 @@ apply_flush(apply_t *a, char *err, size_t errlen)
         if (cls != ERRCLASS_NONE)
             return cls;
     }
+    trim(a);
     return ERRCLASS_NONE;
 }
 

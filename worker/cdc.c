@@ -29,6 +29,9 @@
 #define CHUNK_MIN_BYTES (1u << 20)
 #define CHUNK_MAX_BYTES (16u << 20) /* one insert at most; bounds memory in big transactions */
 #define PG_EPOCH_UNIX_US 946684800000000LL
+/* libpq keeps its input buffer at the size of the largest message it received: after one this
+ * large, the stream is opened again once everything is acknowledged, to give the memory back */
+#define REPL_BUFFER_RESET_BYTES (64 << 20)
 
 /* One of the pipe's tables. */
 typedef struct {
@@ -58,6 +61,7 @@ typedef struct {
     uint64_t received, flushed, last_commit_end, skip_before;
     int64_t last_commit_time; /* unix us */
     bool in_txn, skip_txn;
+    bool reopen;          /* a huge message went through libpq's buffer */
     uint64_t txn_version; /* the transaction's commit LSN: the version of its rows */
     /* batch */
     size_t batch_changes;
@@ -718,9 +722,11 @@ stream_ended(cdc_t *c, char *err, size_t errlen)
     errclass_t cls = ERRCLASS_TRANSIENT;
     if (r && PQresultStatus(r) != PGRES_COMMAND_OK) {
         cls = pgconn_classify(r, c->repl);
-        const char *msg = PQresultErrorMessage(r);
+        const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        if (!msg)
+            msg = PQresultErrorMessage(r);
         char pos[32];
-        lsn_format(c->received, pos, sizeof(pos));
+        lsn_format(c->in_txn ? c->txn_version : c->received, pos, sizeof(pos));
         if (strstr(msg, "can no longer get changes") || strstr(msg, "has been invalidated")) {
             snprintf(err, errlen,
                      "replication slot %s was invalidated (the source removed WAL it needed); "
@@ -731,11 +737,11 @@ stream_ended(cdc_t *c, char *err, size_t errlen)
             /* logical replication sends values as text, and PostgreSQL's text forms stop at
              * 1 GB: a retry meets the same change again */
             snprintf(err, errlen,
-                     "PostgreSQL cannot send the change after %s in the replication stream: its "
-                     "text form is larger than 1 GB (a bytea value over 512 MB, or a row over "
-                     "1 GB of text), which logical replication cannot carry (%s). Reduce the "
-                     "value at the source, then resync the pipe",
-                     pos, msg);
+                     "PostgreSQL cannot send a change of the transaction %s %s: its text form is "
+                     "larger than 1 GB (a bytea value over 512 MB, or a row over 1 GB of text), "
+                     "which logical replication cannot carry (%s). Reduce the value at the "
+                     "source, then resync the pipe",
+                     c->in_txn ? "committed at" : "after", pos, msg);
             cls = ERRCLASS_FATAL;
         } else {
             snprintf(err, errlen, "replication stream ended: %s", msg);
@@ -850,6 +856,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         }
         char *msg = NULL;
         int n = PQgetCopyData(c.repl, &msg, 1);
+        if (n > REPL_BUFFER_RESET_BYTES)
+            c.reopen = true;
         if (n > 0) {
             const unsigned char *b = (const unsigned char *)msg;
             if (b[0] == 'w')
@@ -887,6 +895,17 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
             cls = flush_and_ack(&c, err, errlen);
             if (cls != ERRCLASS_NONE)
                 goto out;
+        }
+        if (c.reopen && !c.in_txn && !c.batch_deadline && apply_pending_rows(c.ap) == 0) {
+            /* everything received is acknowledged: the slot resends nothing we need again */
+            PQfinish(c.repl);
+            c.repl = NULL;
+            c.reopen = false;
+            log_info("replication connection opened again to release the buffer of a large "
+                     "message");
+            if ((cls = start_replication(&c, err, errlen)) != ERRCLASS_NONE)
+                goto out;
+            continue;
         }
         if (now >= c.next_status && (cls = send_status(&c, err, errlen)))
             goto out;

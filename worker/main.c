@@ -13,12 +13,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* Sends the outcome of a role to the supervisor (Done, or Error with its class), logs it once
  * and returns the process's exit code. */
 static int
 report(worker_t *w, const char *role, errclass_t cls, Pgferry__Worker__Done *done, const char *err)
 {
+    /* before the outcome: a worker whose job is over may be told to stop right after it */
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        log_info("%s: peak RSS %ld MB", role, (ru.ru_maxrss + 512) / 1024);
     if (cls == ERRCLASS_NONE) {
         worker_send_done(w, done);
         log_info("%s done: %s", role, done->detail);

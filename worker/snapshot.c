@@ -212,7 +212,8 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     r = PQexec(pg, (char *)copy.data);
     if (PQresultStatus(r) != PGRES_COPY_OUT) {
         cls = pgconn_classify(r, pg);
-        snprintf(err, errlen, "COPY from %s: %s", label, PQresultErrorMessage(r));
+        char m[600];
+        snprintf(err, errlen, "COPY from %s: %s", label, pgconn_message(r, pg, m, sizeof(m)));
         PQclear(r);
         goto out;
     }
@@ -228,8 +229,19 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
         goto out;
     r = PQgetResult(pg);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        cls = pgconn_classify(r, pg);
-        snprintf(err, errlen, "COPY from %s ended with: %s", label, PQresultErrorMessage(r));
+        char m[600];
+        pgconn_message(r, pg, m, sizeof(m));
+        if (pgconn_too_large(r)) {
+            snprintf(err, errlen,
+                     "table %s.%s (%s): a row's text form is larger than 1 GB (a bytea value over "
+                     "512 MB, or a row over 1 GB of text), which PostgreSQL cannot produce (%s); "
+                     "reduce the value at the source, then resync the pipe",
+                     def->schema, def->name, label, m);
+            cls = ERRCLASS_FATAL;
+        } else {
+            cls = pgconn_classify(r, pg);
+            snprintf(err, errlen, "COPY from %s ended with: %s", label, m);
+        }
         PQclear(r);
         goto out;
     }
