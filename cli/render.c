@@ -224,6 +224,11 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
             for (size_t c = 0; c < d->n_columns; c++) {
                 json_obj_begin(j);
                 json_kv_str(j, "name", d->columns[c]->name);
+                /* the destination column (a column renamed at the source keeps its name) */
+                json_kv_str(j, "ch_name",
+                            d->columns[c]->ch_name && d->columns[c]->ch_name[0]
+                                ? d->columns[c]->ch_name
+                                : d->columns[c]->name);
                 json_kv_str(j, "pg_type", d->columns[c]->pg_type);
                 json_kv_str(j, "ch_type", d->columns[c]->ch_type);
                 json_kv_uint(j, "key_position", d->columns[c]->key_position);

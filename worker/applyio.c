@@ -35,6 +35,11 @@ io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, 
 
 /* ---- lookups in ClickHouse ----------------------------------------------------------------- */
 
+/* The stored rows of the asked keys without FINAL (FINAL in ClickHouse 18.16 turns PREWHERE off
+ * and reads every value of each touched granule: with large values that is most of the table),
+ * ordered by key; of a key's rows the reader keeps what FINAL would: the highest version, of
+ * equal versions the one in the later part (parts hold at most one row of a key, and their
+ * block numbers follow insert order). */
 typedef struct {
     const chtable_t *t;
     const size_t *cols;
@@ -44,13 +49,34 @@ typedef struct {
     size_t budget, delivered;
     buf_t in;    /* reply bytes not yet parsed */
     size_t used; /* of in */
-    bool failed;
+    buf_t best;  /* the current key's best row so far: key, vals, deleted */
+    size_t best_kl, best_vl;
+    uint64_t best_version, best_block;
+    bool have_best, stopped, failed;
 } reader_t;
 
-/* Bytes of the row at p (key columns, the asked columns, the deleted flag), 0 if incomplete;
- * *key_len and *vals_len tell the parts. */
+/* The first block number of a part name ("all_12_15_2": 12). */
+static uint64_t
+part_block(const unsigned char *name, size_t len)
+{
+    int fields = 0;
+    size_t i = len;
+    while (i > 0 && fields < 3) {
+        i--;
+        if (name[i] == '_')
+            fields++;
+    }
+    uint64_t b = 0;
+    for (size_t k = i + 1; k < len && name[k] >= '0' && name[k] <= '9'; k++)
+        b = b * 10 + (uint64_t)(name[k] - '0');
+    return b;
+}
+
+/* Bytes of the row at p (key, the asked columns, deleted flag, version, part name), 0 if
+ * incomplete; *key_len, *vals_len, *part_off and *part_len tell the parts. */
 static size_t
-row_size(const reader_t *r, const unsigned char *p, size_t len, size_t *key_len, size_t *vals_len)
+row_size(const reader_t *r, const unsigned char *p, size_t len, size_t *key_len, size_t *vals_len,
+         size_t *part_off, size_t *part_len)
 {
     size_t pos = 0;
     for (size_t k = 0; k < r->t->nkeys; k++) {
@@ -67,7 +93,47 @@ row_size(const reader_t *r, const unsigned char *p, size_t len, size_t *key_len,
         pos += n;
     }
     *vals_len = pos - *key_len;
-    return len - pos >= 1 ? pos + 1 : 0;
+    if (len - pos < 9)
+        return 0;
+    pos += 9; /* deleted, version */
+    uint64_t n = 0;
+    int shift = 0;
+    for (;;) {
+        if (pos >= len || shift > 63)
+            return 0;
+        unsigned char b = p[pos++];
+        n |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80))
+            break;
+    }
+    if (len - pos < n)
+        return 0;
+    *part_off = pos;
+    *part_len = (size_t)n;
+    return pos + (size_t)n;
+}
+
+static uint64_t
+le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Hands the current key's best row on. */
+static bool
+emit_best(reader_t *r)
+{
+    if (!r->have_best)
+        return true;
+    r->have_best = false;
+    const unsigned char *b = r->best.data;
+    r->delivered += r->best.len;
+    return r->on_row(r->cbud, b, r->best_kl, b[r->best_kl + r->best_vl] != 0, b + r->best_kl,
+                     r->best_vl);
 }
 
 static bool
@@ -81,18 +147,38 @@ on_reply(void *ud, const char *data, size_t len)
     }
     for (;;) {
         const unsigned char *p = r->in.data + r->used;
-        size_t avail = r->in.len - r->used, kl, vl;
-        size_t n = row_size(r, p, avail, &kl, &vl);
+        size_t avail = r->in.len - r->used, kl, vl, po, pl;
+        size_t n = row_size(r, p, avail, &kl, &vl, &po, &pl);
         if (n == 0)
             break;
-        if (!r->on_row(r->cbud, p, kl, p[kl + vl] != 0, p + kl, vl)) {
-            r->failed = true;
-            return false;
+        bool same = r->have_best && kl == r->best_kl && memcmp(p, r->best.data, kl) == 0;
+        if (!same) {
+            /* a new key: the previous one is complete */
+            if (!emit_best(r)) {
+                r->failed = true;
+                return false;
+            }
+            if (r->delivered >= r->budget) {
+                r->stopped = true; /* enough for now: the caller asks for the rest again */
+                return false;
+            }
+        }
+        uint64_t version = le64(p + kl + vl + 1), block = part_block(p + po, pl);
+        if (!same || version > r->best_version ||
+            (version == r->best_version && block > r->best_block)) {
+            buf_reset(&r->best);
+            buf_append(&r->best, p, kl + vl + 1);
+            if (r->best.oom) {
+                r->failed = true;
+                return false;
+            }
+            r->best_kl = kl;
+            r->best_vl = vl;
+            r->best_version = version;
+            r->best_block = block;
+            r->have_best = true;
         }
         r->used += n;
-        r->delivered += n;
-        if (r->delivered >= r->budget)
-            return false; /* enough for now: the caller asks for the rest again */
     }
     /* keep the unparsed tail at the front */
     if (r->used) {
@@ -125,12 +211,14 @@ io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const 
         buf_append(&sql, q, strlen(q));
         buf_append(&sql, ", ", 2);
     }
-    const char *mid = "`" META_DELETED "` FROM ";
+    const char *mid = "`" META_DELETED "`, `" META_VERSION "`, _part FROM ";
     buf_append(&sql, mid, strlen(mid));
     buf_append(&sql, t->qname, strlen(t->qname));
-    buf_append(&sql, " FINAL WHERE ", 13);
+    buf_append(&sql, " PREWHERE ", 10);
     chtable_key_tuple(t, &sql);
-    const char *tail = " IN _pgferry_keys FORMAT RowBinary";
+    buf_append(&sql, " IN _pgferry_keys ORDER BY ", 27);
+    chtable_key_tuple(t, &sql);
+    const char *tail = " FORMAT RowBinary";
     buf_append(&sql, tail, strlen(tail) + 1);
     chtable_key_structure(t, &st);
     buf_byte(&st, '\0');
@@ -143,6 +231,7 @@ io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const 
     r.cbud = cbud;
     r.budget = budget ? budget : (size_t)-1;
     buf_init(&r.in);
+    buf_init(&r.best);
     errclass_t cls = ERRCLASS_TRANSIENT;
     if (sql.oom || st.oom) {
         snprintf(err, errlen, "out of memory");
@@ -153,20 +242,23 @@ io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const 
                               keys_len, on_reply, &r, &stopped, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
+    if (!r.failed && !r.stopped && !emit_best(&r))
+        r.failed = true;
     if (r.failed) {
         snprintf(err, errlen, "out of memory reading stored values of %s", t->qname);
         cls = ERRCLASS_TRANSIENT;
         goto out;
     }
-    if (!stopped && r.in.len != r.used) {
+    if (!r.stopped && r.in.len != r.used) {
         snprintf(err, errlen, "a lookup in %s returned %zu bytes that are not a whole row",
                  t->qname, r.in.len - r.used);
         cls = ERRCLASS_TRANSIENT;
         goto out;
     }
-    *complete = !stopped;
+    *complete = !r.stopped;
 out:
     buf_free(&r.in);
+    buf_free(&r.best);
     buf_free(&sql);
     buf_free(&st);
     return cls;

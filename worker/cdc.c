@@ -70,7 +70,7 @@ typedef struct {
     size_t max_bytes;
     /* counters: of the current transaction, of the batch, not yet reported */
     uint64_t t_ins, t_upd, t_del, b_ins, b_upd, b_del, b_txn, r_ins, r_upd, r_del, r_txn;
-    uint64_t total_changes;
+    uint64_t total_changes, batches;
     int64_t next_status, next_report, next_slotinfo;
 } cdc_t;
 
@@ -286,6 +286,8 @@ maybe_slotinfo(cdc_t *c, char *err, size_t errlen)
 static errclass_t
 flush_and_ack(cdc_t *c, char *err, size_t errlen)
 {
+    if (apply_pending_rows(c->ap))
+        c->batches++;
     errclass_t cls = apply_flush(c->ap, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
@@ -932,12 +934,12 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         char lsn[32];
         lsn_format(c.flushed, lsn, sizeof(lsn));
         const apply_stats_t *st = apply_stats(c.ap);
-        log_info("stopped at %s after %" PRIu64 " change(s): %" PRIu64 " row(s) in %" PRIu64
-                 " insert(s), %" PRIu64 " collapsed, unchanged TOAST values: %" PRIu64
-                 " from the batch, %" PRIu64 " by %" PRIu64 " lookup(s), %" PRIu64
-                 " from the source",
-                 lsn, c.total_changes, st->rows, st->inserts, st->collapsed, st->from_batch,
-                 st->looked_up, st->lookups, st->from_source);
+        log_info("stopped at %s after %" PRIu64 " change(s) in %" PRIu64 " batch(es): %" PRIu64
+                 " row(s) in %" PRIu64 " insert(s), %" PRIu64
+                 " collapsed, unchanged TOAST values: %" PRIu64 " from the batch, %" PRIu64
+                 " by %" PRIu64 " lookup(s), %" PRIu64 " from the source",
+                 lsn, c.total_changes, c.batches, st->rows, st->inserts, st->collapsed,
+                 st->from_batch, st->looked_up, st->lookups, st->from_source);
     }
 out:
     if (cls != ERRCLASS_NONE && c.flushed)

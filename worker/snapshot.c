@@ -16,6 +16,10 @@
 #include <unistd.h>
 
 #define PROGRESS_EVERY_ROWS 100000
+/* One INSERT carries at most about this much: ClickHouse builds blocks of up to
+ * max_insert_block_size rows (a million), which for wide rows (8 kB each) is more memory than a
+ * server allows a query; a range goes in several inserts instead. */
+#define INSERT_MAX_BYTES (128u << 20)
 
 typedef struct {
     PGconn *pg;
@@ -26,7 +30,8 @@ typedef struct {
     uint32_t partition; /* the relation read (a leaf partition's oid) */
     copytext_field_t *fields;
     buf_t pending;
-    size_t offset; /* bytes of pending already handed to curl */
+    size_t offset;    /* bytes of pending already handed to curl */
+    size_t in_insert; /* bytes given to the current INSERT */
     bool copy_done;
     uint64_t rows, bytes;
     errclass_t cls;
@@ -92,6 +97,9 @@ static long
 produce(void *ud, char *out, size_t cap)
 {
     stream_state_t *st = ud;
+    /* at a row boundary past the limit: this INSERT ends, the next one goes on */
+    if (st->in_insert >= INSERT_MAX_BYTES && st->offset == st->pending.len)
+        return 0;
     if (!fill(st, cap))
         return -1;
     size_t avail = st->pending.len - st->offset;
@@ -101,6 +109,7 @@ produce(void *ud, char *out, size_t cap)
     memcpy(out, st->pending.data + st->offset, n);
     st->offset += n;
     st->bytes += n;
+    st->in_insert += n;
     if (st->offset == st->pending.len) {
         buf_reset(&st->pending);
         st->offset = 0;
@@ -219,14 +228,17 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     }
     PQclear(r);
     st.cls = ERRCLASS_NONE;
-    cls = ch_client_insert_stream(ch, ct.insert_sql, produce, &st, err, errlen);
-    if (st.cls != ERRCLASS_NONE) {
-        cls = st.cls;
-        snprintf(err, errlen, "%s", st.err);
-        goto out;
-    }
-    if (cls != ERRCLASS_NONE)
-        goto out;
+    do {
+        st.in_insert = 0;
+        cls = ch_client_insert_stream(ch, ct.insert_sql, produce, &st, err, errlen);
+        if (st.cls != ERRCLASS_NONE) {
+            cls = st.cls;
+            snprintf(err, errlen, "%s", st.err);
+            goto out;
+        }
+        if (cls != ERRCLASS_NONE)
+            goto out;
+    } while (!st.copy_done || st.offset < st.pending.len);
     r = PQgetResult(pg);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         char m[600];
@@ -385,14 +397,167 @@ drop_own_slot(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
     return cls;
 }
 
+/* Holds ACCESS SHARE locks on the tables to load, on a connection of its own, from before the
+ * snapshot is exported until the load ends (as pg_dump does): a DDL statement on them waits
+ * for the load instead of changing the columns between the snapshot and a range's COPY (whose
+ * column names are resolved in the current catalog). */
+static errclass_t
+lock_tables(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+            size_t n_tables, PGconn **out, char *err, size_t errlen)
+{
+    errclass_t cls;
+    *out = NULL;
+    PGconn *pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen);
+    if (!pg)
+        return cls;
+    buf_t b;
+    buf_init(&b);
+    buf_append(&b, "BEGIN; SET LOCAL lock_timeout = '60s'; LOCK TABLE ", 50);
+    size_t n = 0;
+    for (size_t i = 0; i < n_tables; i++) {
+        if (tables[i]->snapshot_lsn[0])
+            continue;
+        const char *schema = spec->tables[i]->schema[0] ? spec->tables[i]->schema : "public";
+        char *qs = PQescapeIdentifier(pg, schema, strlen(schema));
+        char *qn = PQescapeIdentifier(pg, spec->tables[i]->name, strlen(spec->tables[i]->name));
+        if (qs && qn) {
+            if (n++)
+                buf_append(&b, ", ", 2);
+            buf_append(&b, qs, strlen(qs));
+            buf_byte(&b, '.');
+            buf_append(&b, qn, strlen(qn));
+        } else {
+            b.oom = true;
+        }
+        PQfreemem(qs);
+        PQfreemem(qn);
+    }
+    buf_append(&b, " IN ACCESS SHARE MODE", 22);
+    if (b.oom) {
+        buf_free(&b);
+        PQfinish(pg);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    if (n == 0) {
+        buf_free(&b);
+        *out = pg;
+        return ERRCLASS_NONE;
+    }
+    PGresult *r = PQexec(pg, (char *)b.data);
+    buf_free(&b);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char m[600];
+        pgconn_message(r, pg, m, sizeof(m));
+        cls = pgconn_classify(r, pg);
+        if (strstr(m, "lock timeout"))
+            cls = ERRCLASS_TRANSIENT; /* a long transaction holds an exclusive lock: later */
+        snprintf(err, errlen, "cannot lock the tables to load: %s", m);
+        PQclear(r);
+        PQfinish(pg);
+        return cls;
+    }
+    PQclear(r);
+    *out = pg;
+    return ERRCLASS_NONE;
+}
+
+/* Whether two definitions describe the same columns (names, types, key). */
+static bool
+same_columns(const Pgferry__State__TableDef *a, const Pgferry__State__TableDef *b)
+{
+    if (a->n_columns != b->n_columns || a->partition_column != b->partition_column)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++) {
+        const Pgferry__State__ColumnDef *x = a->columns[i], *y = b->columns[i];
+        if (strcmp(chtable_col_name(x), chtable_col_name(y)) != 0 ||
+            strcmp(x->name, y->name) != 0 || strcmp(x->ch_type, y->ch_type) != 0 ||
+            x->key_position != y->key_position ||
+            (x->type_oid && y->type_oid && (x->type_oid != y->type_oid || x->typmod != y->typmod)))
+            return false;
+    }
+    return true;
+}
+
+/* The loads of tables whose columns changed between Setup and this snapshot use the columns as
+ * of the snapshot: the definition is read again on pg (in the snapshot's transaction), the
+ * empty destination table made again, and the definitions reported. */
+static errclass_t
+refresh_definitions(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
+                    size_t n_tables, bool resync, PGconn *pg, ch_client_t *ch, worker_t *w,
+                    char *err, size_t errlen)
+{
+    char reason[1000] = "";
+    size_t rl = 0;
+    for (size_t i = 0; i < n_tables; i++) {
+        if (tables[i]->snapshot_lsn[0])
+            continue; /* loaded before */
+        Pgferry__State__TableDef *cur = NULL;
+        errclass_t cls =
+            setup_read_table(pg, spec->tables[i], 0, spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u,
+                             &cur, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            return cls;
+        if (same_columns(cur, tables[i])) {
+            setup_free_def(cur);
+            continue;
+        }
+        char dest[300], q[300], qt[300], sql[800];
+        snprintf(dest, sizeof(dest), "%s%s", cur->target, resync ? "_resync" : "");
+        chsql_ident(spec->dest_database, q, sizeof(q));
+        chsql_ident(dest, qt, sizeof(qt));
+        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s", q, qt);
+        cls = ch_client_query(ch, sql, NULL, err, errlen);
+        char *ddl =
+            cls == ERRCLASS_NONE ? setup_table_ddl_named(spec->dest_database, cur, dest) : NULL;
+        if (cls == ERRCLASS_NONE && ddl)
+            cls = ch_client_query(ch, ddl, NULL, err, errlen);
+        free(ddl);
+        if (cls == ERRCLASS_NONE && !resync) {
+            char view[320], qv[300];
+            snprintf(view, sizeof(view), "%s_live", cur->target);
+            chsql_ident(view, qv, sizeof(qv));
+            snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s", q, qv);
+            cls = ch_client_query(ch, sql, NULL, err, errlen);
+            char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(spec->dest_database, cur) : NULL;
+            if (cls == ERRCLASS_NONE && vddl)
+                cls = ch_client_query(ch, vddl, NULL, err, errlen);
+            free(vddl);
+        }
+        if (cls != ERRCLASS_NONE) {
+            setup_free_def(cur);
+            return cls;
+        }
+        rl += (size_t)snprintf(reason + rl, rl < sizeof(reason) ? sizeof(reason) - rl : 0,
+                               "%s%s.%s", rl ? ", " : "", cur->schema, cur->name);
+        if (rl >= sizeof(reason))
+            rl = sizeof(reason) - 1;
+        setup_free_def(tables[i]);
+        tables[i] = cur;
+    }
+    if (rl == 0)
+        return ERRCLASS_NONE;
+    char msg[1200];
+    snprintf(msg, sizeof(msg),
+             "the columns of %s changed between Setup and the load; loading them as of the "
+             "snapshot",
+             reason);
+    log_info("%s", msg);
+    if (!worker_send_definitions(w, tables, n_tables, msg)) {
+        snprintf(err, errlen, "cannot send the new definitions to the supervisor");
+        return ERRCLASS_TRANSIENT;
+    }
+    return ERRCLASS_NONE;
+}
+
 errclass_t
-snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
                     size_t n_tables, bool keep_slot, bool resync, worker_t *w,
                     snapshot_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     errclass_t cls;
-    PGconn *repl = NULL, *pg = NULL;
+    PGconn *repl = NULL, *pg = NULL, *locks = NULL;
     PGresult *r = NULL;
     Pgferry__Worker__SnapshotPlan plan = PGFERRY__WORKER__SNAPSHOT_PLAN__INIT;
     size_t cap = 0;
@@ -403,6 +568,9 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     ch_client_t *ch = worker_dest_client(spec, err, errlen);
     if (!ch)
         return ERRCLASS_FATAL;
+    cls = lock_tables(spec, tables, n_tables, &locks, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto done;
     repl = pgconn_connect(spec->source, "pgferry-snapshot", true, &cls, err, errlen);
     if (!repl)
         goto done;
@@ -445,6 +613,8 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     if (!pg)
         goto done;
     cls = import_snapshot(pg, snapname, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        cls = refresh_definitions(spec, tables, n_tables, resync, pg, ch, w, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
     for (size_t i = 0; i < n_tables; i++) {
@@ -516,6 +686,12 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     /* keep the snapshot alive (an idle replication connection) until told to stop; if the
      * server goes away the snapshot is gone, and a new coordinator starts over */
     while (!worker_wait_stop(w, 1000)) {
+        if (locks && (!PQconsumeInput(locks) || PQstatus(locks) != CONNECTION_OK)) {
+            snprintf(err, errlen, "lost the connection holding the tables' locks: %s",
+                     PQerrorMessage(locks));
+            cls = ERRCLASS_TRANSIENT;
+            goto done;
+        }
         if (!PQconsumeInput(repl) || PQstatus(repl) != CONNECTION_OK) {
             snprintf(err, errlen, "lost the replication connection holding snapshot %s: %s",
                      snapname, PQerrorMessage(repl));
@@ -532,6 +708,8 @@ done:
         PQfinish(pg);
     if (repl)
         PQfinish(repl); /* drops the temporary slot */
+    if (locks)
+        PQfinish(locks); /* the load is over: DDL may go on */
     free_plan_ranges(&plan);
     ch_client_destroy(&ch);
     return cls;

@@ -31,10 +31,14 @@ typedef struct {
 /* resync: the load goes into <target>_resync tables. Loads the tables without a snapshot_lsn.
  * keep_slot: the pipe's slot holds unapplied changes (tables added to a running pipe): the snapshot
  * comes from a temporary slot. */
+/* The definitions of the tables to load are read again under the exported snapshot: one that
+ * changed since Setup (a column renamed, added or dropped in between) replaces the recorded one
+ * in tables (the caller's array), its still empty destination table is created again, and the
+ * new definitions go to the supervisor before the plan. */
 errclass_t snapshot_coordinate(const Pgferry__State__PipeSpec *spec,
-                               Pgferry__State__TableDef *const *tables, size_t n_tables,
-                               bool keep_slot, bool resync, worker_t *w, snapshot_result_t *out,
-                               char *err, size_t errlen);
+                               Pgferry__State__TableDef **tables, size_t n_tables, bool keep_slot,
+                               bool resync, worker_t *w, snapshot_result_t *out, char *err,
+                               size_t errlen);
 
 errclass_t snapshot_load_range(const Pgferry__State__PipeSpec *spec,
                                Pgferry__State__TableDef *const *tables, size_t n_tables,

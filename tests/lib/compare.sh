@@ -38,10 +38,12 @@ no_duplicates() {
     assert_eq "$n" 0 "duplicate keys in $1 under FINAL"
 }
 
-# wait_slot_caught_up SECONDS SLOT: the slot confirmed everything written so far
+# wait_slot_caught_up SECONDS SLOT: the slot confirmed everything committed so far (the insert
+# position: with synchronous_commit = off the write position can lag behind a commit that has
+# returned, and a slot may confirm a position inside a transaction it has not received yet)
 wait_slot_caught_up() {
     local lsn
-    lsn=$(psql_q "SELECT pg_current_wal_lsn()")
+    lsn=$(psql_q "SELECT pg_current_wal_insert_lsn()")
     wait_for "$1" "slot $2 confirms $lsn" slot_confirms "$2" "$lsn"
 }
 slot_confirms() {
