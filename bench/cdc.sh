@@ -74,7 +74,7 @@ done
 for ((a = 1; a <= del; a += step)); do
     psql_q "DELETE FROM $S.t WHERE id BETWEEN $a AND $((a + step - 1))"
 done
-END=$(psql_q "SELECT pg_current_wal_insert_lsn()")
+END=$(committed_lsn)
 echo "changes written; end position $END"
 
 t0=$(now)

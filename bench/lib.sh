@@ -10,3 +10,11 @@ fi
 now() { date +%s.%N; }
 ch() { curl -sS --fail-with-body "${PGFERRY_CH_URL%/}/" --data-binary "$1"; }
 psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" -c "$1"; }
+# committed_lsn: a position at or after the end of every commit so far (one synchronous commit
+# flushes the WAL before it; under synchronous_commit = off a commit that returned may not be
+# flushed yet, and the walsender reads only flushed WAL)
+committed_lsn() {
+    psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" \
+        -c "SELECT 1 FROM (SELECT set_config('synchronous_commit', 'on', true), txid_current()) s" \
+        -c "SELECT pg_current_wal_flush_lsn()" | tail -1
+}

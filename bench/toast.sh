@@ -2,13 +2,14 @@
 # Benchmark (not a test): an UPDATE of every row of a table whose 8 kB text value stays
 # unchanged (stored out of line, so pgoutput does not send it), applied by pgferry under the
 # default replica identity (the value is looked up in ClickHouse, one query per piece) against
-# the same UPDATE under REPLICA IDENTITY FULL (the old row carries the value). Prints the time of
-# each, the ratio of the default identity's throughput to FULL's (target >= 0.5), the inserts
+# the same UPDATE under REPLICA IDENTITY FULL (the old row carries the value), REPEAT rounds
+# (default 3) on the same tables. Prints each round and the medians with their spread: the time
+# of each, the ratio of the default identity's throughput to FULL's (target >= 0.5), the inserts
 # and lookups the default-identity run made, the destination table's active parts afterwards,
 # and the CDC worker's peak RSS (target < 100 MB).
 #
 #   bench/toast.sh [ROWS]   (default 200000; uses $PGFERRY_PG_URI/$PGFERRY_CH_URL if set, else
-#                           its own servers)
+#                           its own servers; REPEAT=N for the rounds)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROWS=${1:-200000}
@@ -60,33 +61,43 @@ echo "loaded"
 # pgferryd's start until its slot confirmed the UPDATE (everything in ClickHouse)
 run() {
     stop_daemon
-    psql_q "UPDATE $S.$1 SET status = 1"
+    psql_q "UPDATE $S.$1 SET status = status + 1"
     local end t0
-    end=$(psql_q "SELECT pg_current_wal_insert_lsn()")
+    end=$(committed_lsn)
     t0=$(now)
     start_daemon
     while ! confirmed_ge pgferry_benchtoast "$end"; do sleep 0.05; done
     ELAPSED=$(calc "$(now) - $t0")
 }
-echo "== default replica identity: UPDATE $S.def SET status = 1 ($ROWS rows)"
-run def
-t_def=$ELAPSED
-stop_daemon # the CDC worker logs what it did and its peak memory as it stops
-stats=$(grep -o 'stopped at .* from the source' "$WORK/pgferryd.log" | tail -1)
-hwm=$(grep -o 'cdc: peak RSS [0-9]* MB' "$WORK/pgferryd.log" | tail -1 | grep -o '[0-9]*')
-start_daemon
-echo "== REPLICA IDENTITY FULL: UPDATE $S.full SET status = 1 ($ROWS rows)"
-run full
-t_full=$ELAPSED
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+spread() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
+REPEAT=${REPEAT:-3}
+: >"$WORK/def"; : >"$WORK/full"; : >"$WORK/ratio"
+for r in $(seq 1 "$REPEAT"); do
+    echo "== round $r: default replica identity, then REPLICA IDENTITY FULL ($ROWS rows each)"
+    run def
+    t_def=$ELAPSED
+    stop_daemon # the CDC worker logs what it did and its peak memory as it stops
+    stats=$(grep -o 'stopped at .* from the source' "$WORK/pgferryd.log" | tail -1)
+    hwm=$(grep -o 'cdc: peak RSS [0-9]* MB' "$WORK/pgferryd.log" | tail -1 | grep -o '[0-9]*')
+    start_daemon
+    run full
+    t_full=$ELAPSED
+    echo "$t_def" >>"$WORK/def"
+    echo "$t_full" >>"$WORK/full"
+    echo "$(calc "$t_full / $t_def")" >>"$WORK/ratio"
+    echo "   default $t_def s ($(calc "$ROWS / $t_def") rows/s, worker peak ${hwm} MB), FULL $t_full s ($(calc "$ROWS / $t_full") rows/s), ratio $(calc "$t_full / $t_def")"
+    echo "   default identity worker: $stats"
+done
 for t in def full; do
     got=$(ch "SELECT count(), sum(status), sum(length(big)) FROM $DB.${t}_live FORMAT TSV")
     want=$(psql_q "SELECT count(*), sum(status), sum(length(big)) FROM $S.$t" | tr '|' '\t')
     [ "$got" = "$want" ] || echo "WARNING: $t differs: ClickHouse $got, PostgreSQL $want"
 done
 parts=$(ch "SELECT count() FROM system.parts WHERE database = '$DB' AND table = 'def' AND active")
-echo "default identity: $(calc "$t_def") s, $(calc "$ROWS / $t_def") rows/s"
-echo "REPLICA IDENTITY FULL: $(calc "$t_full") s, $(calc "$ROWS / $t_full") rows/s"
-echo "throughput ratio default / FULL: $(calc "$t_full / $t_def") (target >= 0.5)"
-echo "default identity worker: $stats"
+echo "== medians of $REPEAT rounds"
+echo "default identity: $(median <"$WORK/def") s (spread $(spread <"$WORK/def")), $(calc "$ROWS / $(median <"$WORK/def")") rows/s"
+echo "REPLICA IDENTITY FULL: $(median <"$WORK/full") s (spread $(spread <"$WORK/full")), $(calc "$ROWS / $(median <"$WORK/full")") rows/s"
+echo "throughput ratio default / FULL: $(median <"$WORK/ratio") (spread $(spread <"$WORK/ratio"), target >= 0.5)"
 echo "active parts of the default-identity table afterwards: $parts"
-echo "CDC worker peak RSS (default identity run): ${hwm} MB (target < 100)"
+echo "CDC worker peak RSS (last default-identity round): ${hwm} MB (target < 100)"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The ClickHouse exception code in an error text ("... Code: 60, ..." or "Code: 60. ..."). */
 static int
@@ -23,7 +24,18 @@ io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, 
     applyio_t *io = ud;
     errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
     if (cls != ERRCLASS_NONE && (ch_code(err) == 60 || ch_code(err) == 81)) {
+        /* gone for good only when the server says so when asked again */
+        char sql[700], *out = NULL, e[256];
+        snprintf(sql, sizeof(sql), "EXISTS TABLE %s", t->qname);
+        errclass_t ec = ch_client_query(io->ch, sql, &out, e, sizeof(e));
+        bool gone = ec == ERRCLASS_NONE && out && atoi(out) == 0;
+        free(out);
         size_t l = strlen(err);
+        if (!gone) {
+            snprintf(err + l, errlen - l, " (the table %s exists when asked again: retrying)",
+                     t->qname);
+            return ERRCLASS_TRANSIENT;
+        }
         snprintf(err + l, errlen - l,
                  " (destination table %s is gone: it was dropped outside pgferry; resync the "
                  "pipe to recreate and reload it)",
@@ -437,12 +449,70 @@ out:
 /* ---- truncates ------------------------------------------------------------------------------ */
 
 static errclass_t
+merges_cmd(ch_client_t *ch, const char *what, const char *db, const char *table, char *err,
+           size_t errlen)
+{
+    char q[300], qt[300], sql[800];
+    chsql_ident(db, q, sizeof(q));
+    chsql_ident(table, qt, sizeof(qt));
+    snprintf(sql, sizeof(sql), "SYSTEM %s MERGES %s.%s", what, q, qt);
+    return ch_client_query(ch, sql, NULL, err, errlen);
+}
+
+errclass_t
+applyio_start_merges(ch_client_t *ch, const char *db, const char *table, char *err, size_t errlen)
+{
+    return merges_cmd(ch, "START", db, table, err, errlen);
+}
+
+errclass_t
+applyio_truncate(ch_client_t *ch, const char *db, const char *table, char *err, size_t errlen)
+{
+    errclass_t cls = merges_cmd(ch, "STOP", db, table, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    char qdb[300], qt[300], sql[1000];
+    chsql_string(db, qdb, sizeof(qdb));
+    chsql_string(table, qt, sizeof(qt));
+    snprintf(sql, sizeof(sql),
+             "SELECT count() FROM system.merges WHERE database = %s AND table = %s", qdb, qt);
+    for (int i = 0;; i++) {
+        char *out = NULL;
+        cls = ch_client_query(ch, sql, &out, err, errlen);
+        bool running = cls == ERRCLASS_NONE && out && atoi(out) > 0;
+        free(out);
+        if (cls != ERRCLASS_NONE)
+            break;
+        if (!running)
+            break;
+        if (i == 6000) { /* ten minutes */
+            snprintf(err, errlen, "merges of %s.%s did not end within 10 minutes", db, table);
+            cls = ERRCLASS_TRANSIENT;
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    if (cls == ERRCLASS_NONE) {
+        char q[300], qn[300];
+        chsql_ident(db, q, sizeof(q));
+        chsql_ident(table, qn, sizeof(qn));
+        snprintf(sql, sizeof(sql), "TRUNCATE TABLE %s.%s", q, qn);
+        cls = ch_client_query(ch, sql, NULL, err, errlen);
+    }
+    char e2[512];
+    errclass_t started = merges_cmd(ch, "START", db, table, e2, sizeof(e2));
+    if (cls == ERRCLASS_NONE && started != ERRCLASS_NONE) {
+        snprintf(err, errlen, "%s", e2);
+        cls = started;
+    }
+    return cls;
+}
+
+static errclass_t
 io_truncate(void *ud, const chtable_t *t, char *err, size_t errlen)
 {
     applyio_t *io = ud;
-    char sql[700];
-    snprintf(sql, sizeof(sql), "TRUNCATE TABLE %s", t->qname);
-    errclass_t cls = ch_client_query(io->ch, sql, NULL, err, errlen);
+    errclass_t cls = applyio_truncate(io->ch, io->db, t->def->target, err, errlen);
     if (cls == ERRCLASS_NONE)
         log_info("truncated %s (TRUNCATE at the source)", t->qname);
     return cls;

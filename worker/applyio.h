@@ -13,6 +13,7 @@
 
 typedef struct {
     ch_client_t *ch;
+    const char *db; /* the destination database */
     /* the plain (not replication) source connection, made usable by ensure_pg */
     PGconn **pg;
     errclass_t (*ensure_pg)(void *ud, char *err, size_t errlen);
@@ -20,5 +21,16 @@ typedef struct {
 } applyio_t;
 
 extern const apply_ops_t applyio_ops;
+
+/* Empties table `db`.`table` in ClickHouse so that its rows stay gone: in ClickHouse 18.16 a
+ * merge that is running during TRUNCATE can finish afterwards and bring the merged rows back.
+ * Merges of the table are stopped, the running ones awaited, the table truncated, merges
+ * started again. */
+errclass_t applyio_truncate(ch_client_t *ch, const char *db, const char *table, char *err,
+                            size_t errlen);
+
+/* Starts the table's merges (after a worker died between stopping and starting them). */
+errclass_t applyio_start_merges(ch_client_t *ch, const char *db, const char *table, char *err,
+                                size_t errlen);
 
 #endif

@@ -155,7 +155,10 @@ send_status(cdc_t *c, char *err, size_t errlen)
     unsigned char m[34];
     int64_t now_pg = time_now_us() - PG_EPOCH_UNIX_US;
     m[0] = 'r';
-    put_be64(m + 1, c->received > c->flushed ? c->received : c->flushed); /* written */
+    /* written = flushed: nothing is "written" short of ClickHouse having it. Reporting the last
+     * keepalive's position there would tell an idle walsender we have everything, and it would
+     * not ping us with the end of the WAL it read, so the slot would stop at the last commit */
+    put_be64(m + 1, c->flushed);
     put_be64(m + 9, c->flushed);
     put_be64(m + 17, c->flushed); /* applied */
     put_be64(m + 25, (uint64_t)now_pg);
@@ -803,6 +806,7 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     if (!c.ch)
         return ERRCLASS_FATAL;
     c.io.ch = c.ch;
+    c.io.db = spec->dest_database;
     c.io.pg = &c.sql;
     c.io.ensure_pg = io_ensure;
     c.io.ensure_ud = &c;
@@ -817,6 +821,10 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     for (size_t i = 0; i < n_tables; i++) {
         c.tables[i].index = i;
         cls = table_prepare(&c, &c.tables[i], err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto out;
+        /* a worker that died inside a TRUNCATE may have left the table's merges stopped */
+        cls = applyio_start_merges(c.ch, spec->dest_database, tables[i]->target, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto out;
         c.tables[i].ap = apply_add_table(c.ap, &c.tables[i].ct);

@@ -214,13 +214,28 @@ surviving(PGconn *pg, uint32_t relid, const int *attnums, size_t n, bool *surviv
 
 /* A column of the message new to the definition: its definition from the message's type. */
 static errclass_t
-added_column(PGconn *pg, const pgo_column_t *rc, unsigned tm_flags, Pgferry__State__ColumnDef **out,
-             typemap_col_t *tm, char *err, size_t errlen)
+added_column(PGconn *pg, uint32_t relid, const pgo_column_t *rc, unsigned tm_flags,
+             Pgferry__State__ColumnDef **out, typemap_col_t *tm, char *err, size_t errlen)
 {
     setup_type_t ti;
     errclass_t cls = setup_type_info(pg, rc->type_oid, rc->typmod, &ti, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
+    /* its attnum, when the catalog still has it under this name: a later rename is then told
+     * from a drop and an add */
+    int attnum = 0;
+    char rid[16];
+    snprintf(rid, sizeof(rid), "%u", relid);
+    const char *p[] = {rid, rc->name};
+    PGresult *r = pgconn_query(pg,
+                               "SELECT attnum FROM pg_attribute WHERE attrelid = $1::oid AND "
+                               "attname = $2 AND NOT attisdropped",
+                               2, p, &cls, err, errlen);
+    if (!r)
+        return cls;
+    if (PQntuples(r) == 1)
+        attnum = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
     /* rows from before the change have no value: Nullable in ClickHouse */
     typemap_for_pg(ti.base_oid, ti.category, ti.base_typmod, false, 0, tm_flags, tm);
     Pgferry__State__ColumnDef *c = calloc(1, sizeof(*c));
@@ -238,6 +253,7 @@ added_column(PGconn *pg, const pgo_column_t *rc, unsigned tm_flags, Pgferry__Sta
     c->ch_type = strdup(tm->ch_type);
     c->type_oid = rc->type_oid;
     c->typmod = rc->typmod;
+    c->attnum = attnum;
     if (!c->name || !c->pg_type || !c->typcategory || !c->ch_type) {
         pgferry__state__column_def__free_unpacked(c, NULL);
         snprintf(err, errlen, "out of memory");
@@ -322,6 +338,23 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             note(&reason, "column %s renamed to %s (ClickHouse keeps column %s)",
                  old->columns[k]->name, rel->u.relation.cols[j].name,
                  chtable_col_name(old->columns[k]));
+        }
+    }
+    /* columns whose attnum is unknown (added by a schema change and renamed before the stream
+     * brought the addition): a leftover of the same type, in stream order, is taken as renamed */
+    for (size_t k = 0; k < no; k++) {
+        if (old_msg[k] >= 0 || old->columns[k]->attnum > 0)
+            continue;
+        for (size_t j = 0; j < nm; j++) {
+            const pgo_column_t *rc = &rel->u.relation.cols[j];
+            if (msg_old[j] >= 0 || setup_column_excluded(ts, rc->name) ||
+                rc->type_oid != old->columns[k]->type_oid)
+                continue;
+            msg_old[j] = (int)k;
+            old_msg[k] = (int)j;
+            note(&reason, "column %s renamed to %s (ClickHouse keeps column %s)",
+                 old->columns[k]->name, rc->name, chtable_col_name(old->columns[k]));
+            break;
         }
     }
     /* a key column that left the stream, or a key that changed, needs a new load */
@@ -427,13 +460,15 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             continue;
         }
         typemap_col_t tm;
-        cls = added_column(pg, rc, tm_flags, &nc, &tm, err, errlen);
+        cls = added_column(pg, old->relid, rc, tm_flags, &nc, &tm, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto out;
         nd->columns[nd->n_columns++] = nc;
         char type[200], q[300];
         if (ch_column_type(chcols, nc->name, type, sizeof(type))) {
             /* already there: a replay, or a column dropped and added again */
+            note(&reason, "column %s is in the stream again (ClickHouse has column %s %s)",
+                 nc->name, nc->name, type);
             if (strcmp(type, tm.ch_type) != 0) {
                 snprintf(err, errlen,
                          "column %s of %s came back as %s, but ClickHouse still has the earlier "

@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "chclient.h"
 #include "chsql.h"
+#include "applyio.h"
 #include "chtable.h"
 #include "copytext.h"
 #include "log.h"
@@ -660,13 +661,9 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     for (size_t i = 0; i < n_tables; i++) {
         if (tables[i]->snapshot_lsn[0])
             continue;
-        char q[300], qt[300], trunc[700];
-        chsql_ident(spec->dest_database, q, sizeof(q));
         char dest[300];
         snprintf(dest, sizeof(dest), "%s%s", tables[i]->target, resync ? "_resync" : "");
-        chsql_ident(dest, qt, sizeof(qt));
-        snprintf(trunc, sizeof(trunc), "TRUNCATE TABLE %s.%s", q, qt);
-        cls = ch_client_query(ch, trunc, NULL, err, errlen);
+        cls = applyio_truncate(ch, spec->dest_database, dest, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto done;
     }

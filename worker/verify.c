@@ -241,12 +241,14 @@ buckets(vt_t *v, bucket_t *pgb, bucket_t *chb, uint64_t *pgrows, uint64_t *chrow
     buf_init(&q);
     puts_(&q, "SELECT substring(lower(hex(MD5(");
     buf_append(&q, v->chkey.data, v->chkey.len);
-    puts_(&q, "))), 1, 3) AS b, count(), groupBitXor(reinterpretAsUInt64(reverse(unhex("
-              "substring(hex(MD5(");
+    puts_(&q,
+          "))), 1, 3) AS _pgferry_bucket, count(), groupBitXor(reinterpretAsUInt64(reverse(unhex("
+          "substring(hex(MD5(");
     buf_append(&q, v->chrow.data, v->chrow.len);
     puts_(&q, ")), 1, 16))))) FROM ");
     puts_(&q, v->chtable);
-    puts_(&q, " FINAL WHERE `_pgferry_is_deleted` = 0 GROUP BY b FORMAT TabSeparated");
+    puts_(&q,
+          " FINAL WHERE `_pgferry_is_deleted` = 0 GROUP BY _pgferry_bucket FORMAT TabSeparated");
     buf_byte(&q, '\0');
     char *body = NULL;
     cls = q.oom ? ERRCLASS_TRANSIENT : ch_client_query(v->ch, (char *)q.data, &body, err, errlen);
@@ -386,7 +388,17 @@ static errclass_t
 catch_up(PGconn *pg, const char *slot, char *err, size_t errlen)
 {
     errclass_t cls;
-    PGresult *r = pgconn_query(pg, "SELECT pg_current_wal_lsn()::text", 0, NULL, &cls, err, errlen);
+    /* everything committed so far is flushed by one synchronous commit (under
+     * synchronous_commit = off a commit that returned may not be, and the walsender reads only
+     * flushed WAL); the flush position is then the end of every commit */
+    PGresult *r = pgconn_query(pg,
+                               "SELECT 1 FROM (SELECT set_config('synchronous_commit', 'on', "
+                               "true), txid_current()) s",
+                               0, NULL, &cls, err, errlen);
+    if (!r)
+        return cls;
+    PQclear(r);
+    r = pgconn_query(pg, "SELECT pg_current_wal_flush_lsn()::text", 0, NULL, &cls, err, errlen);
     if (!r)
         return cls;
     char lsn[40];
@@ -411,6 +423,54 @@ catch_up(PGconn *pg, const char *slot, char *err, size_t errlen)
         }
         usleep(100 * 1000);
     }
+}
+
+/* The definition's columns that the source table has now, into cols (*n of them); the others
+ * are named in skipped with the reason. */
+static errclass_t
+compared_columns(PGconn *pg, const Pgferry__State__TableDef *d, Pgferry__State__ColumnDef **cols,
+                 size_t *n, char *skipped, size_t skippedlen, char *err, size_t errlen)
+{
+    char relid[16];
+    snprintf(relid, sizeof(relid), "%u", d->relid);
+    const char *p[] = {relid};
+    errclass_t cls;
+    PGresult *r = pgconn_query(pg,
+                               "SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND "
+                               "attnum > 0 AND NOT attisdropped",
+                               1, p, &cls, err, errlen);
+    if (!r)
+        return cls;
+    *n = 0;
+    size_t sl = 0;
+    skipped[0] = '\0';
+    for (size_t i = 0; i < d->n_columns; i++) {
+        bool there = false;
+        for (int k = 0; k < PQntuples(r) && !there; k++)
+            there = strcmp(PQgetvalue(r, k, 0), d->columns[i]->name) == 0;
+        if (there || d->columns[i]->key_position) {
+            cols[(*n)++] = d->columns[i];
+            continue;
+        }
+        if (sl < skippedlen)
+            sl += (size_t)snprintf(skipped + sl, skippedlen - sl,
+                                   "%scolumn %s (gone from the source; the stream brings the "
+                                   "change with the table's next row change)",
+                                   sl ? ", " : "", d->columns[i]->name);
+    }
+    for (int k = 0; k < PQntuples(r); k++) {
+        const char *name = PQgetvalue(r, k, 0);
+        bool known = false;
+        for (size_t i = 0; i < d->n_columns && !known; i++)
+            known = strcmp(name, d->columns[i]->name) == 0;
+        if (!known && sl < skippedlen)
+            sl += (size_t)snprintf(skipped + sl, skippedlen - sl,
+                                   "%scolumn %s (not in the pipe: excluded, or added at the "
+                                   "source and not yet seen in the stream)",
+                                   sl ? ", " : "", name);
+    }
+    PQclear(r);
+    return ERRCLASS_NONE;
 }
 
 static errclass_t
@@ -518,17 +578,38 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         buf_init(&v.pgrow);
         buf_init(&v.chkey);
         buf_init(&v.chrow);
-        for (size_t i = 0; v.tm && i < d->n_columns; i++)
-            typemap_for_pg(
-                d->columns[i]->base_type_oid, d->columns[i]->typcategory[0],
-                d->columns[i]->base_typmod, d->columns[i]->not_null, 0,
-                typemap_flags_recorded(d->columns[i]->base_type_oid, d->columns[i]->ch_type),
-                &v.tm[i]);
+        /* the columns both sides have: a column the source dropped, or one it added, since the
+         * stream last brought a change of the table is not in the definitions yet */
+        Pgferry__State__TableDef cmp = *d;
+        Pgferry__State__ColumnDef **cols = calloc(d->n_columns + 1, sizeof(*cols));
+        char skipped[600] = "";
+        cls = cols ? compared_columns(pg, d, cols, &cmp.n_columns, skipped, sizeof(skipped), err,
+                                      errlen)
+                   : ERRCLASS_TRANSIENT;
+        if (!cols)
+            snprintf(err, errlen, "out of memory");
+        if (cls != ERRCLASS_NONE) {
+            free(cols);
+            free(v.tm);
+            goto out;
+        }
+        cmp.columns = cols;
+        v.d = &cmp;
+        for (size_t i = 0; v.tm && i < cmp.n_columns; i++)
+            typemap_for_pg(cols[i]->base_type_oid, cols[i]->typcategory[0], cols[i]->base_typmod,
+                           cols[i]->not_null, 0,
+                           typemap_flags_recorded(cols[i]->base_type_oid, cols[i]->ch_type),
+                           &v.tm[i]);
         bool ok = v.tm && v.pgtable[0] &&
-                  verify_canonical_sql(pg, d, v.tm, true, false, &v.pgkey) &&
-                  verify_canonical_sql(pg, d, v.tm, false, false, &v.pgrow) &&
-                  verify_canonical_sql(pg, d, v.tm, true, true, &v.chkey) &&
-                  verify_canonical_sql(pg, d, v.tm, false, true, &v.chrow);
+                  verify_canonical_sql(pg, &cmp, v.tm, true, false, &v.pgkey) &&
+                  verify_canonical_sql(pg, &cmp, v.tm, false, false, &v.pgrow) &&
+                  verify_canonical_sql(pg, &cmp, v.tm, true, true, &v.chkey) &&
+                  verify_canonical_sql(pg, &cmp, v.tm, false, true, &v.chrow);
+        if (skipped[0]) {
+            char line[900];
+            snprintf(line, sizeof(line), "%s: not compared: %s\n", v.shown, skipped);
+            puts_(&rep, line);
+        }
         bool match = false;
         char detail[400];
         snprintf(detail, sizeof(detail), "verify: comparing %s", full);
@@ -537,6 +618,7 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         if (!ok)
             snprintf(err, errlen, "out of memory");
         free(v.tm);
+        free(cols);
         buf_free(&v.pgkey);
         buf_free(&v.pgrow);
         buf_free(&v.chkey);

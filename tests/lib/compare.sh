@@ -38,13 +38,20 @@ no_duplicates() {
     assert_eq "$n" 0 "duplicate keys in $1 under FINAL"
 }
 
-# wait_slot_caught_up SECONDS SLOT: the slot confirmed everything committed so far (the insert
-# position: with synchronous_commit = off the write position can lag behind a commit that has
-# returned, and a slot may confirm a position inside a transaction it has not received yet)
+# wait_slot_caught_up SECONDS SLOT: the slot confirmed everything committed so far
 wait_slot_caught_up() {
     local lsn
-    lsn=$(psql_q "SELECT pg_current_wal_insert_lsn()")
+    lsn=$(committed_lsn)
     wait_for "$1" "slot $2 confirms $lsn" slot_confirms "$2" "$lsn"
+}
+# committed_lsn: a position at or after the end of every commit so far. One synchronous commit
+# flushes the WAL before it (under synchronous_commit = off a commit that returned may not be
+# flushed, and the walsender reads only flushed WAL); the insert position would not do either:
+# WAL of no transaction can wait unflushed behind it for long.
+committed_lsn() {
+    psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" \
+        -c "SELECT 1 FROM (SELECT set_config('synchronous_commit', 'on', true), txid_current()) s" \
+        -c "SELECT pg_current_wal_flush_lsn()" | tail -1
 }
 slot_confirms() {
     [ "$(psql_q "SELECT confirmed_flush_lsn >= '$2' FROM pg_replication_slots WHERE slot_name = '$1'")" = t ]
