@@ -59,10 +59,10 @@ typedef struct {
     apply_row_fn on_row;
     void *cbud;
     size_t budget, delivered;
-    buf_t in;    /* reply bytes not yet parsed */
-    size_t used; /* of in */
-    buf_t best;  /* the current key's best row so far: key, vals, deleted */
-    size_t best_kl, best_vl;
+    buf_t in;    /* reply bytes not yet done with: from the current key's best row on */
+    size_t used; /* of in: parsed */
+    /* the current key's best row so far, in place in `in` (a large value is not copied) */
+    size_t best_off, best_len, best_kl, best_vl;
     uint64_t best_version, best_block;
     bool have_best, stopped, failed;
 } reader_t;
@@ -142,8 +142,8 @@ emit_best(reader_t *r)
     if (!r->have_best)
         return true;
     r->have_best = false;
-    const unsigned char *b = r->best.data;
-    r->delivered += r->best.len;
+    const unsigned char *b = r->in.data + r->best_off;
+    r->delivered += r->best_len;
     return r->on_row(r->cbud, b, r->best_kl, b[r->best_kl + r->best_vl] != 0, b + r->best_kl,
                      r->best_vl);
 }
@@ -163,7 +163,8 @@ on_reply(void *ud, const char *data, size_t len)
         size_t n = row_size(r, p, avail, &kl, &vl, &po, &pl);
         if (n == 0)
             break;
-        bool same = r->have_best && kl == r->best_kl && memcmp(p, r->best.data, kl) == 0;
+        bool same =
+            r->have_best && kl == r->best_kl && memcmp(p, r->in.data + r->best_off, kl) == 0;
         if (!same) {
             /* a new key: the previous one is complete */
             if (!emit_best(r)) {
@@ -178,12 +179,8 @@ on_reply(void *ud, const char *data, size_t len)
         uint64_t version = le64(p + kl + vl + 1), block = part_block(p + po, pl);
         if (!same || version > r->best_version ||
             (version == r->best_version && block > r->best_block)) {
-            buf_reset(&r->best);
-            buf_append(&r->best, p, kl + vl + 1);
-            if (r->best.oom) {
-                r->failed = true;
-                return false;
-            }
+            r->best_off = r->used;
+            r->best_len = kl + vl + 1;
             r->best_kl = kl;
             r->best_vl = vl;
             r->best_version = version;
@@ -192,11 +189,15 @@ on_reply(void *ud, const char *data, size_t len)
         }
         r->used += n;
     }
-    /* keep the unparsed tail at the front */
-    if (r->used) {
-        memmove(r->in.data, r->in.data + r->used, r->in.len - r->used);
-        r->in.len -= r->used;
-        r->used = 0;
+    /* what comes before the best row (and the parsed rows after it, but for simplicity those
+     * stay until the key changes) is no longer needed */
+    size_t keep = r->have_best ? r->best_off : r->used;
+    if (keep) {
+        memmove(r->in.data, r->in.data + keep, r->in.len - keep);
+        r->in.len -= keep;
+        r->used -= keep;
+        if (r->have_best)
+            r->best_off -= keep;
     }
     return true;
 }
@@ -243,7 +244,6 @@ io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const 
     r.cbud = cbud;
     r.budget = budget ? budget : (size_t)-1;
     buf_init(&r.in);
-    buf_init(&r.best);
     errclass_t cls = ERRCLASS_TRANSIENT;
     if (sql.oom || st.oom) {
         snprintf(err, errlen, "out of memory");
@@ -270,7 +270,6 @@ io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const 
     *complete = !r.stopped;
 out:
     buf_free(&r.in);
-    buf_free(&r.best);
     buf_free(&sql);
     buf_free(&st);
     return cls;

@@ -398,10 +398,54 @@ drop_own_slot(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
     return cls;
 }
 
+/* Whether an ACCESS EXCLUSIVE lock request waits on one of the relations being loaded; *who
+ * names one ("" when none). */
+static errclass_t
+ddl_waiting(PGconn *pg, const Pgferry__Worker__SnapshotPlan *plan,
+            Pgferry__State__TableDef *const *tables, size_t n_tables, char *who, size_t wholen,
+            char *err, size_t errlen)
+{
+    who[0] = '\0';
+    buf_t arr;
+    buf_init(&arr);
+    buf_byte(&arr, '{');
+    size_t n = 0;
+    for (size_t i = 0; i < n_tables; i++) {
+        if (tables[i]->snapshot_lsn[0])
+            continue;
+        char o[16];
+        int l = snprintf(o, sizeof(o), "%s%u", n++ ? "," : "", tables[i]->relid);
+        buf_append(&arr, o, (size_t)l);
+    }
+    for (size_t i = 0; i < plan->n_ranges; i++) {
+        char o[16];
+        int l = snprintf(o, sizeof(o), "%s%u", n++ ? "," : "", plan->ranges[i]->relid);
+        buf_append(&arr, o, (size_t)l);
+    }
+    buf_append(&arr, "}", 2);
+    const char *p[] = {(const char *)arr.data};
+    errclass_t cls = ERRCLASS_TRANSIENT;
+    PGresult *r = arr.oom ? NULL
+                          : pgconn_query(pg,
+                                         "SELECT relation::regclass::text FROM pg_locks WHERE NOT "
+                                         "granted AND mode = 'AccessExclusiveLock' AND relation "
+                                         "= ANY($1::oid[]) LIMIT 1",
+                                         1, p, &cls, err, errlen);
+    buf_free(&arr);
+    if (!r)
+        return cls;
+    if (PQntuples(r) > 0)
+        snprintf(who, wholen, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return ERRCLASS_NONE;
+}
+
 /* Holds ACCESS SHARE locks on the tables to load, on a connection of its own, from before the
- * snapshot is exported until the load ends (as pg_dump does): a DDL statement on them waits
- * for the load instead of changing the columns between the snapshot and a range's COPY (whose
- * column names are resolved in the current catalog). */
+ * snapshot is exported until the load ends (as pg_dump does): no DDL can change the columns
+ * between the snapshot and a range's COPY (whose names are resolved in the current catalog), or
+ * rewrite a table (which an older snapshot would then see empty). A DDL statement that comes
+ * during the load is not kept waiting: the coordinator sees it queued and ends, the load
+ * starts over after the DDL. */
 static errclass_t
 lock_tables(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
             size_t n_tables, PGconn **out, char *err, size_t errlen)
@@ -683,6 +727,22 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     /* keep the snapshot alive (an idle replication connection) until told to stop; if the
      * server goes away the snapshot is gone, and a new coordinator starts over */
     while (!worker_wait_stop(w, 1000)) {
+        if (locks) {
+            /* DDL on a table of the load queues behind our lock, and a range's COPY would then
+             * queue behind the DDL: the load gives way and starts over after it */
+            char who[300];
+            cls = ddl_waiting(locks, &plan, tables, n_tables, who, sizeof(who), err, errlen);
+            if (cls != ERRCLASS_NONE)
+                goto done;
+            if (who[0]) {
+                snprintf(err, errlen,
+                         "a statement needing an exclusive lock on %s waits for the load; the "
+                         "load stops for it and starts over afterwards",
+                         who);
+                cls = ERRCLASS_TRANSIENT;
+                goto done;
+            }
+        }
         if (locks && (!PQconsumeInput(locks) || PQstatus(locks) != CONNECTION_OK)) {
             snprintf(err, errlen, "lost the connection holding the tables' locks: %s",
                      PQerrorMessage(locks));

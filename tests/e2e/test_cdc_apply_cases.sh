@@ -137,4 +137,23 @@ log "$(uniq "$TEST_DIR/positions" | wc -l) distinct positions seen, none 0/0 or 
 wait_for 30 "pipe $P Running" state_is $P Running
 wait_for 30 "every row of cnt" bash -c "[ \"\$(curl -s '${PGFERRY_CH_URL%/}/' --data-binary 'SELECT count() FROM $DB.cnt_live')\" = 300020 ]"
 wait_for 10 "the counters catch up" bash -c "[ \"\$($CTL status $P --json | jq '[.tables[] | select(.target == \"cnt\") | .inserts] | add')\" = $((before_ins + 300020)) ]"
+log "a column added and renamed before the stream brings the addition (found by tests/nemesis)"
+"$CTL" pause $P >/dev/null
+wait_for 30 "pipe $P Paused" state_is $P Paused
+psql_q "ALTER TABLE $S.sc ADD COLUMN z int;
+  UPDATE $S.sc SET z = id * 10 WHERE id <= 5;
+  ALTER TABLE $S.sc RENAME COLUMN z TO z2;
+  UPDATE $S.sc SET z2 = z2 + 1 WHERE id <= 3;"
+"$CTL" resume $P >/dev/null
+wait_for 30 "pipe $P Running" state_is $P Running
+wait_match 60 "sc with the renamed new column" \
+    "SELECT id, coalesce(z2::text, '<null>') FROM $S.sc ORDER BY id" \
+    "SELECT id, ifNull(toString(z), '<null>') FROM $DB.sc FINAL WHERE _pgferry_is_deleted = 0 ORDER BY id"
+assert_contains "$(pipe_json $P | jq -r '.history[].reason')" "column z renamed to z2"
+
+log "verify after a DROP COLUMN that no row change followed yet"
+psql_q "ALTER TABLE $S.sc DROP COLUMN y"
+out=$("$CTL" --timeout 120000 verify $P --table "$S.sc") || fail "verify: $out"
+assert_contains "$out" "not compared: column y"
+assert_contains "$out" "match"
 log "ok"
