@@ -198,11 +198,35 @@ ch_client_destroy(ch_client_t **cp)
     *cp = NULL;
 }
 
-/* ClickHouse exception codes that no retry will fix. */
+/* ClickHouse exception codes that no retry will fix: credentials and permissions, a missing
+ * database or table (callers that may have dropped one themselves ask again before failing), and
+ * what the data or the statement is (types, parsing, syntax). Everything else - too many parts,
+ * memory limits, timeouts, ZooKeeper/Keeper sessions, a replica's read-only table, a restarting
+ * server - is temporary: retried with backoff, Degraded while it lasts. */
 static bool
 fatal_code(int code)
 {
     switch (code) {
+    case 6:   /* CANNOT_PARSE_TEXT */
+    case 16:  /* NO_SUCH_COLUMN_IN_TABLE */
+    case 26:  /* CANNOT_PARSE_QUOTED_STRING */
+    case 27:  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    case 33:  /* CANNOT_READ_ALL_DATA */
+    case 36:  /* BAD_ARGUMENTS */
+    case 38:  /* CANNOT_PARSE_DATE */
+    case 41:  /* CANNOT_PARSE_DATETIME */
+    case 43:  /* ILLEGAL_TYPE_OF_ARGUMENT */
+    case 44:  /* ILLEGAL_COLUMN */
+    case 46:  /* UNKNOWN_FUNCTION */
+    case 47:  /* UNKNOWN_IDENTIFIER */
+    case 48:  /* NOT_IMPLEMENTED */
+    case 53:  /* TYPE_MISMATCH */
+    case 60:  /* UNKNOWN_TABLE */
+    case 62:  /* SYNTAX_ERROR */
+    case 70:  /* CANNOT_CONVERT_TYPE */
+    case 72:  /* CANNOT_PARSE_NUMBER */
+    case 81:  /* UNKNOWN_DATABASE */
+    case 117: /* INCORRECT_DATA */
     case 192: /* UNKNOWN_USER */
     case 193: /* WRONG_PASSWORD */
     case 194: /* REQUIRED_PASSWORD */
@@ -215,23 +239,23 @@ fatal_code(int code)
     }
 }
 
-static bool
-transient_code(int code)
+int
+ch_error_code(const char *text)
 {
-    switch (code) {
-    case 159: /* TIMEOUT_EXCEEDED */
-    case 164: /* READONLY (replica) */
-    case 202: /* TOO_MANY_SIMULTANEOUS_QUERIES */
-    case 209: /* SOCKET_TIMEOUT */
-    case 210: /* NETWORK_ERROR */
-    case 241: /* MEMORY_LIMIT_EXCEEDED */
-    case 242: /* TABLE_IS_READ_ONLY */
-    case 252: /* TOO_MANY_PARTS */
-    case 425: /* SYSTEM_ERROR */
-        return true;
-    default:
-        return false;
-    }
+    const char *p = text ? strstr(text, "Code: ") : NULL;
+    return p ? atoi(p + 6) : 0; /* "Code: 60, e.displayText()" (18.16) or "Code: 60. DB::" */
+}
+
+errclass_t
+ch_classify(long http_status, const char *body)
+{
+    if (http_status == 401 || http_status == 403)
+        return ERRCLASS_FATAL;
+    int code = ch_error_code(body);
+    if (code)
+        return fatal_code(code) ? ERRCLASS_FATAL : ERRCLASS_TRANSIENT;
+    /* no exception code: a proxy or a server on its way up or down */
+    return ERRCLASS_TRANSIENT;
 }
 
 typedef struct {
@@ -313,10 +337,7 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
     long status = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
-        int code = 0;
         const char *msg = body->data ? body->data : "";
-        if (strncmp(msg, "Code: ", 6) == 0)
-            code = atoi(msg + 6);
         /* first line only, without the "e.what()" tail of older servers */
         char line[1024];
         snprintf(line, sizeof(line), "%s", msg);
@@ -327,12 +348,9 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
         if (tail)
             *tail = '\0';
         snprintf(err, errlen, "ClickHouse HTTP %ld: %s", status, line);
+        errclass_t cls = ch_classify(status, msg);
         free(body->data);
-        if (status == 401 || status == 403 || fatal_code(code))
-            return ERRCLASS_FATAL;
-        if (status >= 502 || transient_code(code))
-            return ERRCLASS_TRANSIENT;
-        return ERRCLASS_FATAL;
+        return cls;
     }
     if (outlen)
         *outlen = body->len;

@@ -55,6 +55,14 @@ errclass_t ch_client_query_ext(ch_client_t *c, const char *sql, const char *ext_
                                const char *ext_structure, const void *ext_data, size_t ext_len,
                                ch_recv_fn fn, void *ud, bool *stopped, char *err, size_t errlen);
 
+/* The exception code in a ClickHouse error text ("Code: 60, ..." or "Code: 60. ..."), 0 if none. */
+int ch_error_code(const char *text);
+
+/* How bad a failed request is, from its HTTP status and body: FATAL for errors no retry fixes
+ * (authentication, permissions, an unknown database or table, types, parsing, syntax), else
+ * TRANSIENT (too many parts, memory, timeouts, Keeper, read-only replicas, restarts, ...). */
+errclass_t ch_classify(long http_status, const char *body);
+
 /* The server's version string ("18.16.1"), or NULL with err set. Caller frees. */
 char *ch_client_version(ch_client_t *c, errclass_t *cls, char *err, size_t errlen);
 

@@ -105,6 +105,35 @@ write_all(int fd, const char *buf, size_t len)
 }
 
 void
+log_oneline(const char *in, char *out, size_t outlen)
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t o = 0;
+    bool space = false; /* runs of line breaks become one space */
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < outlen; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            if (!space && o > 0)
+                out[o++] = ' ';
+            space = true;
+            continue;
+        }
+        space = false;
+        if (*p < 0x20 || *p == 0x7f) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hx[*p >> 4];
+            out[o++] = hx[*p & 15];
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    if (outlen)
+        out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+void
 log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
 {
     if (level > g_level)
@@ -140,8 +169,11 @@ log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
                      "\"src\":\"%s:%d\",\"msg\":\"%s\"}\n",
                      ts, level_names[level], (int)getpid(), erole, epipe, base, line, emsg);
     } else {
+        /* one line per message whatever it holds: input cannot forge log lines */
+        char one[LOG_LINE_MAX / 2];
+        log_oneline(msg, one, sizeof(one));
         n = snprintf(out, sizeof(out), "%s %-5s [%d %s%s%s] %s (%s:%d)\n", ts, level_names[level],
-                     (int)getpid(), g_role, g_pipe[0] ? " " : "", g_pipe, msg, base, line);
+                     (int)getpid(), g_role, g_pipe[0] ? " " : "", g_pipe, one, base, line);
     }
     if (n < 0)
         n = 0;

@@ -8,6 +8,7 @@
 #define PGFERRY_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum { PGF_LOG_ERROR = 0, PGF_LOG_WARN, PGF_LOG_INFO, PGF_LOG_DEBUG } log_level_t;
 
@@ -28,5 +29,9 @@ void log_write(log_level_t level, const char *file, int line, const char *fmt, .
 #define log_warn(...) log_write(PGF_LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
 #define log_info(...) log_write(PGF_LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
 #define log_debug(...) log_write(PGF_LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
+
+/* in as one line of printable text: line breaks and tabs become one space, other control bytes
+ * \xNN (for log lines, history reasons and errors shown to operators). */
+void log_oneline(const char *in, char *out, size_t outlen);
 
 #endif

@@ -5,6 +5,7 @@
  * the daemon. Passwords are masked in everything sent back.
  */
 #include "sup_internal.h"
+#include "conninfo.h"
 #include "metrics.h"
 #include "teardown.h"
 #include "ipc.h"
@@ -46,6 +47,10 @@ reply_error(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__ErrorCode code, 
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
     r.code = code;
     r.message = (char *)msg;
+    /* refusals are logged (escaped: a request's text cannot forge a log line); the messages
+     * never carry a password (URIs are masked before they are quoted) */
+    if (code != PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND)
+        log_info("control: request refused: %s", msg);
     send_reply(s, f, &r);
 }
 
@@ -244,6 +249,11 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
     if (!in->source[0] || !in->dest_url[0]) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
                     "a pipe needs --source (PostgreSQL URI) and --dest (ClickHouse URL)");
+        return;
+    }
+    if (!conninfo_check(in->source, err, sizeof(err))) {
+        /* a malformed source would only fail every worker's connect, for good */
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
     if (in->n_tables == 0 || in->n_tables > CTL_MAX_TABLES) {

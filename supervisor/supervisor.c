@@ -126,7 +126,9 @@ set_str(char **field, const char *v)
      * default */
     if (*field && *field != protobuf_c_empty_string)
         free(*field);
-    *field = strdup(v ? v : "");
+    char one[4096];
+    log_oneline(v ? v : "", one, sizeof(one)); /* errors and reasons are shown on one line */
+    *field = strdup(one);
     if (!*field)
         *field = (char *)protobuf_c_empty_string;
 }
@@ -135,12 +137,14 @@ static bool
 persist(supervisor_t *s, Pgferry__State__PipeRecord *rec, pipe_state_t from, const char *reason)
 {
     Pgferry__State__HistoryEvent ev = PGFERRY__STATE__HISTORY_EVENT__INIT;
+    char one[4096];
+    log_oneline(reason ? reason : "", one, sizeof(one)); /* one line in the history table */
     rec->history_seq++;
     ev.seq = rec->history_seq;
     ev.from = from;
     ev.to = rec->state;
     ev.time_us = time_now_us();
-    ev.reason = (char *)reason;
+    ev.reason = one;
     return store_put_pipe(s->store, rec, &ev);
 }
 
@@ -172,6 +176,19 @@ sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reason)
 }
 
 /* ---- workers ----------------------------------------------------------------------- */
+
+/* The worker made progress: the failure count starts over and a temporary error is no longer
+ * the pipe's state of affairs (the history keeps it; a FATAL one stays: it ended the pipe). */
+static void
+made_progress(Pgferry__State__PipeRecord *rec)
+{
+    rec->consecutive_failures = 0;
+    if (rec->last_error_class == PGFERRY__STATE__ERROR_CLASS__TRANSIENT) {
+        set_str(&rec->last_error, "");
+        rec->last_error_class = PGFERRY__STATE__ERROR_CLASS__ERROR_CLASS_NONE;
+        rec->last_error_us = 0;
+    }
+}
 
 static bool drain_signals(supervisor_t *s);
 
@@ -504,9 +521,9 @@ on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
-    if (rec->consecutive_failures > 0 || rec->state == ST_DEGRADED) {
+    if (rec->consecutive_failures > 0 || rec->state == ST_DEGRADED || rec->last_error[0]) {
         char err[512];
-        rec->consecutive_failures = 0;
+        made_progress(rec);
         if (rec->state == ST_DEGRADED) {
             if (!sup_transition(s, rec, LC_EV_RECOVERED, "the worker is making progress again", err,
                                 sizeof(err)))
@@ -532,7 +549,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
     char err[512];
-    rec->consecutive_failures = 0;
+    made_progress(rec);
     if (rec->state == ST_DEGRADED &&
         !sup_transition(s, rec, LC_EV_RECOVERED, "the retried worker succeeded", err, sizeof(err)))
         log_warn("pipe %s: %s", p->pipe, err);
@@ -715,7 +732,7 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
     if (p->stopping)
         progress = false; /* a worker on its way out moves no state */
     if (progress)
-        rec->consecutive_failures = 0;
+        made_progress(rec);
     if (progress && rec->state == ST_DEGRADED) {
         if (!sup_transition(s, rec, LC_EV_RECOVERED, "the CDC worker is applying changes again",
                             err, sizeof(err)))
@@ -741,7 +758,10 @@ on_slot(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
     m->body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY__NOT_SET;
     rt->slot_us = time_now_us();
     uint64_t limit = s->cfg.retained_wal_warning_mb * 1048576ull;
-    bool above = rt->slot->retained_bytes > limit;
+    /* hysteresis: a warning ends only once the WAL is back under 80 % of the threshold, so WAL
+     * hovering at the threshold does not add a history event every few seconds */
+    bool above = rt->wal_warned ? rt->slot->retained_bytes > limit / 5 * 4
+                                : rt->slot->retained_bytes > limit;
     if (above == rt->wal_warned)
         return;
     rt->wal_warned = above;
@@ -756,8 +776,9 @@ on_slot(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
                  (unsigned long long)s->cfg.retained_wal_warning_mb,
                  rec->state == ST_PAUSED ? "; resume the pipe or drop it" : "");
     else
-        snprintf(reason, sizeof(reason), "slot %s retains %.1f MB of WAL again (below %llu MB)",
-                 rec->spec->slot, (double)rt->slot->retained_bytes / 1048576.0,
+        snprintf(reason, sizeof(reason),
+                 "slot %s retains %.1f MB of WAL again (below 80 %% of %llu MB)", rec->spec->slot,
+                 (double)rt->slot->retained_bytes / 1048576.0,
                  (unsigned long long)s->cfg.retained_wal_warning_mb);
     if (above)
         log_warn("pipe %s: %s", p->pipe, reason);

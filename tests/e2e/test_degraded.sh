@@ -48,6 +48,10 @@ log "$n rows written around the outages"
 wait_match 60 "g after the outages" "SELECT id, at::text, v FROM $S.g ORDER BY id" \
     "SELECT id, at, v FROM \`${CH_DB_PREFIX}dg\`.g_live ORDER BY id"
 no_duplicates "\`${CH_DB_PREFIX}dg\`.g" id
+# a transient error is shown until the pipe makes progress again, then cleared
+error_cleared() { [ "$(pipe_json "$1" | jq -r '.last_error // empty | .message')" = "" ]; }
+psql_q "INSERT INTO $S.g (v) VALUES (-1)" >/dev/null
+wait_for 30 "the transient error cleared after progress" error_cleared dg
 hist=$(pipe_json dg | jq -r '.history[].to' | uniq | paste -sd,)
 assert_contains "$hist" "Running,Degraded,Running,Degraded,Running" "Degraded and back, twice, in history"
 "$CTL" drop dg >/dev/null

@@ -103,6 +103,34 @@ case "$all" in *"$SECRET"*) fail "password shown by pgferryctl" ;; esac
 assert_contains "$all" ":*****@" "masked URIs shown"
 ! grep -q -- "$SECRET" "$TEST_DIR/pgferryd.log" || fail "password in the daemon log"
 
+# a malformed source is refused at create, with the reason, without the password; control
+# characters in it are not written raw into the log (they could forge log lines)
+# refused_create NAME SOURCE EXPECTED: create is refused as a bad argument (exit 2) with EXPECTED
+# in the reply, which never shows the password
+refused_create() {
+    local out rc
+    set +e
+    out=$("$CTL" create "$1" --source "$2" --dest "$PGFERRY_CH_URL" --tables "$S.good" 2>&1)
+    rc=$?
+    set -e
+    assert_eq "$rc" 2 "create $1 is refused as a bad argument"
+    assert_contains "$out" "$3"
+    case "$out" in *"$SECRET"*) fail "password in the refusal" ;; esac
+}
+refused_create badport "postgresql://postgres:$SECRET@127.0.0.1:T/postgres" 'invalid port "T"'
+refused_create badopt "postgresql://127.0.0.1/postgres?nosuch=1" 'invalid connection option "nosuch"'
+refused_create badctl "$(printf 'postgresql://127.0.0.1/db\x0f\n2026 error [1 supervisor] forged')" \
+    "control character"
+grep -q "request refused: invalid port" "$TEST_DIR/pgferryd.log" || fail "refusals are logged"
+grep -q "request refused: the source connection string holds a control character" \
+    "$TEST_DIR/pgferryd.log" || fail "the control-character refusal is logged"
+! grep -q "^2026 error \[1 supervisor\] forged" "$TEST_DIR/pgferryd.log" || fail "a forged log line"
+! grep -q $'\x0f' "$TEST_DIR/pgferryd.log" || fail "a raw control byte in the log"
+for p in badport badopt badctl; do
+    set +e; "$CTL" status $p >/dev/null 2>&1; rc=$?; set -e
+    assert_eq "$rc" 1 "refused pipe $p does not exist"
+done
+
 # a Failed pipe gets no workers and stays Failed
 sleep 1
 assert_eq "$(pipe_state nokey)" Failed "Failed is stable"

@@ -51,6 +51,54 @@ test_version_number(void **state)
     assert_int_equal(ch_version_number("garbage"), 0);
 }
 
+static void
+test_classify(void **state)
+{
+    (void)state;
+    static const struct {
+        long status;
+        const char *body;
+        errclass_t want;
+    } cases[] = {
+        /* 18.16 spelling and the newer one */
+        {404, "Code: 60, e.displayText() = DB::Exception: Table db.t doesn't exist., e.what()",
+         ERRCLASS_FATAL},
+        {404, "Code: 60. DB::Exception: Table db.t does not exist. (UNKNOWN_TABLE)",
+         ERRCLASS_FATAL},
+        {500, "Code: 81. DB::Exception: Database x does not exist", ERRCLASS_FATAL},
+        {516, "Code: 516. DB::Exception: default: Authentication failed", ERRCLASS_FATAL},
+        {500, "Code: 192, e.displayText() = DB::Exception: Unknown user x", ERRCLASS_FATAL},
+        {500, "Code: 53, e.displayText() = DB::Exception: Type mismatch", ERRCLASS_FATAL},
+        {400, "Code: 62, e.displayText() = DB::Exception: Syntax error", ERRCLASS_FATAL},
+        {403, "", ERRCLASS_FATAL},
+        {401, "anything", ERRCLASS_FATAL},
+        /* temporary: retried, Degraded while they last */
+        {500, "Code: 252, e.displayText() = DB::Exception: Too many parts (309)",
+         ERRCLASS_TRANSIENT},
+        {500, "Code: 241. DB::Exception: Memory limit (for query) exceeded", ERRCLASS_TRANSIENT},
+        {500, "Code: 242. DB::Exception: Table is in readonly mode", ERRCLASS_TRANSIENT},
+        {500, "Code: 999. Coordination::Exception: Session expired", ERRCLASS_TRANSIENT},
+        {500, "Code: 225. DB::Exception: ZooKeeper session has been expired", ERRCLASS_TRANSIENT},
+        {500, "Code: 159. DB::Exception: Timeout exceeded", ERRCLASS_TRANSIENT},
+        {500, "Code: 164, e.displayText() = DB::Exception: Cannot insert in readonly mode",
+         ERRCLASS_TRANSIENT},
+        {500, "Code: 319. DB::Exception: Unknown status of insert", ERRCLASS_TRANSIENT},
+        {500, "Code: 1000, e.displayText() = DB::Exception: Poco exception", ERRCLASS_TRANSIENT},
+        {502, "<html>Bad Gateway</html>", ERRCLASS_TRANSIENT},
+        {500, "", ERRCLASS_TRANSIENT},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        errclass_t got = ch_classify(cases[i].status, cases[i].body);
+        if (got != cases[i].want)
+            fail_msg("case %zu (%ld %s): got %d, want %d", i, cases[i].status, cases[i].body,
+                     (int)got, (int)cases[i].want);
+    }
+    assert_int_equal(ch_error_code("Code: 60, e.displayText()"), 60);
+    assert_int_equal(ch_error_code("xx Code: 252. DB::Exception"), 252);
+    assert_int_equal(ch_error_code("no code"), 0);
+    assert_int_equal(ch_error_code(NULL), 0);
+}
+
 int
 main(void)
 {
@@ -58,6 +106,7 @@ main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_refused_is_transient),
         cmocka_unit_test(test_version_number),
+        cmocka_unit_test(test_classify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
