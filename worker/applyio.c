@@ -10,20 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The ClickHouse exception code in an error text ("... Code: 60, ..." or "Code: 60. ..."). */
-static int
-ch_code(const char *err)
-{
-    const char *p = strstr(err, "Code: ");
-    return p ? atoi(p + 6) : 0;
-}
-
 static errclass_t
 io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, size_t errlen)
 {
     applyio_t *io = ud;
     errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
-    if (cls != ERRCLASS_NONE && (ch_code(err) == 60 || ch_code(err) == 81)) {
+    if (cls != ERRCLASS_NONE && (ch_error_code(err) == 60 || ch_error_code(err) == 81)) {
         /* gone for good only when the server says so when asked again */
         char sql[700], *out = NULL, e[256];
         snprintf(sql, sizeof(sql), "EXISTS TABLE %s", t->qname);
@@ -497,6 +489,15 @@ applyio_truncate(ch_client_t *ch, const char *db, const char *table, char *err, 
         chsql_ident(table, qn, sizeof(qn));
         snprintf(sql, sizeof(sql), "TRUNCATE TABLE %s.%s", q, qn);
         cls = ch_client_query(ch, sql, NULL, err, errlen);
+        /* TRUNCATE takes the parts out of the table in memory only: parts it could not delete
+         * from disk at once (the sources of a recent merge, kept for 8 minutes; every part
+         * when the server is shutting down) are loaded again at the next start. A mutation is
+         * kept on disk and applies to every part older than itself, including such parts when
+         * they come back; made after the TRUNCATE, it finds no part to rewrite now. */
+        if (cls == ERRCLASS_NONE) {
+            snprintf(sql, sizeof(sql), "ALTER TABLE %s.%s DELETE WHERE 1", q, qn);
+            cls = ch_client_query(ch, sql, NULL, err, errlen);
+        }
     }
     char e2[512];
     errclass_t started = merges_cmd(ch, "START", db, table, e2, sizeof(e2));

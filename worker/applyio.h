@@ -25,7 +25,8 @@ extern const apply_ops_t applyio_ops;
 /* Empties table `db`.`table` in ClickHouse so that its rows stay gone: in ClickHouse 18.16 a
  * merge that is running during TRUNCATE can finish afterwards and bring the merged rows back.
  * Merges of the table are stopped, the running ones awaited, the table truncated, merges
- * started again. */
+ * started again. Parts that TRUNCATE left on disk would come back at ClickHouse's next start:
+ * a mutation deleting every row of the parts older than it follows the TRUNCATE. */
 errclass_t applyio_truncate(ch_client_t *ch, const char *db, const char *table, char *err,
                             size_t errlen);
 

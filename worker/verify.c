@@ -427,6 +427,29 @@ catch_up(PGconn *pg, const char *slot, char *err, size_t errlen)
 
 /* The definition's columns that the source table has now, into cols (*n of them); the others
  * are named in skipped with the reason. */
+/* Waits (up to 60 s) until ClickHouse has carried out the mutations of the pipe's database: a
+ * TRUNCATE is followed by one, and after a ClickHouse restart it deletes the rows of parts the
+ * TRUNCATE left on disk; comparing before that would report rows that are about to go. */
+static errclass_t
+settle_mutations(ch_client_t *ch, const char *db, char *err, size_t errlen)
+{
+    char qdb[300], sql[600];
+    chsql_string(db, qdb, sizeof(qdb));
+    snprintf(sql, sizeof(sql),
+             "SELECT count() FROM system.mutations WHERE database = %s AND NOT is_done", qdb);
+    for (int i = 0; i < 600; i++) {
+        char *out = NULL;
+        errclass_t cls = ch_client_query(ch, sql, &out, err, errlen);
+        bool pending = cls == ERRCLASS_NONE && out && atoi(out) > 0;
+        free(out);
+        if (cls != ERRCLASS_NONE || !pending)
+            return cls;
+        usleep(100 * 1000);
+    }
+    log_warn("verify: mutations in %s still running after 60 s; comparing anyway", db);
+    return ERRCLASS_NONE;
+}
+
 static errclass_t
 compared_columns(PGconn *pg, const Pgferry__State__TableDef *d, Pgferry__State__ColumnDef **cols,
                  size_t *n, char *skipped, size_t skippedlen, char *err, size_t errlen)
@@ -490,6 +513,8 @@ verify_table(vt_t *v, bool streaming, buf_t *rep, bool *match, char *err, size_t
         /* the stream may have been between the two reads: look again once caught up */
         cls = catch_up(v->pg, v->spec->slot, err, errlen);
         if (cls == ERRCLASS_NONE)
+            cls = settle_mutations(v->ch, v->spec->dest_database, err, errlen);
+        if (cls == ERRCLASS_NONE)
             cls = buckets(v, pgb2, chb2, &pgrows, &chrows, err, errlen);
         if (cls != ERRCLASS_NONE)
             return cls;
@@ -546,6 +571,9 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         if (cls != ERRCLASS_NONE)
             goto out;
     }
+    cls = settle_mutations(ch, spec->dest_database, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto out;
     size_t done = 0;
     for (size_t t = 0; t < n_tables; t++) {
         const Pgferry__State__TableDef *d = tables[t];
