@@ -78,7 +78,7 @@ for r in $(seq 1 "$REPEAT"); do
     run def
     t_def=$ELAPSED
     stop_daemon # the CDC worker logs what it did and its peak memory as it stops
-    stats=$(grep -o 'stopped at .* from the source' "$WORK/pgferryd.log" | tail -1)
+    stats=$(grep -o 'stopped at .* in lookups' "$WORK/pgferryd.log" | tail -1)
     hwm=$(grep -o 'cdc: peak RSS [0-9]* MB' "$WORK/pgferryd.log" | tail -1 | grep -o '[0-9]*')
     start_daemon
     run full

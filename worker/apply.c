@@ -1,6 +1,7 @@
 /* apply: pending rows per destination table, one per key, versions, TOAST resolution. */
 #include "apply.h"
 #include "log.h"
+#include "timeutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -574,7 +575,9 @@ send_insert(apply_t *a, atable_t *t, bool arena_rows, const buf_t *x1, uint64_t 
         b.extra[b.nextra++] = x2;
     if (!next_entry(&b) && b.nextra == 0)
         return ERRCLASS_NONE;
+    int64_t t0 = time_mono_ms();
     errclass_t cls = a->ops->insert(a->ud, t->ct, produce, &b, err, errlen);
+    a->st.insert_ms += (uint64_t)(time_mono_ms() - t0);
     if (cls != ERRCLASS_NONE)
         return cls;
     a->st.inserts++;
@@ -809,8 +812,10 @@ lookup_group(resolver_t *r, const uint32_t *es, size_t n, bool from_source, bool
         cls = r->a->ops->source_lookup(r->a->ud, t->ct, r->sizecols, r->nucols, r->keys.data,
                                        r->keys.len, n, on_found, &r->f, err, errlen);
     } else {
+        int64_t t0 = time_mono_ms();
         cls = r->a->ops->lookup(r->a->ud, t->ct, r->sizecols, r->nucols, r->keys.data, r->keys.len,
                                 n, r->a->chunk, on_found, &r->f, complete, err, errlen);
+        r->a->st.lookup_ms += (uint64_t)(time_mono_ms() - t0);
         r->a->st.lookups++;
     }
     if (cls != ERRCLASS_NONE)

@@ -110,6 +110,8 @@ typedef struct {
     uint64_t from_source; /* keys resolved from the source's current row */
     uint64_t unresolved;  /* keys neither had (written without those values) */
     uint64_t collapsed;   /* changes replaced by a later change of the same key */
+    uint64_t insert_ms;   /* time spent in inserts (producing the rows included) */
+    uint64_t lookup_ms;   /* time spent in lookups in ClickHouse (the resolving included) */
 } apply_stats_t;
 const apply_stats_t *apply_stats(const apply_t *a);
 /* RowBinary bytes inserted into table since the last call (for per-table reports). */

@@ -945,9 +945,12 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         log_info("stopped at %s after %" PRIu64 " change(s) in %" PRIu64 " batch(es): %" PRIu64
                  " row(s) in %" PRIu64 " insert(s), %" PRIu64
                  " collapsed, unchanged TOAST values: %" PRIu64 " from the batch, %" PRIu64
-                 " by %" PRIu64 " lookup(s), %" PRIu64 " from the source",
+                 " by %" PRIu64 " lookup(s), %" PRIu64
+                 " from the source; %.1f s in inserts, %.1f s "
+                 "in lookups",
                  lsn, c.total_changes, c.batches, st->rows, st->inserts, st->collapsed,
-                 st->from_batch, st->looked_up, st->lookups, st->from_source);
+                 st->from_batch, st->looked_up, st->lookups, st->from_source,
+                 (double)st->insert_ms / 1000.0, (double)st->lookup_ms / 1000.0);
     }
 out:
     if (cls != ERRCLASS_NONE && c.flushed)
