@@ -5,6 +5,7 @@
 #include "json.h"
 #include "names.h"
 #include "render.h"
+#include "shape.h"
 #include "tablename.h"
 #include "timeutil.h"
 #include "version.h"
@@ -26,7 +27,8 @@ usage(FILE *out)
             "         [--dest-database DB] [--dest-user U] [--dest-password-file F]\n"
             "         [--dest-password-env VAR]\n"
             "         [--publication P] [--slot S] [--snapshot-workers N] [--rows-per-range N]\n"
-            "         [--numeric decimal|text]\n"
+            "         [--numeric decimal|text] [--exclude-columns S.T.C[,...]]\n"
+            "         [--target S.T=NAME] [--order-by S.T=C[,...]] [--partition-by S.T=EXPR]\n"
             "                    create a pipe (M: snapshot+cdc, snapshot-only, cdc-only;\n"
             "                    numeric(p,s) as Decimal(p,s), the default, or as exact text)\n"
             "  list [--json]     one line per pipe\n"
@@ -39,8 +41,11 @@ usage(FILE *out)
             "                    first differing keys); exit 7 on a difference\n"
             "  metrics --prometheus\n"
             "                    every pipe's state, counters and lag (Prometheus text format)\n"
-            "  add-tables NAME SCHEMA.TABLE[,...]\n"
+            "  add-tables NAME SCHEMA.TABLE[,...] [shaping options as for create]\n"
             "                    the tables join the pipe: set up, loaded, then streamed\n"
+            "  set NAME KEY=VALUE...\n"
+            "                    change batch_max_rows, batch_max_bytes, batch_max_wait_ms or\n"
+            "                    snapshot_workers of a pipe (streaming goes on from its position)\n"
             "  remove-tables NAME SCHEMA.TABLE[,...] [--drop-destination]\n"
             "                    the tables leave the pipe (destination tables kept unless\n"
             "                    --drop-destination)\n"
@@ -115,6 +120,19 @@ call(const opts_t *o, Pgferry__Control__Request *req, Pgferry__Control__Reply **
     return EXIT_OK;
 }
 
+/* Sends req and prints "pipe NAME<sep><reply message>". */
+static int
+call_print(const opts_t *o, Pgferry__Control__Request *req, const char *name, const char *sep)
+{
+    Pgferry__Control__Reply *r;
+    int rc = call(o, req, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    printf("pipe %s%s%s\n", name, sep, r->message);
+    pgferry__control__reply__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
 static void
 print_json(json_t *j)
 {
@@ -123,6 +141,27 @@ print_json(json_t *j)
         return;
     }
     printf("%s\n", j->data ? j->data : "null");
+}
+
+/* Table specs for parsed names (pointing into tn): *ts the specs, *tp pointers to them. */
+static bool
+table_specs(tablename_t *tn, size_t n, Pgferry__State__TableSpec **ts,
+            Pgferry__State__TableSpec ***tp)
+{
+    *ts = calloc(n, sizeof(**ts));
+    *tp = calloc(n, sizeof(**tp));
+    if (!*ts || !*tp) {
+        free(*ts);
+        free(*tp);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pgferry__state__table_spec__init(&(*ts)[i]);
+        (*ts)[i].schema = tn[i].schema[0] ? tn[i].schema : "public";
+        (*ts)[i].name = tn[i].table;
+        (*tp)[i] = &(*ts)[i];
+    }
+    return true;
 }
 
 static int
@@ -135,6 +174,9 @@ cmd_create(const opts_t *o, int argc, char **argv)
     Pgferry__State__PipeSpec spec = PGFERRY__STATE__PIPE_SPEC__INIT;
     spec.name = argv[0];
     const char *tables = NULL;
+    shape_t *shape = shape_new();
+    if (!shape)
+        return EXIT_FAILURE_GENERIC;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (i + 1 >= argc) {
@@ -192,12 +234,21 @@ cmd_create(const opts_t *o, int argc, char **argv)
                 return EXIT_USAGE;
             }
         } else {
-            fprintf(stderr, "pgferryctl create: unknown option %s\n", k);
-            return EXIT_USAGE;
+            char serr[512];
+            int sr = shape_option(shape, k, v, serr, sizeof(serr));
+            if (sr < 0 || sr == 0) {
+                if (sr < 0)
+                    fprintf(stderr, "pgferryctl create: %s\n", serr);
+                else
+                    fprintf(stderr, "pgferryctl create: unknown option %s\n", k);
+                shape_free(shape);
+                return EXIT_USAGE;
+            }
         }
     }
     if (!spec.source[0] || !spec.dest_url[0] || !tables) {
         fprintf(stderr, "pgferryctl create: --source, --dest and --tables are required\n");
+        shape_free(shape);
         return EXIT_USAGE;
     }
     char err[512];
@@ -205,24 +256,25 @@ cmd_create(const opts_t *o, int argc, char **argv)
     tablename_t *tn = tablename_parse_list(tables, &n, err, sizeof(err));
     if (!tn) {
         fprintf(stderr, "pgferryctl create: --tables: %s\n", err);
+        shape_free(shape);
         return EXIT_USAGE;
     }
-    Pgferry__State__TableSpec *ts = calloc(n, sizeof(*ts));
-    Pgferry__State__TableSpec **tp = calloc(n, sizeof(*tp));
-    if (!ts || !tp) {
+    Pgferry__State__TableSpec *ts, **tp;
+    if (!table_specs(tn, n, &ts, &tp)) {
         free(tn);
-        free(ts);
-        free(tp);
+        shape_free(shape);
         return EXIT_FAILURE_GENERIC;
-    }
-    for (size_t i = 0; i < n; i++) {
-        pgferry__state__table_spec__init(&ts[i]);
-        ts[i].schema = tn[i].schema;
-        ts[i].name = tn[i].table;
-        tp[i] = &ts[i];
     }
     spec.tables = tp;
     spec.n_tables = n;
+    if (!shape_apply(shape, tp, n, err, sizeof(err))) {
+        fprintf(stderr, "pgferryctl create: %s\n", err);
+        free(tn);
+        free(ts);
+        free(tp);
+        shape_free(shape);
+        return EXIT_USAGE;
+    }
     Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
     Pgferry__Control__CreatePipe cp = PGFERRY__CONTROL__CREATE_PIPE__INIT;
     cp.spec = &spec;
@@ -233,6 +285,7 @@ cmd_create(const opts_t *o, int argc, char **argv)
     free(tn);
     free(ts);
     free(tp);
+    shape_free(shape);
     if (rc != EXIT_OK)
         return rc;
     if (o->json && r->payload_case == PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS) {
@@ -405,7 +458,8 @@ cmd_watch(const opts_t *o, const char *name, uint32_t history, int interval_ms)
 
 /* add-tables / remove-tables NAME T1,T2 [--drop-destination] */
 static int
-cmd_tables(const opts_t *in, const char *verb, const char *name, const char *list, bool drop_dest)
+cmd_tables(const opts_t *in, const char *verb, const char *name, const char *list, bool drop_dest,
+           shape_t *shape)
 {
     opts_t o1 = *in;
     if (o1.timeout_ms == 10000)
@@ -433,10 +487,28 @@ cmd_tables(const opts_t *in, const char *verb, const char *name, const char *lis
     Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
     Pgferry__Control__AddTables a = PGFERRY__CONTROL__ADD_TABLES__INIT;
     Pgferry__Control__RemoveTables rm = PGFERRY__CONTROL__REMOVE_TABLES__INIT;
+    Pgferry__State__TableSpec *ts, **tp;
+    if (!table_specs(tn, n, &ts, &tp)) {
+        free(tn);
+        free(names);
+        free(bufs);
+        return EXIT_FAILURE_GENERIC;
+    }
+    if (!shape_apply(shape, tp, n, err, sizeof(err))) {
+        fprintf(stderr, "pgferryctl %s: %s\n", verb, err);
+        free(tn);
+        free(names);
+        free(bufs);
+        free(ts);
+        free(tp);
+        return EXIT_USAGE;
+    }
     if (strcmp(verb, "add-tables") == 0) {
         a.name = (char *)name;
         a.tables = names;
         a.n_tables = n;
+        a.shaped = tp;
+        a.n_shaped = n;
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_ADD_TABLES;
         req.add_tables = &a;
     } else {
@@ -447,16 +519,27 @@ cmd_tables(const opts_t *in, const char *verb, const char *name, const char *lis
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_REMOVE_TABLES;
         req.remove_tables = &rm;
     }
-    Pgferry__Control__Reply *r;
-    int rc = call(&o1, &req, &r);
+    int rc = call_print(&o1, &req, name, ": ");
     free(tn);
     free(names);
     free(bufs);
-    if (rc != EXIT_OK)
-        return rc;
-    printf("pipe %s: %s\n", name, r->message);
-    pgferry__control__reply__free_unpacked(r, NULL);
-    return EXIT_OK;
+    free(ts);
+    free(tp);
+    return rc;
+}
+
+/* set NAME KEY=VALUE... */
+static int
+cmd_set(const opts_t *o, const char *name, char **settings, size_t n)
+{
+    Pgferry__Control__Request req = PGFERRY__CONTROL__REQUEST__INIT;
+    Pgferry__Control__SetPipe sp = PGFERRY__CONTROL__SET_PIPE__INIT;
+    sp.name = (char *)name;
+    sp.settings = settings;
+    sp.n_settings = n;
+    req.body_case = PGFERRY__CONTROL__REQUEST__BODY_SET;
+    req.set = &sp;
+    return call_print(o, &req, name, ": ");
 }
 
 /* pause / resume / resync NAME */
@@ -480,13 +563,7 @@ cmd_simple(const opts_t *o, const char *verb, const char *name)
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_RESUME;
         req.resume = &rp;
     }
-    Pgferry__Control__Reply *r;
-    int rc = call(o, &req, &r);
-    if (rc != EXIT_OK)
-        return rc;
-    printf("pipe %s %s\n", name, r->message);
-    pgferry__control__reply__free_unpacked(r, NULL);
-    return EXIT_OK;
+    return call_print(o, &req, name, " ");
 }
 
 static int
@@ -557,6 +634,9 @@ main(int argc, char **argv)
     const char *second = NULL; /* add-tables / remove-tables: the table list */
     int interval_ms = 1000;
     int rest = i;
+    shape_t *shape = NULL; /* add-tables: made at its first shaping option */
+    char serr[512];
+    int sr = 0;
     if (strcmp(verb, "create") != 0) {
         for (; i < argc; i++) {
             if (strcmp(argv[i], "--json") == 0)
@@ -573,22 +653,62 @@ main(int argc, char **argv)
                 drop_destination = true;
             else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
                 history = (uint32_t)atoi(argv[++i]);
-            else if (argv[i][0] == '-') {
+            else if (strcmp(verb, "add-tables") == 0 && argv[i][0] == '-' && i + 1 < argc &&
+                     (shape || (shape = shape_new())) &&
+                     (sr = shape_option(shape, argv[i], argv[i + 1], serr, sizeof(serr))) != 0) {
+                if (sr < 0) {
+                    fprintf(stderr, "pgferryctl add-tables: %s\n", serr);
+                    shape_free(shape);
+                    return EXIT_USAGE;
+                }
+                i++;
+            } else if (argv[i][0] == '-') {
                 fprintf(stderr, "pgferryctl %s: unknown option %s\n", verb, argv[i]);
+                shape_free(shape);
                 return EXIT_USAGE;
             } else if (!name)
                 name = argv[i];
             else if (!second &&
                      (strcmp(verb, "add-tables") == 0 || strcmp(verb, "remove-tables") == 0))
                 second = argv[i];
+            else if (strcmp(verb, "set") == 0)
+                ; /* KEY=VALUE settings, read by cmd_set */
             else {
                 fprintf(stderr, "pgferryctl %s: unexpected argument %s\n", verb, argv[i]);
+                shape_free(shape);
                 return EXIT_USAGE;
             }
         }
     }
     if (strcmp(verb, "create") == 0)
         return cmd_create(&o, argc - rest, argv + rest);
+    if (strcmp(verb, "set") == 0) {
+        /* set NAME KEY=VALUE...: the settings are the arguments after the name */
+        char **kv = NULL;
+        size_t nkv = 0;
+        const char *pname = NULL;
+        for (int k = rest; k < argc; k++) {
+            if (argv[k][0] == '-')
+                continue; /* --json and friends, taken above */
+            if (!pname) {
+                pname = argv[k];
+            } else {
+                kv = kv ? kv : calloc((size_t)argc, sizeof(*kv));
+                if (!kv)
+                    return EXIT_FAILURE_GENERIC;
+                kv[nkv++] = argv[k];
+            }
+        }
+        if (!pname || nkv == 0) {
+            fprintf(stderr, "pgferryctl set: usage: set NAME KEY=VALUE... (batch_max_rows, "
+                            "batch_max_bytes, batch_max_wait_ms, snapshot_workers)\n");
+            free(kv);
+            return EXIT_USAGE;
+        }
+        int rc = cmd_set(&o, pname, kv, nkv);
+        free(kv);
+        return rc;
+    }
     if (strcmp(verb, "version") == 0) {
         printf("pgferryctl %s\n", PGFERRY_VERSION);
         return EXIT_OK;
@@ -620,7 +740,9 @@ main(int argc, char **argv)
             fprintf(stderr, "pgferryctl %s: usage: %s NAME SCHEMA.TABLE[,...]\n", verb, verb);
             return EXIT_USAGE;
         }
-        return cmd_tables(&o, verb, name, second, drop_destination);
+        int rc = cmd_tables(&o, verb, name, second, drop_destination, shape);
+        shape_free(shape);
+        return rc;
     }
     if (strcmp(verb, "watch") == 0) {
         if (!name) {

@@ -79,6 +79,15 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
                 }
             }
             fprintf(out, ")");
+            if (d->partition_by && d->partition_by[0])
+                fprintf(out, ", partitioned by (%s)", d->partition_by);
+            if (d->row_filter && d->row_filter[0])
+                fprintf(out, "\n               rows where %s (publication's row filter)",
+                        d->row_filter);
+            for (size_t c = 0; c < d->n_skipped_columns; c++)
+                fprintf(out, "%s%s (%s)",
+                        c ? ", " : "\n               left out: ", d->skipped_columns[c]->name,
+                        d->skipped_columns[c]->reason);
             const Pgferry__Control__TableProgress *tp = table_progress(st, d);
             if (tp)
                 fprintf(out, ", %u of %u ranges loaded, %llu rows", tp->ranges_done,
@@ -100,6 +109,11 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
         }
         fprintf(out, "\n");
     }
+    fprintf(out,
+            "settings     snapshot_workers %u, batch_max_rows %u, batch_max_bytes %llu, "
+            "batch_max_wait_ms %u\n",
+            sp->snapshot_workers, sp->batch_max_rows, (unsigned long long)sp->batch_max_bytes,
+            sp->batch_max_wait_ms);
     if (sp->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY)
         fprintf(out, "slot         %s (%s), publication %s (%s)\n", sp->slot,
                 sp->slot_owned ? "owned by the pipe" : "user's", sp->publication,
@@ -191,6 +205,9 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_kv_bool(j, "publication_owned", sp->publication_owned);
     json_kv_int(j, "created_us", r->created_us);
     json_kv_uint(j, "snapshot_workers", sp->snapshot_workers);
+    json_kv_uint(j, "batch_max_rows", sp->batch_max_rows);
+    json_kv_uint(j, "batch_max_bytes", sp->batch_max_bytes);
+    json_kv_uint(j, "batch_max_wait_ms", sp->batch_max_wait_ms);
     json_kv_str(j, "numeric", sp->numeric_text ? "text" : "decimal");
     json_key(j, "tables");
     json_arr_begin(j);
@@ -201,6 +218,17 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
         const Pgferry__State__TableDef *d = table_def(r, sp->tables[i]);
         if (d) {
             json_kv_str(j, "target", d->target);
+            json_kv_str(j, "row_filter", d->row_filter ? d->row_filter : "");
+            json_kv_str(j, "partition_by", d->partition_by ? d->partition_by : "");
+            json_key(j, "skipped_columns");
+            json_arr_begin(j);
+            for (size_t c = 0; c < d->n_skipped_columns; c++) {
+                json_obj_begin(j);
+                json_kv_str(j, "name", d->skipped_columns[c]->name);
+                json_kv_str(j, "reason", d->skipped_columns[c]->reason);
+                json_obj_end(j);
+            }
+            json_arr_end(j);
             json_kv_int(j, "estimated_rows", d->reltuples < 0 ? -1 : (int64_t)d->reltuples);
             const Pgferry__State__TableStats *ts = table_stats(r, d->target);
             json_kv_uint(j, "snapshot_rows", ts ? ts->snapshot_rows : 0);

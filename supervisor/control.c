@@ -17,6 +17,8 @@
 #include "chclient.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +235,80 @@ build_status(supervisor_t *s, const char *name, size_t history_limit)
 
 /* ---- verbs ------------------------------------------------------------------------- */
 
+/* A table's shaping options, as the daemon accepts them (pgferryctl checks the same; other
+ * clients may not). Setup checks them against the source (columns exist, replica identity). */
+static bool
+valid_shape(const Pgferry__State__TableSpec *t, char *err, size_t errlen)
+{
+    char shown[300];
+    tablename_format(t->schema[0] ? t->schema : "public", t->name, shown, sizeof(shown));
+    for (const char *c = t->target; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == '`' || *c == '/' || *c == '\\') {
+            snprintf(err, errlen,
+                     "destination table name for %s has a character it cannot use "
+                     "(control characters, `, /, \\)",
+                     shown);
+            return false;
+        }
+    }
+    if (strncmp(t->target, "_pgferry", 8) == 0) {
+        snprintf(err, errlen, "destination table name %s for %s is reserved", t->target, shown);
+        return false;
+    }
+    if (strlen(t->partition_by) > 1000 || strchr(t->partition_by, ';')) {
+        snprintf(err, errlen, "--partition-by for %s: at most 1000 bytes, no ';'", shown);
+        return false;
+    }
+    for (const char *c = t->partition_by; *c; c++) {
+        if ((unsigned char)*c < 0x20) {
+            snprintf(err, errlen, "--partition-by for %s has control characters", shown);
+            return false;
+        }
+    }
+    if (t->n_order_by > 64 || t->n_excluded_columns > 1600) {
+        snprintf(err, errlen, "too many --order-by or --exclude-columns columns for %s", shown);
+        return false;
+    }
+    for (size_t i = 0; i < t->n_order_by + t->n_excluded_columns; i++) {
+        const char *c = i < t->n_order_by ? t->order_by[i] : t->excluded_columns[i - t->n_order_by];
+        if (!c[0] || strlen(c) > TABLENAME_MAX_IDENT) {
+            snprintf(err, errlen, "column names for %s must be 1 to 63 bytes", shown);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Copies the shaping options of from into to (fresh allocations). */
+static bool
+copy_shape(Pgferry__State__TableSpec *to, const Pgferry__State__TableSpec *from)
+{
+    to->target = strdup(from->target);
+    to->partition_by = strdup(from->partition_by);
+    if (!to->target || !to->partition_by)
+        return false;
+    if (from->n_excluded_columns) {
+        to->excluded_columns = calloc(from->n_excluded_columns, sizeof(char *));
+        if (!to->excluded_columns)
+            return false;
+        for (size_t i = 0; i < from->n_excluded_columns; i++) {
+            if (!(to->excluded_columns[to->n_excluded_columns++] =
+                      strdup(from->excluded_columns[i])))
+                return false;
+        }
+    }
+    if (from->n_order_by) {
+        to->order_by = calloc(from->n_order_by, sizeof(char *));
+        if (!to->order_by)
+            return false;
+        for (size_t i = 0; i < from->n_order_by; i++) {
+            if (!(to->order_by[to->n_order_by++] = strdup(from->order_by[i])))
+                return false;
+        }
+    }
+    return true;
+}
+
 static void
 do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
 {
@@ -277,6 +353,10 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
             strlen(t->schema) > TABLENAME_MAX_IDENT || strlen(t->target) > 200) {
             reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
                         "table names must be 1 to 63 bytes");
+            return;
+        }
+        if (!valid_shape(t, err, sizeof(err))) {
+            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
             return;
         }
         for (size_t j = 0; j < i; j++) {
@@ -586,6 +666,8 @@ do_add_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__AddTables *a)
             snprintf(err, sizeof(err), "table %s is already in pipe %s", shown, a->name);
             goto refuse;
         }
+        if (i < a->n_shaped && !valid_shape(a->shaped[i], err, sizeof(err)))
+            goto refuse;
         size_t l = strlen(added);
         snprintf(added + l, sizeof(added) - l, "%s%s", l ? ", " : "", shown);
     }
@@ -617,6 +699,11 @@ do_add_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__AddTables *a)
         ts->schema = strdup(t[i].schema);
         ts->name = strdup(t[i].table);
         sp->tables[sp->n_tables++] = ts;
+        /* shaped[i] is table i's options (pgferryctl sends one per table, in order) */
+        if (i < a->n_shaped && !copy_shape(ts, a->shaped[i])) {
+            snprintf(err, sizeof(err), "out of memory");
+            goto refuse;
+        }
     }
     char reason[2200];
     snprintf(reason, sizeof(reason),
@@ -787,6 +874,107 @@ do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t
     send_reply(s, f, &r);
 }
 
+/* set: settings of an existing pipe. The CDC worker in flight acknowledges its batch and
+ * stops; the next one streams from the acknowledged position with the new limits. A load in
+ * flight keeps its workers; the next load uses the new count. */
+static void
+do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
+{
+    static const struct {
+        const char *key;
+        unsigned long long lo, hi;
+    } known[] = {{"batch_max_rows", 1, 10000000},
+                 {"batch_max_bytes", 65536, 1073741824},
+                 {"batch_max_wait_ms", 1, 600000},
+                 {"snapshot_workers", 1, 64}};
+    char err[512];
+    if (m->n_settings == 0 || m->n_settings > 16) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                    "set takes 1 to 16 KEY=VALUE settings: batch_max_rows, batch_max_bytes, "
+                    "batch_max_wait_ms, snapshot_workers");
+        return;
+    }
+    unsigned long long val[4];
+    bool given[4] = {false, false, false, false};
+    for (size_t i = 0; i < m->n_settings; i++) {
+        const char *kv = m->settings[i];
+        const char *eq = strchr(kv, '=');
+        int k = -1;
+        for (int j = 0; eq && j < 4; j++) {
+            if (strlen(known[j].key) == (size_t)(eq - kv) &&
+                strncmp(kv, known[j].key, (size_t)(eq - kv)) == 0)
+                k = j;
+        }
+        if (k < 0) {
+            snprintf(err, sizeof(err),
+                     "unknown setting '%.*s': set takes batch_max_rows, batch_max_bytes, "
+                     "batch_max_wait_ms, snapshot_workers (as KEY=VALUE)",
+                     (int)(eq ? eq - kv : (ptrdiff_t)strnlen(kv, 64)), kv);
+            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+            return;
+        }
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(eq + 1, &end, 10);
+        if (errno || end == eq + 1 || *end || eq[1] == '-' || v < known[k].lo || v > known[k].hi) {
+            snprintf(err, sizeof(err), "%s takes %llu to %llu, not '%.40s'", known[k].key,
+                     known[k].lo, known[k].hi, eq + 1);
+            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+            return;
+        }
+        val[k] = v;
+        given[k] = true;
+    }
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, m->name, &rec) || !rec) {
+        snprintf(err, sizeof(err), "no pipe named %.64s", m->name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        return;
+    }
+    if (rec->state == ST_COMPLETED || rec->state == ST_PROVISIONING) {
+        snprintf(err, sizeof(err), "pipe %s is %s: nothing to set", m->name,
+                 names_state(rec->state));
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        return;
+    }
+    Pgferry__State__PipeSpec *sp = rec->spec;
+    char reason[600] = "settings changed by the operator:";
+    size_t l = strlen(reason);
+    uint64_t *fields[4] = {NULL, &sp->batch_max_bytes, NULL, NULL};
+    uint32_t *fields32[4] = {&sp->batch_max_rows, NULL, &sp->batch_max_wait_ms,
+                             &sp->snapshot_workers};
+    for (int k = 0; k < 4; k++) {
+        if (!given[k])
+            continue;
+        unsigned long long old = fields[k] ? *fields[k] : *fields32[k];
+        if (fields[k])
+            *fields[k] = val[k];
+        else
+            *fields32[k] = (uint32_t)val[k];
+        l += (size_t)snprintf(reason + l, sizeof(reason) - l, " %s=%llu (was %llu)", known[k].key,
+                              val[k], old);
+        if (l >= sizeof(reason))
+            l = sizeof(reason) - 1;
+    }
+    if (!sup_note(s, rec, reason)) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        return;
+    }
+    log_info("pipe %s: %s", m->name, reason);
+    /* the CDC worker takes the limits at its start: it acknowledges its batch and stops,
+     * and the next one streams from there */
+    if (given[0] || given[1] || given[2])
+        sup_stop_role(s, m->name, "cdc", "settings changed: restarting with the new limits");
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
+    char msg[700];
+    snprintf(msg, sizeof(msg), "%s", reason + strlen("settings changed by the operator: "));
+    r.message = msg;
+    send_reply(s, f, &r);
+}
+
 static void
 do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
 {
@@ -889,6 +1077,9 @@ control_handle(supervisor_t *s, void *sock, void *frames)
         break;
     case PGFERRY__CONTROL__REQUEST__BODY_VERIFY:
         do_verify(s, f, req->verify);
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_SET:
+        do_set(s, f, req->set);
         break;
     case PGFERRY__CONTROL__REQUEST__BODY_PAUSE:
         do_command(s, f, req->pause->name, LC_CMD_PAUSE, "paused by the operator",

@@ -85,6 +85,8 @@ bool sup_transition(supervisor_t *s, Pgferry__State__PipeRecord *rec, lifecycle_
 bool sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reason);
 /* Stops every worker of a pipe (SIGTERM, SIGKILL after the grace period). */
 void sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason);
+/* Stops the pipe's workers of one role (NULL: every role), gracefully. */
+void sup_stop_role(supervisor_t *s, const char *pipe, const char *role, const char *reason);
 /* Runs the reaping part of the loop until the pipe has no worker left (stopped workers are
  * killed after the grace period) or timeout_ms passed. */
 void sup_wait_workers_gone(supervisor_t *s, const char *pipe, int64_t timeout_ms);

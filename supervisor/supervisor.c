@@ -220,10 +220,16 @@ desired_role(const Pgferry__State__PipeRecord *rec)
 void
 sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason)
 {
+    sup_stop_role(s, pipe, NULL, reason);
+}
+
+void
+sup_stop_role(supervisor_t *s, const char *pipe, const char *role, const char *reason)
+{
     int64_t now = time_mono_ms();
     for (size_t i = 0; i < proctable_count(s->procs); i++) {
         proc_t *p = proctable_at(s->procs, i);
-        if (strcmp(p->pipe, pipe) != 0 || p->stopping)
+        if (strcmp(p->pipe, pipe) != 0 || p->stopping || (role && strcmp(p->role, role) != 0))
             continue;
         log_info("stopping worker %s/%s pid %d: %s", p->pipe, p->role, (int)p->pid, reason);
         if (p->zid_len > 0) {
@@ -797,6 +803,39 @@ on_definitions(supervisor_t *s, proc_t *p, Pgferry__Worker__Definitions *d)
         return;
     Pgferry__State__TableDef **old = rec->table_defs;
     size_t n_old = rec->n_table_defs;
+    /* a table renamed at the source: the pipe's spec follows it (resync and add-tables read
+     * the source by name) */
+    for (size_t i = 0; rec->spec && i < d->n_tables; i++) {
+        for (size_t k = 0; k < n_old; k++) {
+            if (strcmp(old[k]->target, d->tables[i]->target) != 0 ||
+                (strcmp(old[k]->schema, d->tables[i]->schema) == 0 &&
+                 strcmp(old[k]->name, d->tables[i]->name) == 0))
+                continue;
+            for (size_t t = 0; t < rec->spec->n_tables; t++) {
+                Pgferry__State__TableSpec *ts = rec->spec->tables[t];
+                const char *schema = ts->schema[0] ? ts->schema : "public";
+                if (strcmp(schema, old[k]->schema) != 0 || strcmp(ts->name, old[k]->name) != 0)
+                    continue;
+                char *ns = strdup(d->tables[i]->schema), *nn = strdup(d->tables[i]->name);
+                if (!ns || !nn) {
+                    free(ns);
+                    free(nn);
+                    break;
+                }
+                if (ts->schema != protobuf_c_empty_string)
+                    free(ts->schema);
+                if (ts->name != protobuf_c_empty_string)
+                    free(ts->name);
+                ts->schema = ns;
+                ts->name = nn;
+                if (!ts->target[0]) { /* the destination keeps its name */
+                    char *tg = strdup(old[k]->target);
+                    if (tg)
+                        ts->target = tg;
+                }
+            }
+        }
+    }
     rec->table_defs = d->tables;
     rec->n_table_defs = d->n_tables;
     log_info("pipe %s: %s", p->pipe, d->reason);
@@ -1001,7 +1040,10 @@ reconcile(supervisor_t *s)
             next = rt->restart_at_ms;
         proc_t *main = role ? proctable_find_role(s->procs, names[i], role) : NULL;
         bool is_snapshot = role && strcmp(role, "snapshot") == 0;
-        if (role && !main && !waiting &&
+        /* a CDC worker that is stopping still holds the slot: its successor waits for it */
+        bool cdc_leaving = role && strcmp(role, "cdc") == 0 &&
+                           proctable_find_role_any(s->procs, names[i], "cdc") != NULL;
+        if (role && !main && !waiting && !cdc_leaving &&
             !(is_snapshot && proctable_count_pipe(s->procs, names[i], NULL) > 0)) {
             /* (a new snapshot coordinator waits until every worker of the old load is gone,
              * so nothing of the old load lands after the new one's TRUNCATE) */

@@ -13,6 +13,7 @@
 #include "relmap.h"
 #include "schema.h"
 #include "setup.h"
+#include "tablename.h"
 #include "slotinfo.h"
 #include "timeutil.h"
 
@@ -378,6 +379,39 @@ bind(cdc_t *c, relmap_entry_t *e, const pgo_msg_t *m, char *err, size_t errlen, 
     return ok;
 }
 
+/* The table itself (its oid) under another name: renamed at the source. The definition takes
+ * the new name (status, verify and resync follow it); the destination table stays. */
+static errclass_t
+follow_rename(cdc_t *c, int table, const pgo_msg_t *m, char *err, size_t errlen)
+{
+    Pgferry__State__TableDef *d = c->defs[table];
+    if (d->relid != m->u.relation.relid || (strcmp(d->schema, m->u.relation.nspname) == 0 &&
+                                            strcmp(d->name, m->u.relation.relname) == 0))
+        return ERRCLASS_NONE;
+    char *ns = strdup(m->u.relation.nspname), *nn = strdup(m->u.relation.relname);
+    if (!ns || !nn) {
+        free(ns);
+        free(nn);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    char from[300], to[300], reason[800];
+    tablename_format(d->schema, d->name, from, sizeof(from));
+    tablename_format(ns, nn, to, sizeof(to));
+    snprintf(reason, sizeof(reason),
+             "table %s renamed to %s at the source (destination table %s "
+             "unchanged)",
+             from, to, d->target);
+    free(d->schema);
+    free(d->name);
+    d->schema = ns;
+    d->name = nn;
+    log_info("%s", reason);
+    if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
+        log_warn("could not report the new definitions: %s", reason);
+    return ERRCLASS_NONE;
+}
+
 static errclass_t
 on_relation(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
 {
@@ -397,6 +431,8 @@ on_relation(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
                   m->u.relation.nspname, m->u.relation.relname);
         return ERRCLASS_NONE;
     }
+    if ((cls = follow_rename(c, table, m, err, errlen)) != ERRCLASS_NONE)
+        return cls;
     if (bind(c, e, m, err, errlen, &cls) || cls != ERRCLASS_NONE)
         return cls;
     /* a schema change: the table's pending rows have the old columns, so they go first */
@@ -409,7 +445,8 @@ on_relation(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
     Pgferry__State__TableDef *nd = NULL;
     char reason[2000];
     cls = schema_apply(c->sql, c->ch, c->spec->dest_database, c->spec->tables[t->index],
-                       tm_flags(c), c->defs[t->index], m, &nd, reason, sizeof(reason), err, errlen);
+                       c->spec->publication_owned ? NULL : c->spec->publication, tm_flags(c),
+                       c->defs[t->index], m, &nd, reason, sizeof(reason), err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
     setup_free_def(c->defs[t->index]);

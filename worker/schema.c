@@ -263,11 +263,64 @@ added_column(PGconn *pg, uint32_t relid, const pgo_column_t *rc, unsigned tm_fla
     return ERRCLASS_NONE;
 }
 
+/* The publication changed under the pipe: a column left out at Setup (generated, not
+ * published) is in the stream now, or the user's publication stopped publishing a column the
+ * table still has. Either way rows already in ClickHouse do not match what it publishes now. */
+static errclass_t
+publication_changed(PGconn *pg, const char *user_pub, const Pgferry__State__TableDef *old,
+                    const pgo_msg_t *rel, const int *old_msg, const char *shown, char *err,
+                    size_t errlen)
+{
+    for (size_t j = 0; j < rel->u.relation.ncols; j++) {
+        const char *name = rel->u.relation.cols[j].name;
+        const char *why = setup_skipped_reason(old, name);
+        for (size_t k = 0; why && k < old->n_columns; k++) {
+            if (strcmp(old->columns[k]->name, name) == 0)
+                why = NULL; /* a column of that name was added since */
+        }
+        if (why && strcmp(why, "excluded") != 0) {
+            snprintf(err, errlen,
+                     "column %s of %s is in the stream now but was left out when the pipe was "
+                     "set up (%s): the publication changed; resync the pipe to load it",
+                     rel->u.relation.cols[j].name, shown, why);
+            return ERRCLASS_FATAL;
+        }
+    }
+    if (!user_pub || !user_pub[0] || PQserverVersion(pg) < 150000)
+        return ERRCLASS_NONE;
+    for (size_t k = 0; k < old->n_columns; k++) {
+        if (old_msg[k] >= 0)
+            continue;
+        char rid[16];
+        snprintf(rid, sizeof(rid), "%u", old->relid);
+        const char *p[] = {rid, old->columns[k]->name, user_pub};
+        errclass_t cls;
+        PGresult *r = pgconn_query(pg,
+                                   "SELECT 1 FROM pg_attribute a WHERE a.attrelid = $1::oid AND "
+                                   "a.attname = $2 AND NOT a.attisdropped AND NOT EXISTS "
+                                   "(SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $3 "
+                                   "AND $2 = ANY(pt.attnames) AND " PUB_RELATIONS ")",
+                                   3, p, &cls, err, errlen);
+        if (!r)
+            return cls;
+        bool unpublished = PQntuples(r) > 0;
+        PQclear(r);
+        if (unpublished) {
+            snprintf(err, errlen,
+                     "column %s of %s is no longer published by publication %s (its column list "
+                     "changed); resync the pipe to follow the publication",
+                     old->columns[k]->name, shown, user_pub);
+            return ERRCLASS_FATAL;
+        }
+    }
+    return ERRCLASS_NONE;
+}
+
 errclass_t
 schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__TableSpec *ts,
-             unsigned tm_flags, const Pgferry__State__TableDef *old, const pgo_msg_t *rel,
-             Pgferry__State__TableDef **out, char *reason_out, size_t reasonlen, char *err,
-             size_t errlen)
+             const char *user_pub, unsigned tm_flags, const Pgferry__State__TableDef *old,
+             const pgo_msg_t *rel, Pgferry__State__TableDef **out, char *reason_out,
+             size_t reasonlen, char *err, size_t errlen)
 {
     size_t nm = rel->u.relation.ncols, no = old->n_columns;
     Pgferry__State__TableDef *nd = NULL;
@@ -380,6 +433,9 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             }
         }
     }
+    cls = publication_changed(pg, user_pub, old, rel, old_msg, shown, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto out;
     cls = ch_columns(ch, db, old->target, &chcols, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
@@ -401,6 +457,25 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     nd->reltuples = old->reltuples;
     nd->snapshot_lsn = strdup(old->snapshot_lsn);
     nd->partition_column = old->partition_column;
+    nd->row_filter = strdup(old->row_filter);
+    nd->partition_by = strdup(old->partition_by);
+    if (old->n_skipped_columns) {
+        nd->skipped_columns = calloc(old->n_skipped_columns, sizeof(*nd->skipped_columns));
+        for (size_t i = 0; nd->skipped_columns && i < old->n_skipped_columns; i++) {
+            Pgferry__State__SkippedColumn *sc = calloc(1, sizeof(*sc));
+            if (!sc)
+                break;
+            pgferry__state__skipped_column__init(sc);
+            sc->name = strdup(old->skipped_columns[i]->name);
+            sc->reason = strdup(old->skipped_columns[i]->reason);
+            nd->skipped_columns[nd->n_skipped_columns++] = sc;
+        }
+    }
+    if (!nd->row_filter || !nd->partition_by || nd->n_skipped_columns != old->n_skipped_columns) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+        goto out;
+    }
     {
         char q[300], qt[300];
         chsql_ident(db, q, sizeof(q));

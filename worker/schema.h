@@ -24,12 +24,14 @@
 
 /* Builds the definition that matches Relation message rel from the recorded one (old), and
  * applies it in ClickHouse (database db). On success *out is the new definition (caller frees
- * with setup_free_def) and reason a sentence for the pipe's history. */
+ * with setup_free_def) and reason a sentence for the pipe's history. user_pub: the user's
+ * publication the pipe reads (NULL for the pipe's own): a column it stops publishing, or one
+ * the pipe left out that the stream now carries, stops the pipe with resync as the way out. */
 errclass_t schema_apply(PGconn *pg, ch_client_t *ch, const char *db,
-                        const Pgferry__State__TableSpec *ts, unsigned tm_flags,
-                        const Pgferry__State__TableDef *old, const pgo_msg_t *rel,
-                        Pgferry__State__TableDef **out, char *reason, size_t reasonlen, char *err,
-                        size_t errlen);
+                        const Pgferry__State__TableSpec *ts, const char *user_pub,
+                        unsigned tm_flags, const Pgferry__State__TableDef *old,
+                        const pgo_msg_t *rel, Pgferry__State__TableDef **out, char *reason,
+                        size_t reasonlen, char *err, size_t errlen);
 
 /* Whether the key columns the Relation message marks (replica identity) are the recorded key
  * (always true under REPLICA IDENTITY FULL, which marks every column). */

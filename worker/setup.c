@@ -111,8 +111,83 @@ setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col)
     return false;
 }
 
+static bool
+add_skipped(Pgferry__State__TableDef *d, const char *name, const char *reason)
+{
+    Pgferry__State__SkippedColumn **n =
+        realloc(d->skipped_columns, (d->n_skipped_columns + 1) * sizeof(*n));
+    if (!n)
+        return false;
+    d->skipped_columns = n;
+    Pgferry__State__SkippedColumn *sc = calloc(1, sizeof(*sc));
+    if (!sc)
+        return false;
+    pgferry__state__skipped_column__init(sc);
+    sc->name = strdup(name);
+    sc->reason = strdup(reason);
+    d->skipped_columns[d->n_skipped_columns++] = sc;
+    return sc->name && sc->reason;
+}
+
+const char *
+setup_skipped_reason(const Pgferry__State__TableDef *d, const char *col)
+{
+    for (size_t i = 0; i < d->n_skipped_columns; i++) {
+        if (strcmp(d->skipped_columns[i]->name, col) == 0)
+            return d->skipped_columns[i]->reason;
+    }
+    return NULL;
+}
+
+/* What a user's publication publishes of table relid (PostgreSQL 15 and later: its row filter
+ * and column list): fills d->row_filter, and *attnames with the published columns as a
+ * PostgreSQL array literal. */
+static errclass_t
+read_publication(PGconn *c, const char *pub, const char *relid, const char *shown,
+                 Pgferry__State__TableDef *d, char **attnames, char *err, size_t errlen)
+{
+    bool v15 = PQserverVersion(c) >= 150000;
+    const char *p[] = {relid, pub};
+    errclass_t cls;
+    PGresult *r = pgconn_query(
+        c,
+        v15 ? "SELECT DISTINCT COALESCE(pt.rowfilter, ''), pt.attnames::text "
+              "FROM pg_publication_tables pt WHERE pt.pubname = $2 AND " PUB_RELATIONS
+            : "SELECT DISTINCT '', NULL FROM pg_publication_tables pt WHERE pt.pubname = $2 "
+              "AND " PUB_RELATIONS,
+        2, p, &cls, err, errlen);
+    if (!r)
+        return cls;
+    int n = PQntuples(r);
+    if (n == 0) {
+        PQclear(r);
+        snprintf(err, errlen,
+                 "table %s is not in publication %s; add it (ALTER PUBLICATION %s ADD TABLE "
+                 "...) or let pgferry own the publication",
+                 shown, pub, pub);
+        return ERRCLASS_FATAL;
+    }
+    if (n > 1) {
+        PQclear(r);
+        snprintf(err, errlen,
+                 "publication %s publishes the partitions of %s with different row filters or "
+                 "column lists; pgferry needs one for the whole table",
+                 pub, shown);
+        return ERRCLASS_FATAL;
+    }
+    d->row_filter = strdup(PQgetvalue(r, 0, 0));
+    *attnames = PQgetisnull(r, 0, 1) ? NULL : strdup(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    if (!d->row_filter) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    return ERRCLASS_NONE;
+}
+
 errclass_t
-setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version, unsigned tm_flags,
+setup_read_table(PGconn *c, const Pgferry__State__PipeSpec *spec,
+                 const Pgferry__State__TableSpec *t, long ch_version, unsigned tm_flags,
                  Pgferry__State__TableDef **out, char *err, size_t errlen)
 {
     char shown[300];
@@ -120,9 +195,13 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
     tablename_format(schema, t->name, shown, sizeof(shown));
     const char *p1[] = {schema, t->name};
     errclass_t cls;
+    int pgver = PQserverVersion(c);
+    bool snapshot_only = spec->mode == PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY;
+    /* a user's publication decides the rows and columns; the pipe's own publishes all */
+    bool user_pub = !snapshot_only && !spec->publication_owned;
     PGresult *r = pgconn_query(c,
-                               "SELECT c.oid, c.relpages, c.reltuples, c.relkind FROM pg_class c "
-                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                               "SELECT c.oid, c.relpages, c.reltuples, c.relkind, c.relreplident "
+                               "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                                "WHERE n.nspname = $1 AND c.relname = $2",
                                2, p1, &cls, err, errlen);
     if (!r)
@@ -146,23 +225,37 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
     d->reltuples = atof(PQgetvalue(r, 0, 2));
     /* a partitioned table's rows carry their leaf partition (a TRUNCATE of one partition) */
     d->partition_column = PQgetvalue(r, 0, 3)[0] == 'p';
+    bool ident_full = PQgetvalue(r, 0, 4)[0] == 'f';
     PQclear(r);
     d->schema = strdup(schema);
     d->name = strdup(t->name);
     d->target = strdup(t->target[0] ? t->target : t->name);
+    d->partition_by = strdup(t->partition_by);
+    char *attnames = NULL;
+    if (user_pub) {
+        cls = read_publication(c, spec->publication, relid, shown, d, &attnames, err, errlen);
+        if (cls != ERRCLASS_NONE) {
+            setup_free_def(d);
+            return cls;
+        }
+    }
 
-    const char *p2[] = {relid};
+    const char *p2[] = {relid, attnames ? attnames : "{}", attnames ? "t" : "f"};
     r = pgconn_query(
         c,
+        /* attgenerated: PostgreSQL 12 and later (pgferry supports 13 and later) */
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod, "
-        " a.attnotnull, COALESCE((SELECT u.ord FROM unnest(k.indkey::int2[]) WITH ORDINALITY "
-        "   u(att, ord) WHERE u.att = a.attnum), 0), a.attnum "
+        " a.attnotnull, COALESCE((SELECT u.ord FROM unnest(k.indkey::int2[]) WITH "
+        "   ORDINALITY u(att, ord) WHERE u.att = a.attnum), 0), a.attnum, a.attgenerated, "
+        " NOT $3::bool OR a.attname = ANY($2::name[]) "
         "FROM pg_attribute a "
         "LEFT JOIN LATERAL (SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid "
         "  AND (i.indisprimary OR i.indisreplident) "
         "  ORDER BY i.indisreplident DESC, i.indisprimary DESC LIMIT 1) k ON true "
-        "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        1, p2, &cls, err, errlen);
+        "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        3, p2, &cls, err, errlen);
+    free(attnames);
     if (!r) {
         setup_free_def(d);
         return cls;
@@ -179,13 +272,33 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
     for (int i = 0; i < n; i++) {
         const char *name = PQgetvalue(r, i, 0);
         uint32_t keypos = (uint32_t)atoi(PQgetvalue(r, i, 5));
-        if (setup_column_excluded(t, name)) {
+        char generated = PQgetvalue(r, i, 7)[0];
+        bool published = PQgetvalue(r, i, 8)[0] == 't';
+        /* Generated columns: PostgreSQL sends stored ones from version 18 on (the publication's
+         * publish_generated_columns), virtual ones never. A snapshot-only pipe loads stored
+         * ones. Elsewhere they stay out of the destination, from the snapshot on. */
+        const char *skip = NULL;
+        if (setup_column_excluded(t, name))
+            skip = "excluded";
+        else if (generated == 'v' || (generated == 's' && !snapshot_only && pgver < 180000))
+            skip = "generated";
+        else if (!published)
+            skip = "not published";
+        if (skip) {
             if (keypos) {
-                snprintf(err, errlen, "column %s of %s is part of the key and cannot be excluded",
-                         name, shown);
+                snprintf(err, errlen,
+                         "column %s of %s is part of the key and cannot be left out (%s%s%s)", name,
+                         shown, skip, user_pub && !published ? " by publication " : "",
+                         user_pub && !published ? spec->publication : "");
                 PQclear(r);
                 setup_free_def(d);
                 return ERRCLASS_FATAL;
+            }
+            if (!add_skipped(d, name, skip)) {
+                PQclear(r);
+                setup_free_def(d);
+                snprintf(err, errlen, "out of memory");
+                return ERRCLASS_TRANSIENT;
             }
             continue;
         }
@@ -240,7 +353,94 @@ setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
         setup_free_def(d);
         return ERRCLASS_FATAL;
     }
+    cls = setup_shape_order_by(d, t, ident_full, shown, err, errlen);
+    if (cls != ERRCLASS_NONE) {
+        setup_free_def(d);
+        return cls;
+    }
     *out = d;
+    return ERRCLASS_NONE;
+}
+
+errclass_t
+setup_shape_order_by(Pgferry__State__TableDef *d, const Pgferry__State__TableSpec *t,
+                     bool ident_full, const char *shown, char *err, size_t errlen)
+{
+    if (t->n_order_by == 0)
+        return ERRCLASS_NONE;
+    /* the key's columns keep their order after the leading ones */
+    uint32_t lead = 0;
+    Pgferry__State__ColumnDef *leading[64];
+    if (t->n_order_by > 64) {
+        snprintf(err, errlen, "--order-by for %s names more than 64 columns", shown);
+        return ERRCLASS_FATAL;
+    }
+    for (size_t o = 0; o < t->n_order_by; o++) {
+        Pgferry__State__ColumnDef *col = NULL;
+        for (size_t i = 0; i < d->n_columns && !col; i++) {
+            if (strcmp(d->columns[i]->name, t->order_by[o]) == 0)
+                col = d->columns[i];
+        }
+        if (!col) {
+            const char *why = setup_skipped_reason(d, t->order_by[o]);
+            snprintf(err, errlen, "--order-by column %s of %s %s%s%s", t->order_by[o], shown,
+                     why ? "is not replicated (" : "does not exist", why ? why : "",
+                     why ? ")" : "");
+            return ERRCLASS_FATAL;
+        }
+        for (uint32_t k = 0; k < lead; k++) {
+            if (leading[k] == col) {
+                snprintf(err, errlen, "--order-by for %s names column %s twice", shown, col->name);
+                return ERRCLASS_FATAL;
+            }
+        }
+        /* a DELETE carries the replica identity only: the destination's ordering key must
+         * be in it, or the delete could not name its row */
+        if (!col->key_position && !ident_full) {
+            snprintf(err, errlen,
+                     "--order-by column %s of %s is not covered by the table's replica identity "
+                     "(deletes would not carry it); use key columns, or set REPLICA IDENTITY "
+                     "FULL on the source",
+                     col->name, shown);
+            return ERRCLASS_FATAL;
+        }
+        if (!col->key_position && !col->not_null) {
+            snprintf(err, errlen,
+                     "--order-by column %s of %s can be NULL; ClickHouse's ordering key needs "
+                     "NOT NULL columns",
+                     col->name, shown);
+            return ERRCLASS_FATAL;
+        }
+        leading[lead++] = col;
+    }
+    /* new key positions: the leading columns, then the key columns not among them */
+    uint32_t nkeys = 0;
+    for (size_t i = 0; i < d->n_columns; i++)
+        nkeys = d->columns[i]->key_position > nkeys ? d->columns[i]->key_position : nkeys;
+    uint32_t *newpos = calloc(d->n_columns + 1, sizeof(*newpos));
+    if (!newpos) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    for (uint32_t k = 0; k < lead; k++) {
+        for (size_t i = 0; i < d->n_columns; i++) {
+            if (d->columns[i] == leading[k])
+                newpos[i] = k + 1;
+        }
+    }
+    uint32_t next = lead + 1;
+    for (uint32_t k = 1; k <= nkeys; k++) {
+        for (size_t i = 0; i < d->n_columns; i++) {
+            if (d->columns[i]->key_position == k && !newpos[i])
+                newpos[i] = next++;
+        }
+    }
+    for (size_t i = 0; i < d->n_columns; i++) {
+        d->columns[i]->key_position = newpos[i];
+        if (newpos[i])
+            d->columns[i]->not_null = true;
+    }
+    free(newpos);
     return ERRCLASS_NONE;
 }
 
@@ -281,7 +481,13 @@ setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const
             "` DateTime DEFAULT now()");
     if (def->partition_column)
         put(&b, ", `" META_PARTITION "` UInt32");
-    put(&b, ") ENGINE = ReplacingMergeTree(`" META_VERSION "`) ORDER BY (");
+    put(&b, ") ENGINE = ReplacingMergeTree(`" META_VERSION "`)");
+    if (def->partition_by && def->partition_by[0]) {
+        put(&b, " PARTITION BY (");
+        put(&b, def->partition_by);
+        put(&b, ")");
+    }
+    put(&b, " ORDER BY (");
     /* key columns in key order */
     int written = 0;
     for (uint32_t k = 1; k <= def->n_columns; k++) {
@@ -471,8 +677,16 @@ ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, 
     }
     /* partitions publish as themselves (not via their root): PostgreSQL sends a TRUNCATE of
      * one partition only then, and its relid tells which rows go */
-    if (!exists)
-        put(&b, " WITH (publish_via_partition_root = false)");
+    /* from PostgreSQL 18 on, stored generated columns can be published: then they are */
+    const char *opts =
+        PQserverVersion(pg) >= 180000
+            ? "publish_via_partition_root = false, publish_generated_columns = stored"
+            : "publish_via_partition_root = false";
+    if (!exists) {
+        put(&b, " WITH (");
+        put(&b, opts);
+        put(&b, ")");
+    }
     buf_byte(&b, '\0');
     if (b.oom) {
         buf_free(&b);
@@ -494,7 +708,9 @@ ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, 
         char *pub2 = PQescapeIdentifier(pg, spec->publication, strlen(spec->publication));
         put(&b, "ALTER PUBLICATION ");
         put(&b, pub2 ? pub2 : "\"\"");
-        put(&b, " SET (publish_via_partition_root = false)");
+        put(&b, " SET (");
+        put(&b, opts);
+        put(&b, ")");
         buf_byte(&b, '\0');
         PQfreemem(pub2);
         r = b.oom ? NULL : PQexec(pg, (char *)b.data);
@@ -535,33 +751,6 @@ find_def(Pgferry__State__TableDef *const *defs, size_t n, const Pgferry__State__
             return defs[i];
     }
     return NULL;
-}
-
-/* A user's publication must already carry the table (or its partitions). */
-static errclass_t
-check_in_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec,
-                     const Pgferry__State__TableDef *d, char *err, size_t errlen)
-{
-    const char *p[] = {spec->publication, d->schema, d->name};
-    errclass_t cls;
-    PGresult *r = pgconn_query(
-        pg,
-        "SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $1 AND "
-        " format('%I.%I', pt.schemaname, pt.tablename)::regclass IN "
-        " (SELECT relid FROM pg_partition_tree(format('%I.%I', $2::text, $3::text)::regclass))",
-        3, p, &cls, err, errlen);
-    if (!r)
-        return cls;
-    bool ok = PQntuples(r) > 0;
-    PQclear(r);
-    if (!ok) {
-        snprintf(err, errlen,
-                 "table %s.%s is not in publication %s; add it (ALTER PUBLICATION %s ADD TABLE "
-                 "...) or let pgferry own the publication",
-                 d->schema, d->name, spec->publication, spec->publication);
-        return ERRCLASS_FATAL;
-    }
-    return ERRCLASS_NONE;
 }
 
 /* Resync: a fresh, empty <target>_resync table next to each destination table. */
@@ -634,13 +823,10 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
             if (!out->tables[i])
                 snprintf(err, errlen, "out of memory");
         } else {
-            cls = setup_read_table(pg, spec->tables[i], vnum,
+            cls = setup_read_table(pg, spec, spec->tables[i], vnum,
                                    spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u, &out->tables[i],
                                    err, errlen);
         }
-        if (cls == ERRCLASS_NONE && !kept[i] && !spec->publication_owned &&
-            spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY)
-            cls = check_in_publication(pg, spec, out->tables[i], err, errlen);
         if (cls != ERRCLASS_NONE) {
             if (out->tables[i])
                 setup_free_def(out->tables[i]);

@@ -36,11 +36,25 @@ errclass_t setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__Tabl
                       size_t n_tables, worker_t *w, char *detail, size_t detaillen, char *err,
                       size_t errlen);
 
-/* Reads one source table's definition (current catalog) on c. */
-/* tm_flags: TYPEMAP_* flags of the pipe (numeric_text) */
-errclass_t setup_read_table(PGconn *c, const Pgferry__State__TableSpec *t, long ch_version,
-                            unsigned tm_flags, Pgferry__State__TableDef **out, char *err,
-                            size_t errlen);
+/* Reads one source table's definition (current catalog) on c: the columns the pipe replicates
+ * (those it leaves out in skipped_columns, with the reason: excluded, generated, not published
+ * by the pipe's user publication), the publication's row filter, and the shape the spec asks
+ * for (order-by, partition-by). tm_flags: TYPEMAP_* flags of the pipe (numeric_text). */
+errclass_t setup_read_table(PGconn *c, const Pgferry__State__PipeSpec *spec,
+                            const Pgferry__State__TableSpec *t, long ch_version, unsigned tm_flags,
+                            Pgferry__State__TableDef **out, char *err, size_t errlen);
+/* Puts t's --order-by columns first in d's key (key_position): refused unless each is
+ * replicated, NOT NULL and covered by the replica identity (a key column, or identity FULL). */
+errclass_t setup_shape_order_by(Pgferry__State__TableDef *d, const Pgferry__State__TableSpec *t,
+                                bool ident_full, const char *shown, char *err, size_t errlen);
+/* SQL: the rows of pg_publication_tables pt that are table $1 (an oid): itself, or its
+ * partitions */
+#define PUB_RELATIONS                                                                              \
+    "format('%I.%I', pt.schemaname, pt.tablename)::regclass::oid IN "                              \
+    "(SELECT $1::oid UNION ALL SELECT relid FROM pg_partition_tree($1::oid::regclass))"
+
+/* Why column col of the source is not in d ("excluded", "generated", "not published"), or NULL */
+const char *setup_skipped_reason(const Pgferry__State__TableDef *d, const char *col);
 void setup_free_def(Pgferry__State__TableDef *d);
 
 /* What the catalog says of a type (by oid, for a column seen in the replication stream):

@@ -210,9 +210,22 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     /* ONLY: a leaf partition or plain table, never its inheritance children */
     buf_append(&copy, " FROM ONLY ", 11);
     buf_append(&copy, relation, strlen(relation));
-    if (where && *where) {
+    /* the rows the publication publishes: its row filter applies from the snapshot on */
+    bool filtered = def->row_filter && def->row_filter[0];
+    if ((where && *where) || filtered) {
         buf_append(&copy, " WHERE ", 7);
-        buf_append(&copy, where, strlen(where));
+        if (where && *where) {
+            buf_append(&copy, "(", 1);
+            buf_append(&copy, where, strlen(where));
+            buf_append(&copy, ")", 1);
+        }
+        if (where && *where && filtered)
+            buf_append(&copy, " AND ", 5);
+        if (filtered) {
+            buf_append(&copy, "(", 1);
+            buf_append(&copy, def->row_filter, strlen(def->row_filter));
+            buf_append(&copy, ")", 1);
+        }
     }
     buf_append(&copy, ") TO STDOUT", 12); /* includes the NUL */
     if (copy.oom) {
@@ -539,8 +552,8 @@ refresh_definitions(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
             continue; /* loaded before */
         Pgferry__State__TableDef *cur = NULL;
         errclass_t cls =
-            setup_read_table(pg, spec->tables[i], 0, spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u,
-                             &cur, err, errlen);
+            setup_read_table(pg, spec, spec->tables[i], 0,
+                             spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u, &cur, err, errlen);
         if (cls != ERRCLASS_NONE)
             return cls;
         if (same_columns(cur, tables[i])) {
