@@ -10,22 +10,48 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Whether table t is missing from a server that stays up: missing now, and again after
+ * MISSING_CONFIRM_S on a server whose uptime covers the wait. A ClickHouse that is shutting down
+ * answers "doesn't exist" for about 15 s and is gone after that; one that restarted in between
+ * has a shorter uptime. */
+#define MISSING_CONFIRM_S 20
+static bool
+table_gone(applyio_t *io, const chtable_t *t)
+{
+    char sql[700], e[256];
+    snprintf(sql, sizeof(sql), "EXISTS TABLE %s", t->qname);
+    for (int check = 0; check < 2; check++) {
+        if (check) {
+            log_warn("destination table %s is missing; asking again in %d s before stopping the "
+                     "pipe (a ClickHouse shutting down answers so for a while)",
+                     t->qname, MISSING_CONFIRM_S);
+            sleep(MISSING_CONFIRM_S);
+        }
+        char *out = NULL, *up = NULL;
+        errclass_t ec = ch_client_query(io->ch, sql, &out, e, sizeof(e));
+        bool missing = ec == ERRCLASS_NONE && out && atoi(out) == 0;
+        if (missing && check)
+            ec = ch_client_query(io->ch, "SELECT uptime()", &up, e, sizeof(e));
+        long uptime = ec == ERRCLASS_NONE && up ? atol(up) : 0;
+        free(out);
+        free(up);
+        if (!missing || (check && uptime < MISSING_CONFIRM_S))
+            return false;
+    }
+    return true;
+}
+
 static errclass_t
 io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, size_t errlen)
 {
     applyio_t *io = ud;
     errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
     if (cls != ERRCLASS_NONE && (ch_error_code(err) == 60 || ch_error_code(err) == 81)) {
-        /* gone for good only when the server says so when asked again */
-        char sql[700], *out = NULL, e[256];
-        snprintf(sql, sizeof(sql), "EXISTS TABLE %s", t->qname);
-        errclass_t ec = ch_client_query(io->ch, sql, &out, e, sizeof(e));
-        bool gone = ec == ERRCLASS_NONE && out && atoi(out) == 0;
-        free(out);
         size_t l = strlen(err);
-        if (!gone) {
-            snprintf(err + l, errlen - l, " (the table %s exists when asked again: retrying)",
-                     t->qname);
+        if (!table_gone(io, t)) {
+            snprintf(err + l, errlen - l,
+                     " (not confirmed: the table exists when asked again, or the server "
+                     "restarted: retrying)");
             return ERRCLASS_TRANSIENT;
         }
         snprintf(err + l, errlen - l,

@@ -29,7 +29,7 @@ psql_q "SET ROLE $ROLE; CREATE TABLE $S.e (id int PRIMARY KEY, v text); INSERT I
 
 start_daemon
 check_failed() { # pipe, reason fragment
-    wait_for 30 "pipe $1 is Failed" state_is "$1" Failed
+    wait_for 90 "pipe $1 is Failed" state_is "$1" Failed
     local j; j=$(pipe_json "$1")
     assert_eq "$(jq -r .last_error.class <<<"$j")" FATAL "error class of $1"
     assert_contains "$(jq -r .last_error.message <<<"$j")" "$2" "reason of $1"
