@@ -63,6 +63,8 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
             sp->numeric_text ? " (numeric(p,s) as exact text)" : "");
     fprintf(out, "source       %s%s%s%s\n", sp->source, r->source_version[0] ? "  (" : "",
             r->source_version, r->source_version[0] ? ")" : "");
+    if (r->source_server[0])
+        fprintf(out, "streams from %s\n", r->source_server);
     fprintf(out, "destination  %s database %s%s%s%s\n", sp->dest_url, sp->dest_database,
             r->dest_version[0] ? "  (" : "", r->dest_version, r->dest_version[0] ? ")" : "");
     for (size_t i = 0; i < sp->n_tables; i++) {
@@ -140,6 +142,16 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
         fprintf(out, "; slot retains %.1f MB of WAL (wal_status %s) [%s ago]\n",
                 (double)st->slot->retained_bytes / 1048576.0,
                 st->slot->wal_status[0] ? st->slot->wal_status : "?", dur);
+        if (st->slot->failover_known)
+            fprintf(out, "failover     %s\n",
+                    st->slot->failover > 0
+                        ? "the slot is a failover slot: a standby that synchronizes it "
+                          "(sync_replication_slots) can be promoted and the pipe goes on"
+                    : st->slot->failover == 0
+                        ? "the slot is not a failover slot: after a source failover the pipe "
+                          "needs a resync"
+                        : "the source has no failover slots (PostgreSQL 17 has): after a "
+                          "source failover the pipe needs a resync");
     }
     if (st->warning[0])
         fprintf(out, "WARNING      %s\n", st->warning);
@@ -303,6 +315,7 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_key(j, "rows_per_second");
     json_double(j, st->rows_per_second);
     json_obj_end(j);
+    json_kv_str(j, "source_server", r->source_server);
     json_key(j, "slot_info");
     if (st->slot) {
         json_obj_begin(j);
@@ -313,6 +326,11 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
         json_kv_uint(j, "retained_bytes", st->slot->retained_bytes);
         json_kv_str(j, "wal_status", st->slot->wal_status);
         json_kv_int(j, "safe_wal_size", st->slot->safe_wal_size);
+        json_key(j, "failover");
+        if (st->slot->failover_known)
+            json_bool(j, st->slot->failover > 0);
+        else
+            json_null(j);
         json_kv_int(j, "time_us", st->slot_info_us);
         json_obj_end(j);
     } else {

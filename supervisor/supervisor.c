@@ -513,10 +513,43 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
 /* Progress that moved data counts as recovery from Degraded and resets the failure count. A
  * CDC worker's report that it streams is not progress: it only starts the HEALTHY_MS clock
  * (on_applied), since a worker whose inserts keep failing must still reach Degraded/Failed. */
+/* The server a CDC worker streams from: recorded, and a change (another host, or a new timeline
+ * after a promotion) noted in the history. */
+static void
+on_source_server(supervisor_t *s, proc_t *p, const char *server)
+{
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    if (strcmp(rec->source_server, server) != 0) {
+        char reason[800];
+        if (rec->source_server[0])
+            snprintf(reason, sizeof(reason),
+                     "source server changed: streaming from %s (was %s): a failover of the "
+                     "source; the slot's position carried over",
+                     server, rec->source_server);
+        else
+            snprintf(reason, sizeof(reason), "streaming from %s", server);
+        bool changed = rec->source_server[0] != '\0';
+        set_str(&rec->source_server, server);
+        if (changed) {
+            log_info("pipe %s: %s", p->pipe, reason);
+            sup_note(s, rec, reason);
+        } else {
+            store_put_pipe(s->store, rec, NULL);
+        }
+    }
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
 static void
 on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
 {
     snprintf(p->activity, sizeof(p->activity), "%s", pr->detail);
+    if (pr->source_server[0]) {
+        on_source_server(s, p, pr->source_server);
+        return;
+    }
     if (pr->rows == 0 && pr->lsn[0] == '\0')
         return;
     if (strcmp(p->role, "cdc") == 0 && pr->rows == 0) {

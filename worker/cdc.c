@@ -704,6 +704,22 @@ handle_keepalive(cdc_t *c, const unsigned char *buf, size_t len, char *err, size
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
+/* Which server the stream comes from (a source given as several hosts picks the primary) and
+ * its timeline: the supervisor records a change (a failover) in the history. */
+static void
+report_server(cdc_t *c)
+{
+    PGresult *r = PQexec(c->repl, "IDENTIFY_SYSTEM");
+    char server[300];
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) >= 2) {
+        snprintf(server, sizeof(server), "%s:%s, timeline %s", PQhost(c->repl), PQport(c->repl),
+                 PQgetvalue(r, 0, 1));
+        log_info("source server %s", server);
+        worker_send_source_server(c->w, server);
+    }
+    PQclear(r);
+}
+
 static errclass_t
 start_replication(cdc_t *c, char *err, size_t errlen)
 {
@@ -711,6 +727,7 @@ start_replication(cdc_t *c, char *err, size_t errlen)
     c->repl = pgconn_connect(c->spec->source, "pgferry-cdc", true, &cls, err, errlen);
     if (!c->repl)
         return cls;
+    report_server(c);
     /* publication_names is a list of identifiers inside a string literal */
     buf_t b;
     buf_init(&b);

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIN_PG_VERSION 100000
+/* the majors pgferry is tested on (tests/matrix/run): 13 to 18 */
+#define MIN_PG_VERSION 130000
+#define MAX_PG_VERSION 189999
 #define MIN_CH_VERSION 18016000L
 
 static errclass_t
@@ -104,8 +106,10 @@ check_source(const Pgferry__State__PipeSpec *spec, worker_t *w, provision_result
     snprintf(dbname, sizeof(dbname), "%s", PQgetvalue(r, 0, 5));
     PQclear(r);
     cls = ERRCLASS_FATAL;
-    if (vnum < MIN_PG_VERSION) {
-        snprintf(err, errlen, "the source runs %s; pgferry needs PostgreSQL 10 or newer",
+    if (vnum < MIN_PG_VERSION || vnum > MAX_PG_VERSION) {
+        snprintf(err, errlen,
+                 "the source runs %s; pgferry supports PostgreSQL 13 to 18 (the "
+                 "versions it is tested on)",
                  out->source_version);
         goto done;
     }

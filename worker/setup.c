@@ -855,9 +855,14 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
         /* no snapshot: the slot starts where the source is now */
         const char *sp[] = {spec->slot};
         PGresult *r = pgconn_query(pg,
-                                   "SELECT pg_create_logical_replication_slot($1, 'pgoutput') "
-                                   "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots "
-                                   "WHERE slot_name = $1)",
+                                   PQserverVersion(pg) >= 170000
+                                       /* a failover slot (see the snapshot's slot) */
+                                       ? "SELECT pg_create_logical_replication_slot($1, "
+                                         "'pgoutput', false, false, true) "
+                                       : "SELECT pg_create_logical_replication_slot($1, "
+                                         "'pgoutput') "
+                                         "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots "
+                                         "WHERE slot_name = $1)",
                                    1, sp, &cls, err, errlen);
         if (!r)
             goto done;

@@ -19,8 +19,10 @@ slotinfo_query(PGconn *pg, const char *slot, slotinfo_t *out, char *err, size_t 
         "SELECT pg_current_wal_lsn(), confirmed_flush_lsn, restart_lsn, "
         " COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint, "
         " COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint, "
-        " COALESCE(wal_status, ''), COALESCE(safe_wal_size, -1) "
-        "FROM pg_replication_slots WHERE slot_name = $1",
+        " COALESCE(wal_status, ''), COALESCE(safe_wal_size, -1), "
+        /* failover slots: PostgreSQL 17 and later have the column */
+        " COALESCE((to_jsonb(s) ->> 'failover')::bool::int, -1) "
+        "FROM pg_replication_slots s WHERE slot_name = $1",
         1, p, &cls, err, errlen);
     if (!r)
         return cls;
@@ -40,6 +42,8 @@ slotinfo_query(PGconn *pg, const char *slot, slotinfo_t *out, char *err, size_t 
     out->msg.lag_bytes = lag > 0 ? (uint64_t)lag : 0;
     out->msg.retained_bytes = kept > 0 ? (uint64_t)kept : 0;
     out->msg.safe_wal_size = atoll(PQgetvalue(r, 0, 6));
+    out->msg.failover = atoi(PQgetvalue(r, 0, 7));
+    out->msg.failover_known = true;
     PQclear(r);
     out->msg.current_lsn = out->current;
     out->msg.confirmed_lsn = out->confirmed;

@@ -644,10 +644,15 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
             goto done;
     }
     char cmd[200];
-    if (permanent)
+    /* from PostgreSQL 17 on the pipe's slot is a failover slot: a standby that synchronizes
+     * slots (sync_replication_slots) has it too, and the pipe goes on from a promoted standby */
+    if (permanent && PQserverVersion(repl) >= 170000)
         snprintf(cmd, sizeof(cmd),
-                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput EXPORT_SNAPSHOT",
+                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER)",
                  spec->slot); /* slot names are [a-z0-9_] (checked at create) */
+    else if (permanent)
+        snprintf(cmd, sizeof(cmd),
+                 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pgoutput EXPORT_SNAPSHOT", spec->slot);
     else
         snprintf(cmd, sizeof(cmd),
                  "CREATE_REPLICATION_SLOT pgferry_snap_%d TEMPORARY LOGICAL pgoutput "

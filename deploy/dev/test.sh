@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh machine: installs what is missing, builds pgferry twice
 # (normal, and with AddressSanitizer + UndefinedBehaviorSanitizer), starts real PostgreSQL and
 # ClickHouse servers on free loopback ports in a temporary directory, runs ctest (unit,
-# integration and e2e on the normal build; unit and integration on the sanitizer build), and
+# integration and e2e on the normal build; unit and integration on the sanitizer build; the
+# reduced PostgreSQL version matrix, tests/matrix/run --reduced), and
 # stops the servers. Exits non-zero when anything fails.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +27,8 @@ echo "PostgreSQL on 127.0.0.1:$PGFERRY_PG_PORT, ClickHouse on 127.0.0.1:$PGFERRY
 rc=0
 echo "== ctest: unit, integration, e2e"
 (cd "$ROOT/build" && ctest --output-on-failure -L 'unit|integration|e2e') || rc=1
+echo "== PostgreSQL versions 13 to 18 (reduced matrix; 15 ran above) and 12 refused"
+bash "$ROOT/tests/matrix/run" --reduced --versions "13 14 16 17 18" || rc=1
 echo "== ctest under ASan + UBSan: unit, integration"
 (cd "$ROOT/build-asan" &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \

@@ -18,8 +18,10 @@ psql_q "CREATE SCHEMA $S;
     PRIMARY KEY (id, region));
   INSERT INTO $S.f SELECT x, CASE WHEN x % 3 = 0 THEN 'eu' ELSE 'us' END, x, 's' || x
     FROM generate_series(1, 300) x;
-  CREATE PUBLICATION ${S}_plain FOR TABLE $S.plain;
-  CREATE PUBLICATION ${S}_pub FOR TABLE $S.f (id, region, amount) WHERE (region = 'eu')"
+  CREATE PUBLICATION ${S}_plain FOR TABLE $S.plain"
+# row filters and column lists: PostgreSQL 15 and later
+[ "$PGVER" -lt 150000 ] ||
+    psql_q "CREATE PUBLICATION ${S}_pub FOR TABLE $S.f (id, region, amount) WHERE (region = 'eu')"
 start_daemon
 
 log "generated columns with the pipe's own publication"
