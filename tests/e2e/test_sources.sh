@@ -121,4 +121,12 @@ wait_for 120 "pipe gen Running after resync" bash -c \
 psql_q "UPDATE $S.g2 SET d = 'post-resync' WHERE id = 1"
 wait_match 60 "g2 after resync" "SELECT $gen_cols FROM $S.g2 ORDER BY id" \
     "SELECT $gen_cols FROM $DB.g_live ORDER BY id"
+log "add-tables and remove-tables after the rename"
+psql_q "CREATE TABLE $S.extra (id int PRIMARY KEY); INSERT INTO $S.extra VALUES (1)"
+"$CTL" add-tables gen "$S.extra" >/dev/null
+wait_for 60 "pipe gen Running with two tables" bash -c \
+    "'$CTL' status gen --json | jq -e '.state == \"Running\" and (.tables | length) == 2' >/dev/null"
+out=$("$CTL" remove-tables gen "$S.g2") || fail "remove-tables by the new name: $out"
+wait_for 60 "pipe gen Running with one table" bash -c \
+    "'$CTL' status gen --json | jq -e '.state == \"Running\" and (.tables | length) == 1 and .tables[0].table == \"extra\"' >/dev/null"
 log "ok"
