@@ -451,6 +451,7 @@ test_versions_follow_commit_order(void **state)
     flush();
     assert_string_equal(live(5)->v, "B");
     /* the same with the rows inserted in the other order (a replay splits batches anew) */
+    free(F.rows);
     memset(&F, 0, sizeof(F));
     F.ct = &ct;
     ins(6, "B", NULL, 300);
