@@ -393,15 +393,16 @@ static errclass_t
 catch_up(PGconn *pg, const char *slot, char *err, size_t errlen)
 {
     errclass_t cls;
-    /* everything committed so far is flushed by one synchronous commit (under
-     * synchronous_commit = off a commit that returned may not be, and the walsender reads only
-     * flushed WAL); the flush position is then the end of every commit */
-    /* (txid_current() must be a statement of its own: inside a subquery whose output nobody
-     * reads the planner drops it, no transaction id is taken, nothing is committed or flushed,
-     * and a commit still in the WAL buffers is left behind the target: found on PostgreSQL 14,
-     * where verify then reported a row inserted just before it as missing) */
-    PGresult *r = PQexec(pg, "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); "
-                             "COMMIT");
+    /* everything committed so far is flushed by one synchronous commit that wrote WAL (under
+     * synchronous_commit = off a commit that returned may not be flushed, and the walsender
+     * reads only flushed WAL); the flush position is then past the end of every commit. The
+     * commit must write WAL of its own: PostgreSQL flushes a commit at once only then (one that
+     * only took a transaction id, txid_current(), is committed asynchronously: found on a
+     * loaded machine, where verify reported a row inserted just before as missing). A
+     * transactional logical message writes WAL, needs no privilege and is not a change of any
+     * table (pgferry's stream ignores messages). */
+    PGresult *r = PQexec(pg, "BEGIN; SET LOCAL synchronous_commit = on; "
+                             "SELECT pg_logical_emit_message(true, 'pgferry', ''); COMMIT");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         cls = pgconn_classify(r, pg);
         snprintf(err, errlen, "cannot flush the source's WAL: %s", PQerrorMessage(pg));

@@ -47,11 +47,11 @@ wait_slot_caught_up() {
 # committed_lsn: a position at or after the end of every commit so far. One synchronous commit
 # flushes the WAL before it (under synchronous_commit = off a commit that returned may not be
 # flushed, and the walsender reads only flushed WAL); the insert position would not do either:
-# WAL of no transaction can wait unflushed behind it for long. (txid_current() as a statement of
-# its own: in a subquery whose output is not read the planner drops it and nothing commits.)
+# WAL of no transaction can wait unflushed behind it for long. The commit must write WAL (a
+# logical message): PostgreSQL commits a transaction that only took an id asynchronously.
 committed_lsn() {
     psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" \
-        -c "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT" \
+        -c "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'pgferry-test', ''); COMMIT" \
         -c "SELECT pg_current_wal_flush_lsn()" | tail -1
 }
 slot_confirms() {
