@@ -64,6 +64,12 @@ typedef struct {
     bool in_txn, skip_txn;
     bool reopen;          /* a huge message went through libpq's buffer */
     uint64_t txn_version; /* the transaction's commit LSN: the version of its rows */
+    /* definitions changed by the stream are recorded only once the slot is acknowledged past
+     * the commit of the transaction that changed them: a worker that dies before replays the
+     * transaction with the definitions from before it, not with ones from its future */
+    bool defs_changed_in_txn, defs_unsent;
+    uint64_t defs_lsn; /* commit end of the last transaction that changed them */
+    buf_t defs_reason;
     /* batch */
     size_t batch_changes;
     int64_t batch_deadline; /* monotonic ms; 0 = no committed data pending */
@@ -169,7 +175,26 @@ send_status(cdc_t *c, char *err, size_t errlen)
         return ERRCLASS_TRANSIENT;
     }
     c->next_status = time_mono_ms() + STATUS_INTERVAL_MS;
+    if (c->defs_unsent && !c->defs_changed_in_txn && c->flushed >= c->defs_lsn) {
+        buf_byte(&c->defs_reason, '\0');
+        const char *reason = c->defs_reason.oom ? "schema changes" : (char *)c->defs_reason.data;
+        if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
+            log_warn("could not report the new definitions: %s", reason);
+        buf_reset(&c->defs_reason);
+        c->defs_unsent = false;
+    }
     return ERRCLASS_NONE;
+}
+
+/* The definitions changed (reason for the history): recorded once acknowledged. */
+static void
+defs_changed(cdc_t *c, const char *reason)
+{
+    if (c->defs_reason.len)
+        buf_append(&c->defs_reason, "; ", 2);
+    buf_append(&c->defs_reason, reason, strlen(reason));
+    c->defs_changed_in_txn = true;
+    c->defs_unsent = true;
 }
 
 /* What ClickHouse confirmed since the last report, for the supervisor (status, metrics, and
@@ -407,8 +432,7 @@ follow_rename(cdc_t *c, int table, const pgo_msg_t *m, char *err, size_t errlen)
     d->schema = ns;
     d->name = nn;
     log_info("%s", reason);
-    if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
-        log_warn("could not report the new definitions: %s", reason);
+    defs_changed(c, reason);
     return ERRCLASS_NONE;
 }
 
@@ -466,8 +490,7 @@ on_relation(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
         }
         return cls;
     }
-    if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
-        log_warn("could not report the new definitions: %s", reason);
+    defs_changed(c, reason);
     log_info("%s", reason);
     return ERRCLASS_NONE;
 }
@@ -645,6 +668,10 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
         c->in_txn = false;
         c->skip_txn = false;
         c->last_commit_end = m.u.commit.end_lsn;
+        if (c->defs_changed_in_txn) {
+            c->defs_lsn = m.u.commit.end_lsn;
+            c->defs_changed_in_txn = false;
+        }
         c->last_commit_time = m.u.commit.commit_time + PG_EPOCH_UNIX_US;
         for (size_t i = 0; i < c->ntables; i++) {
             for (int op = 0; op < 3; op++)
@@ -826,6 +853,7 @@ cdc_free(cdc_t *c)
     free(c->oldv);
     relmap_destroy(&c->rels);
     apply_destroy(&c->ap);
+    buf_free(&c->defs_reason);
     pgoutput_decoder_destroy(&c->dec);
     ch_client_destroy(&c->ch);
 }
