@@ -876,7 +876,7 @@ do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t
 
 /* set: settings of an existing pipe. The CDC worker in flight acknowledges its batch and
  * stops; the next one streams from the acknowledged position with the new limits. A load in
- * flight keeps its workers; the next load uses the new count. */
+ * flight runs its remaining ranges with the new worker count. */
 static void
 do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
 {
