@@ -47,6 +47,7 @@ for i in 1 2 3 4 5 6 7 8; do
     out=$("$CTL" --timeout 120000 verify vt) || fail "verify right after a commit ($i): $out"
 done
 psql_q "DELETE FROM $S.zoo WHERE id > 100"
+out=$("$CTL" --timeout 120000 verify vt) || fail "verify after the deletes: $out" # caught up before the pause
 
 # one change per column: "column=new value" applied to row 1, 2, ... (groups of 8 rows)
 changes=(

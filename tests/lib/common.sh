@@ -35,6 +35,7 @@ cleanup() {
     local rc=$?
     local h
     for h in "${EXIT_HOOKS[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
+    [ -f "$TEST_DIR/daemon.pid" ] && DAEMON_PID=$(cat "$TEST_DIR/daemon.pid")
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         for _ in $(seq 1 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
@@ -72,6 +73,8 @@ psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$PGFERRY_PG_URI" -c "$1"; }
 start_daemon() {
     "$PGFERRYD" --state-dir "$STATE_DIR" --log-level debug "$@" >>"$TEST_DIR/pgferryd.log" 2>&1 &
     DAEMON_PID=$!
+    # also on disk: a daemon started in a subshell (a fault injected in $(...)) is stopped at exit
+    echo "$DAEMON_PID" >"$TEST_DIR/daemon.pid"
     local i
     for i in $(seq 1 100); do
         [ -S "$STATE_DIR/control.sock" ] && "$CTL" --timeout 2000 list >/dev/null 2>&1 && return 0
@@ -86,6 +89,7 @@ stop_daemon() { # SIGTERM and wait; returns the exit code
     local rc=0
     wait "$DAEMON_PID" || rc=$?
     DAEMON_PID=""
+    rm -f "$TEST_DIR/daemon.pid"
     return $rc
 }
 
