@@ -15,9 +15,11 @@
 #include "tablename.h"
 #include "timeutil.h"
 #include "chclient.h"
+#include "secrets.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +341,19 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
     }
     if (in->mode > PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "unknown pipe mode");
+        return;
+    }
+    if (in->dest_password_file[0]) {
+        char resolved[PATH_MAX];
+        if (!secret_file_check(s->cfg.secrets_dir, in->dest_password_file, resolved,
+                               sizeof(resolved), err, sizeof(err))) {
+            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+            return;
+        }
+    } else if (in->dest_password_env[0] &&
+               !secret_env_check(s->cfg.secret_env_prefix, in->dest_password_env, err,
+                                 sizeof(err))) {
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
     ch_client_t *ch = ch_client_new(in->dest_url, in->dest_user, NULL, err, sizeof(err));

@@ -34,6 +34,10 @@ static const key_t_ keys[] = {
     {"retained_wal_warning_mb",
      "warn when a pipe's slot retains more WAL than this many MB (default 1024)"},
     {"metrics_listen", "serve Prometheus metrics on http://HOST:PORT/metrics (default off)"},
+    {"secrets_dir", "pipes' --dest-password-file must lie inside it (default STATE_DIR/secrets, "
+                    "created 0700; none = files refused)"},
+    {"secret_env_prefix", "pipes' --dest-password-env must start with it (default "
+                          "PGFERRY_SECRET_; none = variables refused)"},
 };
 
 void
@@ -53,6 +57,7 @@ daemon_config_defaults(daemon_config_t *c)
     c->batch_max_bytes = 16 * 1024 * 1024;
     c->batch_max_wait_ms = 250;
     c->retained_wal_warning_mb = 1024;
+    snprintf(c->secret_env_prefix, sizeof(c->secret_env_prefix), "PGFERRY_SECRET_");
 }
 
 static bool
@@ -105,6 +110,25 @@ daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *
         STR(curve_key_file);
     if (strcmp(key, "curve_authorized_keys") == 0)
         STR(curve_authorized_keys);
+    if (strcmp(key, "secrets_dir") == 0)
+        STR(secrets_dir);
+    if (strcmp(key, "secret_env_prefix") == 0) {
+        if (strcmp(value, "none") != 0 && (strlen(value) < 4 || strlen(value) > 40)) {
+            snprintf(err, errlen,
+                     "bad value '%s' for secret_env_prefix: 4 to 40 characters, or none", value);
+            return false;
+        }
+        for (const char *p = value; *p; p++) {
+            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                  (*p >= '0' && *p <= '9') || *p == '_')) {
+                snprintf(err, errlen,
+                         "bad value '%s' for secret_env_prefix: letters, digits and '_' only",
+                         value);
+                return false;
+            }
+        }
+        STR(secret_env_prefix);
+    }
     if (strcmp(key, "log_level") == 0) {
         if (!log_parse_level(value, &c->log_level)) {
             snprintf(err, errlen,
@@ -244,6 +268,20 @@ daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t er
         }
         memcpy(c->state_dir, abs, sizeof(abs));
     }
+    if (!c->secrets_dir[0]) {
+        if ((size_t)snprintf(c->secrets_dir, sizeof(c->secrets_dir), "%s/secrets", c->state_dir) >=
+            sizeof(c->secrets_dir)) {
+            snprintf(err, errlen, "state_dir is too long for the default secrets_dir");
+            return false;
+        }
+    } else if (strcmp(c->secrets_dir, "none") == 0) {
+        c->secrets_dir[0] = '\0';
+    } else if (c->secrets_dir[0] != '/') {
+        snprintf(err, errlen, "secrets_dir %s: must be an absolute path (or none)", c->secrets_dir);
+        return false;
+    }
+    if (strcmp(c->secret_env_prefix, "none") == 0)
+        c->secret_env_prefix[0] = '\0';
     if (!c->control_endpoint[0])
         snprintf(c->control_endpoint, sizeof(c->control_endpoint), "ipc://%s/control.sock",
                  c->state_dir);

@@ -33,6 +33,8 @@ typedef struct {
     char control_remote[256];         /* optional tcp:// control endpoint, CURVE only */
     char curve_key_file[512];         /* the daemon's key pair (pgferryctl keygen) */
     char curve_authorized_keys[512];  /* client public keys allowed on control_remote */
+    char secrets_dir[512];            /* --dest-password-file must be inside; "" = off */
+    char secret_env_prefix[64];       /* --dest-password-env must start with it; "" = off */
 } daemon_config_t;
 
 void daemon_config_defaults(daemon_config_t *c);

@@ -1207,6 +1207,15 @@ supervisor_new(const daemon_config_t *cfg)
                   path, strerror(errno));
         goto fail;
     }
+    /* the password rules of pipes: checked at create and, through the environment the
+     * workers inherit, by every worker before it reads a password */
+    if (cfg->secrets_dir[0] && mkdir(cfg->secrets_dir, 0700) != 0 && errno != EEXIST)
+        log_warn("cannot create secrets_dir %s: %s", cfg->secrets_dir, strerror(errno));
+    if (setenv("PGFERRY_SECRETS_DIR", cfg->secrets_dir, 1) != 0 ||
+        setenv("PGFERRY_SECRET_ENV_PREFIX", cfg->secret_env_prefix, 1) != 0) {
+        log_error("cannot set the workers' password rules: %s", strerror(errno));
+        goto fail;
+    }
     char pidbuf[32];
     int pl = snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
     if (ftruncate(s->lockfd, 0) != 0 || write(s->lockfd, pidbuf, (size_t)pl) != pl)
@@ -1295,8 +1304,9 @@ notify_systemd(const char *state)
 }
 
 /* SIGHUP: re-reads the configuration file and applies what can change while running (log
- * level and format, backoff, failure limits, grace period, pipe limits). Sockets and the state
- * directory need a restart; a file that no longer parses changes nothing. */
+ * level and format, backoff, failure limits, grace period, pipe limits). Sockets, the state
+ * directory and the password rules (secrets_dir, secret_env_prefix) need a restart; a file that no
+ * longer parses changes nothing. */
 static void
 reload_config(supervisor_t *s)
 {

@@ -4,8 +4,10 @@
 #include "ipc.h"
 #include "log.h"
 #include "timeutil.h"
+#include "secrets.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,8 +176,21 @@ worker_should_stop(worker_t *w)
 ch_client_t *
 worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
 {
-    return ch_client_new_env(spec->dest_url, spec->dest_user, spec->dest_password_file,
-                             spec->dest_password_env, err, errlen);
+    /* the rules pgferryd checked at create, checked again here: the file is read now */
+    const char *dir = getenv("PGFERRY_SECRETS_DIR");
+    const char *prefix = getenv("PGFERRY_SECRET_ENV_PREFIX");
+    char resolved[PATH_MAX];
+    const char *file = spec->dest_password_file;
+    if (file[0]) {
+        if (!secret_file_check(dir ? dir : "", file, resolved, sizeof(resolved), err, errlen))
+            return NULL;
+        file = resolved;
+    } else if (spec->dest_password_env[0] &&
+               !secret_env_check(prefix ? prefix : "", spec->dest_password_env, err, errlen)) {
+        return NULL;
+    }
+    return ch_client_new_env(spec->dest_url, spec->dest_user, file, spec->dest_password_env, err,
+                             errlen);
 }
 
 bool

@@ -26,9 +26,9 @@ psql_q "SELECT pg_create_logical_replication_slot('pgferry_$TAKEN', 'pgoutput')"
 PG_CLEANUP_SQL="$PG_CLEANUP_SQL SELECT pg_drop_replication_slot('pgferry_$TAKEN');"
 
 
-export PGF_TEST_CH_PW="$PGFERRY_CH_PASSWORD"     # the daemon's environment holds a password
+export PGFERRY_SECRET_CH_PW="$PGFERRY_CH_PASSWORD"     # the daemon's environment holds a password
 start_daemon
-unset PGF_TEST_CH_PW
+unset PGFERRY_SECRET_CH_PW
 
 PG_HOSTPART=${PGFERRY_PG_URI#*@}                 # 127.0.0.1:port/postgres
 CH_HOSTPART=${PGFERRY_CH_URL#*@}                 # 127.0.0.1:port
@@ -51,10 +51,14 @@ create_pipe nopub "$S.good" --publication "${S}_nopub" >/dev/null
     --dest "http://default:$SECRET@$CH_HOSTPART" --tables "$S.good" >/dev/null
 
 # the ClickHouse password from a variable of pgferryd's environment (the URL has none)
-create_pipe envpw "$S.good" --dest "http://default@$CH_HOSTPART" --dest-password-env PGF_TEST_CH_PW >/dev/null
-create_pipe noenv "$S.good" --dest "http://default@$CH_HOSTPART" --dest-password-env PGF_TEST_NOT_SET >/dev/null
+create_pipe envpw "$S.good" --dest "http://default@$CH_HOSTPART" --dest-password-env PGFERRY_SECRET_CH_PW >/dev/null
+create_pipe noenv "$S.good" --dest "http://default@$CH_HOSTPART" --dest-password-env PGFERRY_SECRET_NOT_SET >/dev/null
+# ... or from a file inside secrets_dir (STATE_DIR/secrets by default, made by pgferryd)
+[ "$(stat -c %a "$STATE_DIR/secrets")" = 700 ] || fail "secrets_dir is not 0700"
+printf '%s\n' "$PGFERRY_CH_PASSWORD" >"$STATE_DIR/secrets/ch.pw"
+create_pipe filepw "$S.good" --dest "http://default@$CH_HOSTPART" --dest-password-file ch.pw >/dev/null
 
-for p in envpw noenv good userslot $TAKEN nokey missing view partition nothing noslot nopub norepl badpgpw badchpw; do
+for p in envpw noenv filepw good userslot $TAKEN nokey missing view partition nothing noslot nopub norepl badpgpw badchpw; do
     wait_for 20 "pipe $p leaves Provisioning" bash -c "[ \"\$('$CTL' status $p --json | jq -r .state)\" != Provisioning ]"
 done
 
@@ -87,8 +91,9 @@ assert_eq "$(jq -r .slot_owned <<<"$j")" false "user's slot is not owned"
 check_failed noslot "replication slot ${S}_missing does not exist"
 check_failed nopub "publication ${S}_nopub does not exist"
 check_failed norepl "may not replicate"
-check_failed noenv "the ClickHouse password variable PGF_TEST_NOT_SET is not set in pgferryd's environment"
+check_failed noenv "the ClickHouse password variable PGFERRY_SECRET_NOT_SET is not set in pgferryd's environment"
 wait_for 20 "pipe envpw reaches Running" state_is envpw Running
+wait_for 20 "pipe filepw reaches Running" state_is filepw Running
 check_failed badpgpw "password authentication failed"
 check_failed badchpw "Wrong password"
 

@@ -43,6 +43,36 @@ out=$(remote "$K/alice.key" "$K/server.key.pub" list)
 assert_contains "$out" "local1" "authorized client is served"
 assert_eq "$(remote "$K/alice.key" "$(cat "$K/server.key.pub")" list --json | jq length)" 1 "server key given as text"
 
+# an authorized remote client cannot make a pipe send the daemon's files or environment as a
+# ClickHouse password: files outside secrets_dir and variables without the prefix are refused
+# at create, with the reason, and no pipe is made
+printf 'pw\n' >"$STATE_DIR/secrets/ch.pw"
+ln -s "$K/server.key" "$STATE_DIR/secrets/sneaky.pw"
+refused_remote() { # NAME EXPECTED ARGS...
+    local name=$1 want=$2 out rc; shift 2
+    set +e
+    out=$(remote "$K/alice.key" "$K/server.key.pub" create "$name" --source "$PGFERRY_PG_URI" \
+        --dest "http://default@127.0.0.1:1" --tables public.t "$@" 2>&1)
+    rc=$?
+    set -e
+    assert_eq "$rc" 2 "remote create $name refused as a bad argument"
+    assert_contains "$out" "$want" "remote create $name reason"
+    set +e; "$CTL" status "$name" >/dev/null 2>&1; rc=$?; set -e
+    [ $rc -ne 0 ] || fail "refused pipe $name exists"
+}
+refused_remote steal1 "not inside secrets_dir" --dest-password-file "$K/server.key"
+refused_remote steal2 "not inside secrets_dir" --dest-password-file ../pgferryd.lock
+refused_remote steal3 "not inside secrets_dir" --dest-password-file sneaky.pw
+refused_remote steal4 "No such file" --dest-password-file nosuch.pw
+refused_remote steal5 "only variables named PGFERRY_SECRET_<NAME>" --dest-password-env HOME
+refused_remote steal6 "only variables named PGFERRY_SECRET_<NAME>" --dest-password-env PGFERRY_CH_URL
+out=$(remote "$K/alice.key" "$K/server.key.pub" create allowed --source "$PGFERRY_PG_URI" \
+    --dest "$PGFERRY_CH_URL" --tables public.t --dest-password-file ch.pw --dest-database "${CH_DB_PREFIX}allowed")
+TEST_PIPES+=(allowed)
+assert_contains "$out" "created" "a file inside secrets_dir is accepted remotely"
+grep -q "request refused: --dest-password-file .*server.key refused" "$TEST_DIR/pgferryd.log" ||
+    fail "the refusal is logged"
+
 set +e; out=$(remote "$K/mallory.key" "$K/server.key.pub" list 2>&1); rc=$?; set -e
 assert_eq "$rc" 5 "unknown client key gets no answer"
 assert_contains "$out" "no answer from pgferryd" "unknown client key"

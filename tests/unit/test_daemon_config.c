@@ -103,6 +103,23 @@ test_env_and_finish(void **state)
     snprintf(c.worker_bin, sizeof(c.worker_bin), "/bin/true");
     assert_true(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
     assert_string_equal(c.control_endpoint, "ipc:///tmp/pgf/control.sock");
+    /* password rules: files inside STATE_DIR/secrets, variables PGFERRY_SECRET_*; none = off */
+    assert_string_equal(c.secrets_dir, "/tmp/pgf/secrets");
+    assert_string_equal(c.secret_env_prefix, "PGFERRY_SECRET_");
+    daemon_config_t d;
+    daemon_config_defaults(&d);
+    snprintf(d.worker_bin, sizeof(d.worker_bin), "/bin/true");
+    assert_true(daemon_config_set(&d, "secrets_dir", "none", err, sizeof(err)));
+    assert_true(daemon_config_set(&d, "secret_env_prefix", "none", err, sizeof(err)));
+    assert_true(daemon_config_finish(&d, "pgferryd", err, sizeof(err)));
+    assert_string_equal(d.secrets_dir, "");
+    assert_string_equal(d.secret_env_prefix, "");
+    assert_false(daemon_config_set(&d, "secret_env_prefix", "", err, sizeof(err)));
+    assert_false(daemon_config_set(&d, "secret_env_prefix", "A=B_", err, sizeof(err)));
+    assert_non_null(strstr(err, "letters, digits"));
+    assert_true(daemon_config_set(&d, "secrets_dir", "rel/dir", err, sizeof(err)));
+    assert_false(daemon_config_finish(&d, "pgferryd", err, sizeof(err)));
+    assert_non_null(strstr(err, "absolute"));
 
     assert_true(
         daemon_config_set(&c, "control_endpoint", "tcp://127.0.0.1:5555", err, sizeof(err)));
