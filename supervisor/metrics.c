@@ -181,56 +181,14 @@ metrics_listen(const char *hostport, char *err, size_t errlen)
     return fd;
 }
 
-static void
-send_all(int fd, const char *p, size_t n)
+char *
+metrics_http_handler(void *ud, const char *line, const char **status)
 {
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
+    if (strncmp(line, "GET /metrics ", 13) == 0 || strncmp(line, "GET /metrics?", 13) == 0 ||
+        strcmp(line, "GET /metrics") == 0) {
+        *status = "200 OK";
+        return metrics_render(ud);
     }
-}
-
-void
-metrics_serve_one(supervisor_t *s, int lfd)
-{
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    /* a scraper sends its request at once; a slow or silent client gets 1 s */
-    struct timeval tv = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    char req[4096];
-    size_t got = 0;
-    while (got < sizeof(req) - 1) {
-        ssize_t r = recv(fd, req + got, sizeof(req) - 1 - got, 0);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        req[got] = '\0';
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-            break;
-    }
-    req[got] = '\0';
-    char head[256];
-    if (strncmp(req, "GET /metrics ", 13) == 0 || strncmp(req, "GET /metrics?", 13) == 0) {
-        char *body = metrics_render(s);
-        size_t bl = body ? strlen(body) : 0;
-        snprintf(head, sizeof(head),
-                 "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                 body ? "200 OK" : "500 Internal Server Error", bl);
-        send_all(fd, head, strlen(head));
-        if (body)
-            send_all(fd, body, bl);
-        free(body);
-    } else {
-        const char *nf = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: "
-                         "24\r\nConnection: close\r\n\r\nonly /metrics is served\n";
-        send_all(fd, nf, strlen(nf));
-    }
-    close(fd);
+    *status = "404 Not Found";
+    return strdup("only /metrics is served\n");
 }

@@ -1,7 +1,7 @@
 /*
  * metrics: every pipe's state and counters in the Prometheus text exposition format (0.0.4),
  * for `pgferryctl metrics --prometheus` and the optional HTTP endpoint (metrics_listen), which
- * serves GET /metrics from the supervisor's loop.
+ * serves GET /metrics from the supervisor's loop without blocking it (httpd.c).
  */
 #ifndef PGFERRY_METRICS_H
 #define PGFERRY_METRICS_H
@@ -15,9 +15,10 @@ char *metrics_render(supervisor_t *s);
  * (always terminated, truncated to fit). */
 void metrics_label(const char *v, char *out, size_t outlen);
 
-/* The HTTP endpoint: a listening socket on host:port (loopback unless configured otherwise). */
+/* The HTTP endpoint: a listening socket on host:port (loopback unless configured otherwise),
+ * non-blocking, served by httpd. */
 int metrics_listen(const char *hostport, char *err, size_t errlen);
-/* Accepts one connection on fd and answers it (GET /metrics: 200 with the text; else 404). */
-void metrics_serve_one(supervisor_t *s, int fd);
+/* httpd's handler (ud = the supervisor): GET /metrics gets the text, anything else 404. */
+char *metrics_http_handler(void *ud, const char *request_line, const char **status);
 
 #endif

@@ -5,6 +5,7 @@
 #define PGFERRY_SUP_INTERNAL_H
 
 #include <zmq.h>
+#include "httpd.h"
 #include "lifecycle.h"
 #include "proctable.h"
 #include "store.h"
@@ -69,7 +70,7 @@ struct supervisor {
     size_t n_auth_keys;
     void *wrk; /* ROUTER, worker.proto */
     int sigfd;
-    int metrics_fd; /* listening socket of the /metrics endpoint, -1 when off */
+    httpd_t *metrics; /* the /metrics endpoint, NULL when off */
     int lockfd;
     proctable_t *procs;
     pipe_rt_t *rt;

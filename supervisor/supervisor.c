@@ -1192,7 +1192,6 @@ supervisor_new(const daemon_config_t *cfg)
         return NULL;
     s->cfg = *cfg;
     s->sigfd = -1;
-    s->metrics_fd = -1;
     s->lockfd = -1;
     umask(077);
     if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
@@ -1252,9 +1251,17 @@ supervisor_new(const daemon_config_t *cfg)
         goto fail; /* logged */
     if (cfg->metrics_listen[0]) {
         char err[512];
-        s->metrics_fd = metrics_listen(cfg->metrics_listen, err, sizeof(err));
-        if (s->metrics_fd < 0) {
+        int mfd = metrics_listen(cfg->metrics_listen, err, sizeof(err));
+        if (mfd < 0) {
             log_error("%s", err);
+            goto fail;
+        }
+        /* 16 clients at once, 5 s each from connect to the last byte: nothing a client does
+         * can hold the loop */
+        s->metrics = httpd_new(mfd, 16, 5000, metrics_http_handler, s);
+        if (!s->metrics) {
+            close(mfd);
+            log_error("out of memory");
             goto fail;
         }
         log_info("serving Prometheus metrics on http://%s/metrics", cfg->metrics_listen);
@@ -1408,12 +1415,21 @@ supervisor_run(supervisor_t *s)
         }
         if (timeout < 0)
             timeout = 0;
-        zmq_pollitem_t items[] = {
-            {s->ctl, 0, ZMQ_POLLIN, 0},      {s->wrk, 0, ZMQ_POLLIN, 0},
-            {NULL, s->sigfd, ZMQ_POLLIN, 0}, {NULL, s->metrics_fd, ZMQ_POLLIN, 0},
-            {s->zap, 0, ZMQ_POLLIN, 0},      {s->remote, 0, ZMQ_POLLIN, 0}};
-        /* (a negative fd is ignored by zmq_poll) */
-        int rc = zmq_poll(items, s->remote ? 6 : 4, (long)timeout);
+        if (s->metrics) {
+            int64_t d = httpd_next_deadline(s->metrics);
+            if (d >= 0 && d - now < timeout)
+                timeout = d - now < 0 ? 0 : d - now;
+        }
+        zmq_pollitem_t items[5 + 1 + 16] = {{s->ctl, 0, ZMQ_POLLIN, 0},
+                                            {s->wrk, 0, ZMQ_POLLIN, 0},
+                                            {NULL, s->sigfd, ZMQ_POLLIN, 0},
+                                            {s->zap, 0, ZMQ_POLLIN, 0},
+                                            {s->remote, 0, ZMQ_POLLIN, 0}};
+        size_t nbase = s->remote ? 5 : 3;
+        size_t nhttp = s->metrics ? httpd_poll_items(s->metrics, items + nbase,
+                                                     sizeof(items) / sizeof(items[0]) - nbase)
+                                  : 0;
+        int rc = zmq_poll(items, (int)(nbase + nhttp), (long)timeout);
         if (rc < 0 && errno != EINTR) {
             log_error("zmq_poll: %s", zmq_strerror(errno));
             break;
@@ -1424,12 +1440,12 @@ supervisor_run(supervisor_t *s)
             handle_worker_message(s);
         if (items[0].revents & ZMQ_POLLIN)
             serve_control(s, s->ctl);
-        if (s->metrics_fd >= 0 && (items[3].revents & ZMQ_POLLIN))
-            metrics_serve_one(s, s->metrics_fd);
+        if (s->metrics)
+            httpd_handle(s->metrics, items + nbase, nhttp, time_mono_ms());
         if (s->remote) {
-            for (int i = 0; i < 16 && (items[4].revents & ZMQ_POLLIN) && has_input(s->zap); i++)
+            for (int i = 0; i < 16 && (items[3].revents & ZMQ_POLLIN) && has_input(s->zap); i++)
                 handle_zap(s);
-            if (items[5].revents & ZMQ_POLLIN)
+            if (items[4].revents & ZMQ_POLLIN)
                 serve_control(s, s->remote);
         }
         if (child)
@@ -1487,8 +1503,7 @@ supervisor_destroy(supervisor_t **sp)
         unlink(cp);
     if (s->sigfd >= 0)
         close(s->sigfd);
-    if (s->metrics_fd >= 0)
-        close(s->metrics_fd);
+    httpd_destroy(&s->metrics);
     store_destroy(&s->store);
     proctable_destroy(&s->procs);
     for (size_t i = 0; i < s->nrt; i++)
