@@ -59,6 +59,14 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
     fprintf(out, "state        %s since %s (%s)", names_state(r->state), ts, dur);
     if (r->state == PGFERRY__STATE__PIPE_STATE__DEGRADED)
         fprintf(out, ", retrying %s", names_state(r->prev_state));
+    if (r->dropping)
+        fprintf(out,
+                "\ndropping     workers stop, then a teardown worker removes the slot and "
+                "publication%s",
+                r->drop_destination ? " and the destination tables" : "");
+    else if (r->n_removing > 0)
+        fprintf(out, "\nremoving     %zu table(s)%s", r->n_removing,
+                r->drop_destination ? " and their destination tables" : "");
     fprintf(out, "\nmode         %s%s\n", names_mode(sp->mode),
             sp->numeric_text ? " (numeric(p,s) as exact text)" : "");
     fprintf(out, "source       %s%s%s%s\n", sp->source, r->source_version[0] ? "  (" : "",
@@ -205,6 +213,8 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_kv_int(j, "state_since_us", r->state_since_us);
     if (r->state == PGFERRY__STATE__PIPE_STATE__DEGRADED)
         json_kv_str(j, "degraded_from", names_state(r->prev_state));
+    json_kv_bool(j, "dropping", r->dropping);
+    json_kv_int(j, "removing_tables", (int64_t)r->n_removing);
     json_kv_str(j, "mode", names_mode(sp->mode));
     json_kv_str(j, "source", sp->source);
     json_kv_str(j, "source_version", r->source_version);
@@ -418,7 +428,8 @@ render_list_text(FILE *out, const Pgferry__Control__PipeList *l, int64_t now_us)
         if (r->confirmed_lsn[0])
             snprintf(rate, sizeof(rate), "%.1f", st->rows_per_second);
         fprintf(out, "%-24s %-13s %-9s %-6zu %-10s %-8s %-9s %s\n", r->spec->name,
-                names_state(r->state), dur, r->spec->n_tables, lag, lags, rate, errs);
+                r->dropping ? "(dropping)" : names_state(r->state), dur, r->spec->n_tables, lag,
+                lags, rate, errs);
     }
 }
 

@@ -3,6 +3,7 @@
  * here and nowhere else.
  */
 #include "chclient.h"
+#include "churl.h"
 #include "log.h"
 
 #include <curl/curl.h>
@@ -17,6 +18,7 @@ struct ch_client {
     char *base; /* scheme://host:port/ without credentials */
     char *user;
     char *password;
+    long timeout_ms; /* whole request; 0 = the default 300 s */
 };
 
 typedef struct {
@@ -89,6 +91,8 @@ ch_client_new(const char *url, const char *user, const char *password_file, char
         curl_global_init(CURL_GLOBAL_DEFAULT);
         global_init = 1;
     }
+    if (!ch_url_check(url, err, errlen))
+        return NULL;
     ch_client_t *c = calloc(1, sizeof(*c));
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL, *uuser = NULL, *upass = NULL;
@@ -178,6 +182,12 @@ ch_client_new_env(const char *url, const char *user, const char *password_file,
         c->password = copy;
     }
     return c;
+}
+
+void
+ch_client_set_timeout(ch_client_t *c, long timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
 }
 
 void
@@ -318,7 +328,7 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, body);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 300000L);
+    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : 300000L);
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c->curl);
     free(url);

@@ -21,6 +21,8 @@ ch_client_t *ch_client_new(const char *url, const char *user, const char *passwo
 ch_client_t *ch_client_new_env(const char *url, const char *user, const char *password_file,
                                const char *password_env, char *err, size_t errlen);
 void ch_client_destroy(ch_client_t **c);
+/* The longest a whole request may take (connect included); default 300 s. */
+void ch_client_set_timeout(ch_client_t *c, long timeout_ms);
 
 /* Runs sql; on success *out (if out) is a malloc'd NUL-terminated body the caller frees.
  * Returns ERRCLASS_NONE on success, else the class with a message in err. */

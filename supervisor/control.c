@@ -7,14 +7,13 @@
 #include "sup_internal.h"
 #include "conninfo.h"
 #include "metrics.h"
-#include "teardown.h"
 #include "ipc.h"
 #include "log.h"
 #include "mask.h"
 #include "names.h"
 #include "tablename.h"
 #include "timeutil.h"
-#include "chclient.h"
+#include "churl.h"
 #include "secrets.h"
 
 #include <ctype.h>
@@ -356,12 +355,10 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
-    ch_client_t *ch = ch_client_new(in->dest_url, in->dest_user, NULL, err, sizeof(err));
-    if (!ch) {
+    if (!ch_url_check(in->dest_url, err, sizeof(err))) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
-    ch_client_destroy(&ch);
     for (size_t i = 0; i < in->n_tables; i++) {
         Pgferry__State__TableSpec *t = in->tables[i];
         if (!t->name[0] || strlen(t->name) > TABLENAME_MAX_IDENT ||
@@ -539,6 +536,37 @@ do_list(supervisor_t *s, ipc_frames_t *f)
     store_free_names(names, n);
 }
 
+/* Keeps the routing frames (and REQ's empty delimiter) of f for a late reply. */
+static void
+pending_save(supervisor_t *s, pending_reply_t *p, ipc_frames_t *f)
+{
+    p->sock = s->reply_sock;
+    p->npre = (f->n >= 3 && zmq_msg_size(&f->parts[1]) == 0) ? 2 : 1;
+    for (int i = 0; i < p->npre; i++) {
+        zmq_msg_init(&p->pre[i]);
+        zmq_msg_copy(&p->pre[i], &f->parts[i]);
+    }
+}
+
+static void
+pending_send(pending_reply_t *p, reply_t *r)
+{
+    if (p->npre == 0)
+        return; /* the requester went away (or the daemon restarted in between) */
+    const zmq_msg_t *pre[2] = {&p->pre[0], &p->pre[1]};
+    r->version = IPC_VERSION;
+    ipc_send_msg(p->sock, pre, p->npre, &r->base);
+    control_pending_forget(p);
+}
+
+void
+control_pending_forget(pending_reply_t *p)
+{
+    for (int i = 0; i < p->npre; i++)
+        zmq_msg_close(&p->pre[i]);
+    p->npre = 0;
+}
+
 void
 control_reply_verify(supervisor_t *s, pipe_rt_t *rt, bool ok, bool match, const char *text)
 {
@@ -555,12 +583,8 @@ control_reply_verify(supervisor_t *s, pipe_rt_t *rt, bool ok, bool match, const 
         r.code = PGFERRY__CONTROL__ERROR_CODE__INTERNAL;
         r.message = (char *)text;
     }
-    const zmq_msg_t *pre[2] = {&rt->verify_pre[0], &rt->verify_pre[1]};
     (void)s;
-    ipc_send_msg(rt->verify_sock, pre, rt->verify_npre, &r.base);
-    for (int i = 0; i < rt->verify_npre; i++)
-        zmq_msg_close(&rt->verify_pre[i]);
-    rt->verify_npre = 0;
+    pending_send(&rt->verify_reply, &r);
 }
 
 /* verify: runs a verify worker; the reply is sent when it reports (control_reply_verify) */
@@ -589,7 +613,7 @@ do_verify(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__VerifyPipe *v)
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "out of memory");
         return;
     }
-    if (rt->verify_npre > 0) {
+    if (rt->verify_reply.npre > 0) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE,
                     "a verify of this pipe is already running");
         return;
@@ -599,13 +623,7 @@ do_verify(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__VerifyPipe *v)
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot start a verify worker");
         return;
     }
-    /* keep the routing frames (and REQ's empty delimiter) for the late reply */
-    rt->verify_sock = s->reply_sock;
-    rt->verify_npre = (f->n >= 3 && zmq_msg_size(&f->parts[1]) == 0) ? 2 : 1;
-    for (int i = 0; i < rt->verify_npre; i++) {
-        zmq_msg_init(&rt->verify_pre[i]);
-        zmq_msg_copy(&rt->verify_pre[i], &f->parts[i]);
-    }
+    pending_save(s, &rt->verify_reply, f);
 }
 
 static bool
@@ -752,15 +770,12 @@ do_remove_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__RemoveTable
     }
     tablename_t *t = NULL;
     size_t *idx = NULL;
-    Pgferry__State__TableDef **gone = NULL;
-    size_t ngone = 0;
     Pgferry__State__PipeSpec *sp = rec->spec;
     Pgferry__Control__ErrorCode code = PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT;
     if (!parse_tables(m->tables, m->n_tables, &t, err, sizeof(err)))
         goto refuse;
     idx = calloc(m->n_tables, sizeof(*idx));
-    gone = calloc(m->n_tables, sizeof(*gone));
-    if (!idx || !gone) {
+    if (!idx) {
         snprintf(err, sizeof(err), "out of memory");
         goto refuse;
     }
@@ -777,81 +792,60 @@ do_remove_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__RemoveTable
                  m->name);
         goto refuse;
     }
+    pipe_rt_t *prt = sup_rt(s, m->name, false);
+    if (prt && prt->teardown_reply.npre > 0) {
+        snprintf(err, sizeof(err), "pipe %s is removing tables already; wait for it", m->name);
+        code = PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE;
+        goto refuse;
+    }
     char reason[600];
-    snprintf(reason, sizeof(reason), "removing %zu table(s) at the operator's request",
-             m->n_tables);
+    snprintf(reason, sizeof(reason),
+             "removing %zu table(s) at the operator's request: workers stop, then a teardown "
+             "worker takes them out of the publication%s",
+             m->n_tables, m->drop_destination ? " and drops their destination tables" : "");
+    /* the tables to remove are recorded (a restarted pgferryd finishes the job); reconcile
+     * stops every worker (nothing streams while the publication changes) and then starts a
+     * teardown worker; its Done ends Modifying and answers this request */
+    rec->removing = calloc(m->n_tables, sizeof(*rec->removing));
+    if (!rec->removing) {
+        snprintf(err, sizeof(err), "out of memory");
+        code = PGFERRY__CONTROL__ERROR_CODE__INTERNAL;
+        goto refuse;
+    }
+    for (size_t i = 0; i < m->n_tables; i++) {
+        Pgferry__State__TableRef *ref = malloc(sizeof(*ref));
+        const Pgferry__State__TableSpec *ts = sp->tables[idx[i]];
+        char *sc = strdup(ts->schema[0] ? ts->schema : "public"), *nm = strdup(ts->name);
+        if (!ref || !sc || !nm) {
+            free(ref);
+            free(sc);
+            free(nm);
+            snprintf(err, sizeof(err), "out of memory");
+            code = PGFERRY__CONTROL__ERROR_CODE__INTERNAL;
+            goto refuse;
+        }
+        pgferry__state__table_ref__init(ref);
+        ref->schema = sc;
+        ref->name = nm;
+        rec->removing[rec->n_removing++] = ref;
+    }
+    rec->drop_destination = m->drop_destination;
     if (!sup_transition(s, rec, LC_CMD_REMOVE_TABLES, reason, err, sizeof(err))) {
         code = PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE;
         goto refuse;
     }
-    /* nothing streams while the publication changes */
     sup_stop_workers(s, m->name, "tables leave the pipe");
-    sup_wait_workers_gone(s, m->name, (int64_t)s->cfg.stop_grace_ms + 2000);
-    for (size_t i = 0; i < m->n_tables; i++) {
-        const char *schema = sp->tables[idx[i]]->schema[0] ? sp->tables[idx[i]]->schema : "public";
-        for (size_t d = 0; d < rec->n_table_defs; d++) {
-            if (strcmp(rec->table_defs[d]->schema, schema) == 0 &&
-                strcmp(rec->table_defs[d]->name, sp->tables[idx[i]]->name) == 0)
-                gone[ngone++] = rec->table_defs[d];
-        }
-    }
-    char report[4096];
-    bool clean = teardown_tables(rec, gone, ngone, m->drop_destination, report, sizeof(report));
-    /* the record forgets them: spec, definitions, statistics */
-    for (size_t i = 0; i < m->n_tables; i++) {
-        Pgferry__State__TableSpec *ts = sp->tables[idx[i]];
-        sp->tables[idx[i]] = NULL;
-        pgferry__state__table_spec__free_unpacked(ts, NULL);
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < sp->n_tables; i++) {
-        if (sp->tables[i])
-            sp->tables[k++] = sp->tables[i];
-    }
-    sp->n_tables = k;
-    k = 0;
-    for (size_t d = 0; d < rec->n_table_defs; d++) {
-        bool rm = false;
-        for (size_t g = 0; g < ngone; g++)
-            rm = rm || gone[g] == rec->table_defs[d];
-        if (!rm) {
-            rec->table_defs[k++] = rec->table_defs[d];
-            continue;
-        }
-        for (size_t st = 0; st < rec->n_table_stats; st++) {
-            if (rec->table_stats[st] &&
-                strcmp(rec->table_stats[st]->target, rec->table_defs[d]->target) == 0) {
-                pgferry__state__table_stats__free_unpacked(rec->table_stats[st], NULL);
-                rec->table_stats[st] = NULL;
-            }
-        }
-        pgferry__state__table_def__free_unpacked(rec->table_defs[d], NULL);
-    }
-    rec->n_table_defs = k;
-    k = 0;
-    for (size_t st = 0; st < rec->n_table_stats; st++) {
-        if (rec->table_stats[st])
-            rec->table_stats[k++] = rec->table_stats[st];
-    }
-    rec->n_table_stats = k;
-    char done[4300];
-    snprintf(done, sizeof(done), "%s%s", clean ? "" : "with leftovers: ", report);
-    if (!sup_transition(s, rec, LC_EV_MODIFIED, done, err, sizeof(err)))
-        log_warn("pipe %s: %s", m->name, err);
-    log_info("pipe %s: tables removed: %s", m->name, report);
+    pipe_rt_t *rt = sup_rt(s, m->name, true);
+    if (rt)
+        pending_save(s, &rt->teardown_reply, f);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     free(t);
     free(idx);
-    free(gone);
-    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
-    r.message = done;
-    send_reply(s, f, &r);
     return;
 refuse:
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     free(t);
     free(idx);
-    free(gone);
     reply_error(s, f, code, err);
 }
 
@@ -1001,30 +995,154 @@ do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
         return;
     }
     lifecycle_pipe_t lp = {rec->state, rec->prev_state, rec->spec->mode, rec->resyncing};
-    if (!lifecycle_apply(&lp, LC_CMD_DROP, err, sizeof(err))) {
+    pipe_rt_t *rt = sup_rt(s, d->name, true);
+    if (!lifecycle_apply(&lp, LC_CMD_DROP, err, sizeof(err)) ||
+        (rt && rt->teardown_reply.npre > 0 &&
+         snprintf(err, sizeof(err), "pipe %s is removing tables; drop it when that is done",
+                  d->name) > 0)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
-    sup_stop_workers(s, d->name, "pipe dropped");
-    /* a worker still streaming holds the slot; a snapshot holds a transaction */
-    sup_wait_workers_gone(s, d->name, (int64_t)s->cfg.stop_grace_ms + 2000);
-    char report[4096];
-    bool clean = teardown_pipe(rec, d->drop_destination, report, sizeof(report));
-    log_info("pipe %s: drop: %s", d->name, report);
-    if (!store_delete_pipe(s->store, d->name)) {
+    /* recorded first (a restarted pgferryd finishes the drop); reconcile stops the workers
+     * and, once they are all gone, starts the teardown worker, whose Done deletes the record
+     * and answers this request. pgferryd itself never waits on a database. */
+    rec->dropping = true;
+    rec->drop_destination = d->drop_destination;
+    char reason[300];
+    snprintf(reason, sizeof(reason),
+             "dropping at the operator's request: workers stop, then a teardown worker removes "
+             "the pipe's slot and publication%s",
+             d->drop_destination ? " and its destination tables" : "");
+    if (!sup_note(s, rec, reason)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
         return;
     }
-    sup_rt_remove(s, d->name);
-    log_info("pipe %s dropped (was %s)", d->name, names_state(rec->state));
+    log_info("pipe %s: %s", d->name, reason);
+    sup_stop_workers(s, d->name, "pipe dropped");
+    if (rt)
+        pending_save(s, &rt->teardown_reply, f);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
+Pgferry__State__TableDef **
+control_teardown_defs(const Pgferry__State__PipeRecord *rec, size_t *n)
+{
+    *n = 0;
+    Pgferry__State__TableDef **out = calloc(rec->n_table_defs + 1, sizeof(*out));
+    for (size_t d = 0; out && d < rec->n_table_defs; d++) {
+        bool take = rec->dropping;
+        for (size_t r = 0; !take && r < rec->n_removing; r++)
+            take = strcmp(rec->table_defs[d]->schema, rec->removing[r]->schema) == 0 &&
+                   strcmp(rec->table_defs[d]->name, rec->removing[r]->name) == 0;
+        if (take)
+            out[(*n)++] = rec->table_defs[d];
+    }
+    return out;
+}
+
+/* remove-tables finished: the record forgets the tables (spec, definitions, statistics) */
+static void
+forget_removed(Pgferry__State__PipeRecord *rec)
+{
+    Pgferry__State__PipeSpec *sp = rec->spec;
+    size_t k = 0;
+    for (size_t i = 0; i < sp->n_tables; i++) {
+        Pgferry__State__TableSpec *ts = sp->tables[i];
+        const char *schema = ts->schema[0] ? ts->schema : "public";
+        bool rm = false;
+        for (size_t r = 0; !rm && r < rec->n_removing; r++)
+            rm = strcmp(schema, rec->removing[r]->schema) == 0 &&
+                 strcmp(ts->name, rec->removing[r]->name) == 0;
+        if (rm)
+            pgferry__state__table_spec__free_unpacked(ts, NULL);
+        else
+            sp->tables[k++] = ts;
+    }
+    sp->n_tables = k;
+    k = 0;
+    for (size_t d = 0; d < rec->n_table_defs; d++) {
+        Pgferry__State__TableDef *td = rec->table_defs[d];
+        bool rm = false;
+        for (size_t r = 0; !rm && r < rec->n_removing; r++)
+            rm = strcmp(td->schema, rec->removing[r]->schema) == 0 &&
+                 strcmp(td->name, rec->removing[r]->name) == 0;
+        if (!rm) {
+            rec->table_defs[k++] = td;
+            continue;
+        }
+        for (size_t st = 0; st < rec->n_table_stats; st++) {
+            if (rec->table_stats[st] && strcmp(rec->table_stats[st]->target, td->target) == 0) {
+                pgferry__state__table_stats__free_unpacked(rec->table_stats[st], NULL);
+                rec->table_stats[st] = NULL;
+            }
+        }
+        pgferry__state__table_def__free_unpacked(td, NULL);
+    }
+    rec->n_table_defs = k;
+    k = 0;
+    for (size_t st = 0; st < rec->n_table_stats; st++) {
+        if (rec->table_stats[st])
+            rec->table_stats[k++] = rec->table_stats[st];
+    }
+    rec->n_table_stats = k;
+    for (size_t r = 0; r < rec->n_removing; r++)
+        pgferry__state__table_ref__free_unpacked(rec->removing[r], NULL);
+    rec->n_removing = 0;
+    rec->drop_destination = false;
+}
+
+void
+control_teardown_done(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *report,
+                      bool leftovers)
+{
+    char err[512], name[PROC_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "%s", rec->spec->name);
+    pipe_rt_t *rt = sup_rt(s, name, false);
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
-    char msg[4200];
-    snprintf(msg, sizeof(msg), "%s%s", clean ? "" : "dropped with leftovers: ", report);
+    char msg[4300];
+    if (rec->dropping) {
+        log_info("pipe %s: drop: %s", name, report);
+        snprintf(msg, sizeof(msg), "%s%s", leftovers ? "dropped with leftovers: " : "", report);
+        if (!store_delete_pipe(s->store, name)) {
+            r.code = PGFERRY__CONTROL__ERROR_CODE__INTERNAL;
+            snprintf(msg, sizeof(msg), "state store error");
+        } else {
+            log_info("pipe %s dropped (was %s)", name, names_state(rec->state));
+        }
+        r.message = msg;
+        if (rt)
+            pending_send(&rt->teardown_reply, &r);
+        sup_rt_remove(s, name);
+        return;
+    }
+    forget_removed(rec);
+    snprintf(msg, sizeof(msg), "%s%s", leftovers ? "with leftovers: " : "", report);
+    if (!sup_transition(s, rec, LC_EV_MODIFIED, msg, err, sizeof(err)))
+        log_warn("pipe %s: %s", name, err);
+    log_info("pipe %s: tables removed: %s", name, report);
     r.message = msg;
-    send_reply(s, f, &r);
+    if (rt)
+        pending_send(&rt->teardown_reply, &r);
+}
+
+/* A pipe being dropped takes no other command. */
+static bool
+refuse_if_dropping(supervisor_t *s, ipc_frames_t *f, const char *name)
+{
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!name || !store_get_pipe(s->store, name, &rec) || !rec)
+        return false; /* the verb itself says "no pipe named" */
+    bool dropping = rec->dropping;
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+    if (dropping) {
+        char err[300];
+        snprintf(err, sizeof(err),
+                 "pipe %.64s is being dropped (its teardown worker removes what it created)", name);
+        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+    }
+    return dropping;
 }
 
 void
@@ -1056,6 +1174,39 @@ control_handle(supervisor_t *s, void *sock, void *frames)
         snprintf(err, sizeof(err), "unsupported protocol version %u (this daemon speaks %d)",
                  req->version, IPC_VERSION);
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__UNSUPPORTED_VERSION, err);
+        pgferry__control__request__free_unpacked(req, NULL);
+        return;
+    }
+    const char *target = NULL;
+    switch (req->body_case) {
+    case PGFERRY__CONTROL__REQUEST__BODY_DROP:
+        target = req->drop->name;
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_ADD_TABLES:
+        target = req->add_tables->name;
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_REMOVE_TABLES:
+        target = req->remove_tables->name;
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_VERIFY:
+        target = req->verify->name;
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_SET:
+        target = req->set->name;
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_PAUSE:
+        target = req->pause->name;
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_RESYNC:
+        target = req->resync->name;
+        break;
+    case PGFERRY__CONTROL__REQUEST__BODY_RESUME:
+        target = req->resume->name;
+        break;
+    default:
+        break;
+    }
+    if (target && refuse_if_dropping(s, f, target)) {
         pgferry__control__request__free_unpacked(req, NULL);
         return;
     }

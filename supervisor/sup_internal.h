@@ -18,6 +18,13 @@
 #define RANGE_DONE 2
 #define RATE_SAMPLES 90
 
+/* A control request whose answer comes later (verify, drop, remove-tables): where it goes. */
+typedef struct {
+    void *sock;
+    zmq_msg_t pre[2]; /* routing frames */
+    int npre;         /* 0 = none pending */
+} pending_reply_t;
+
 /* What the supervisor knows about a pipe beyond LMDB: restart timing and the snapshot plan.
  * Lost with the supervisor, which is right: a supervisor restart also ends the coordinator and
  * with it the exported snapshot, so a load starts over. */
@@ -38,10 +45,8 @@ typedef struct {
     uint64_t rate_total[RATE_SAMPLES];
     size_t rate_next, rate_len;
     uint64_t applied_total;
-    /* a verify request waiting for its worker: where the reply goes */
-    void *verify_sock;
-    zmq_msg_t verify_pre[2];
-    int verify_npre; /* 0 = none pending */
+    pending_reply_t verify_reply;   /* a verify request waiting for its worker */
+    pending_reply_t teardown_reply; /* a drop or remove-tables waiting for its teardown worker */
     char verify_table[300];
 } pipe_rt_t;
 
@@ -88,9 +93,6 @@ bool sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reas
 void sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason);
 /* Stops the pipe's workers of one role (NULL: every role), gracefully. */
 void sup_stop_role(supervisor_t *s, const char *pipe, const char *role, const char *reason);
-/* Runs the reaping part of the loop until the pipe has no worker left (stopped workers are
- * killed after the grace period) or timeout_ms passed. */
-void sup_wait_workers_gone(supervisor_t *s, const char *pipe, int64_t timeout_ms);
 pipe_rt_t *sup_rt(supervisor_t *s, const char *name, bool create);
 void sup_rt_remove(supervisor_t *s, const char *name);
 
@@ -99,6 +101,15 @@ proc_t *sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role);
 /* Answers the pending verify request of rt (ok: report and whether it matched; else the
  * error message) and forgets it. */
 void control_reply_verify(supervisor_t *s, pipe_rt_t *rt, bool ok, bool match, const char *text);
+/* Drops a pending reply's frames without answering (the pipe is gone, the daemon stops). */
+void control_pending_forget(pending_reply_t *p);
+/* The teardown worker of rec's pipe finished (report: what it removed or left): a drop deletes
+ * the record, a remove-tables takes the tables out of it and ends Modifying; the waiting
+ * requester, if any, gets the report. */
+void control_teardown_done(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *report,
+                           bool leftovers);
+/* The definitions a teardown worker of rec removes (malloc'd array of pointers into rec). */
+Pgferry__State__TableDef **control_teardown_defs(const Pgferry__State__PipeRecord *rec, size_t *n);
 
 /* control.c: handles one control message already received (frames incl. routing id) on
  * sock, and replies on it. */

@@ -76,9 +76,8 @@ static void
 rt_free(pipe_rt_t *rt)
 {
     sup_rt_clear_plan(rt);
-    for (int i = 0; i < rt->verify_npre; i++)
-        zmq_msg_close(&rt->verify_pre[i]);
-    rt->verify_npre = 0;
+    control_pending_forget(&rt->verify_reply);
+    control_pending_forget(&rt->teardown_reply);
     if (rt->slot)
         pgferry__worker__slot_info__free_unpacked(rt->slot, NULL);
     rt->slot = NULL;
@@ -196,8 +195,12 @@ static bool drain_signals(supervisor_t *s);
 static const char *
 desired_role(const Pgferry__State__PipeRecord *rec)
 {
+    if (rec->dropping)
+        return "teardown"; /* slot, publication, destination; then the record goes */
     pipe_state_t st = rec->state == ST_DEGRADED ? rec->prev_state : rec->state;
     switch (st) {
+    case ST_MODIFYING:
+        return rec->n_removing > 0 ? "teardown" : NULL; /* tables leave the publication */
     case ST_PROVISIONING:
         return "provision";
     case ST_SETUP:
@@ -392,7 +395,7 @@ settle_exited(supervisor_t *s, bool now_all)
         proctable_describe_status(copy.status, how, sizeof(how));
         if (strcmp(copy.role, "verify") == 0) {
             /* a verify never counts against the pipe; its requester hears what happened */
-            if (rt && rt->verify_npre > 0 && !copy.done) {
+            if (rt && rt->verify_reply.npre > 0 && !copy.done) {
                 char msg[1400];
                 snprintf(msg, sizeof(msg), "verify failed: %s",
                          copy.reported != ERRCLASS_NONE ? copy.error : how);
@@ -417,21 +420,6 @@ settle_exited(supervisor_t *s, bool now_all)
             snprintf(what, sizeof(what), "worker pid %d %s without reporting", (int)copy.pid, how);
         worker_failed(s, copy.pipe, copy.role, what, ERRCLASS_TRANSIENT,
                       copy.healthy_at_ms && now - copy.healthy_at_ms >= HEALTHY_MS);
-    }
-}
-
-void
-sup_wait_workers_gone(supervisor_t *s, const char *pipe, int64_t timeout_ms)
-{
-    int64_t deadline = time_mono_ms() + timeout_ms;
-    while (proctable_count_pipe(s->procs, pipe, NULL) > 0 && time_mono_ms() < deadline) {
-        int64_t now = time_mono_ms();
-        proctable_enforce_kills(s->procs, now);
-        zmq_pollitem_t it = {NULL, s->sigfd, ZMQ_POLLIN, 0};
-        zmq_poll(&it, 1, 20);
-        drain_signals(s);
-        reap_children(s);
-        settle_exited(s, false);
     }
 }
 
@@ -498,6 +486,16 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     if (strcmp(p->role, "snapshot") == 0) /* CDC ran: the slot holds its position */
         a.keep_slot = rec->confirmed_lsn[0] != '\0' && !rec->resyncing;
     a.resync = rec->resyncing || rec->state == ST_RESYNC;
+    Pgferry__State__TableDef **tdefs = NULL;
+    if (strcmp(p->role, "teardown") == 0) {
+        size_t nt = 0;
+        tdefs = control_teardown_defs(rec, &nt);
+        a.tables = tdefs;
+        a.n_tables = tdefs ? nt : 0;
+        a.teardown_whole = rec->dropping;
+        a.drop_destination = rec->drop_destination;
+        a.source_objects = rec->source_objects;
+    }
     if (strcmp(p->role, "verify") == 0 && rt) {
         a.verify_table = rt->verify_table;
         a.streaming = rec->state == ST_RUNNING ||
@@ -507,6 +505,7 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     m.assignment = &a;
     send_to_worker(s, id, &m);
     log_debug("pipe %s: assigned %s to pid %d", p->pipe, p->role, (int)p->pid);
+    free(tdefs);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
@@ -580,7 +579,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
     p->done = true;
     if (strcmp(p->role, "verify") == 0) {
         pipe_rt_t *vrt = sup_rt(s, p->pipe, false);
-        if (vrt && vrt->verify_npre > 0)
+        if (vrt && vrt->verify_reply.npre > 0)
             control_reply_verify(s, vrt, true, d->rows == 0, d->detail);
         return;
     }
@@ -654,6 +653,8 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                 store_put_pipe(s->store, rec, NULL);
             }
         }
+    } else if (strcmp(p->role, "teardown") == 0) {
+        control_teardown_done(s, rec, d->detail, d->leftovers);
     } else if (strcmp(p->role, "swap") == 0) {
         rec->resync_ready = false;
         if (!sup_transition(s, rec, LC_EV_SWAP_DONE, d->detail, err, sizeof(err)))
@@ -1073,11 +1074,13 @@ reconcile(supervisor_t *s)
             next = rt->restart_at_ms;
         proc_t *main = role ? proctable_find_role(s->procs, names[i], role) : NULL;
         bool is_snapshot = role && strcmp(role, "snapshot") == 0;
+        /* teardown starts once every other worker is gone (a streaming one holds the slot) */
+        bool is_teardown = role && strcmp(role, "teardown") == 0;
         /* a CDC worker that is stopping still holds the slot: its successor waits for it */
         bool cdc_leaving = role && strcmp(role, "cdc") == 0 &&
                            proctable_find_role_any(s->procs, names[i], "cdc") != NULL;
         if (role && !main && !waiting && !cdc_leaving &&
-            !(is_snapshot && proctable_count_pipe(s->procs, names[i], NULL) > 0)) {
+            !((is_snapshot || is_teardown) && proctable_count_pipe(s->procs, names[i], NULL) > 0)) {
             /* (a new snapshot coordinator waits until every worker of the old load is gone,
              * so nothing of the old load lands after the new one's TRUNCATE) */
             if (rt)

@@ -6,6 +6,7 @@
 #include "setup.h"
 #include "slotinfo.h"
 #include "verify.h"
+#include "teardown.h"
 #include "snapshot.h"
 #include "version.h"
 #include "worker.h"
@@ -142,6 +143,18 @@ main(int argc, char **argv)
                          sizeof(detail), err, sizeof(err));
         d.detail = detail;
         rc = report(w, role, cls, &d, err);
+    } else if (strcmp(role, "teardown") == 0) {
+        /* everything is attempted; what is left is in the report, never an error */
+        char text[4096];
+        const Pgferry__Worker__Assignment *a = m->assignment;
+        bool clean = a->teardown_whole
+                         ? teardown_pipe(spec, a->source_objects, a->tables, a->n_tables,
+                                         a->drop_destination, text, sizeof(text))
+                         : teardown_tables(spec, a->source_objects, a->tables, a->n_tables,
+                                           a->drop_destination, text, sizeof(text));
+        d.detail = text;
+        d.leftovers = !clean;
+        rc = report(w, role, ERRCLASS_NONE, &d, err);
     } else if (strcmp(role, "monitor") == 0) {
         cls = monitor_run(spec, w, 5000, err, sizeof(err));
         d.detail = "stopped";

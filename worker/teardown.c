@@ -4,6 +4,7 @@
 #include "chsql.h"
 #include "log.h"
 #include "pgconn.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,18 +78,17 @@ drop_publication(PGconn *pg, const char *pub, char *report, size_t len)
 }
 
 static bool
-drop_destination(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef *const *defs,
+drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *defs,
                  size_t ndefs, bool whole, char *report, size_t len)
 {
-    const Pgferry__State__PipeSpec *spec = rec->spec;
     char err[1024], s[1200], q[300], qt[300];
-    ch_client_t *ch = ch_client_new_env(spec->dest_url, spec->dest_user, spec->dest_password_file,
-                                        spec->dest_password_env, err, sizeof(err));
+    ch_client_t *ch = worker_dest_client(spec, err, sizeof(err));
     if (!ch) {
         snprintf(s, sizeof(s), "destination tables NOT dropped (%.900s)", err);
         add(report, len, s);
         return false;
     }
+    ch_client_set_timeout(ch, 20000); /* a DROP answers at once; a hung server is reported */
     bool ok = true;
     size_t dropped = 0;
     chsql_ident(spec->dest_database, q, sizeof(q));
@@ -116,13 +116,20 @@ drop_destination(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef
         char lit[300], *out = NULL;
         chsql_string(spec->dest_database, lit, sizeof(lit));
         snprintf(s, sizeof(s), "SELECT count() FROM system.tables WHERE database = %s", lit);
-        if (ch_client_query(ch, s, &out, err, sizeof(err)) == ERRCLASS_NONE && out &&
-            atoi(out) == 0) {
+        if (ch_client_query(ch, s, &out, err, sizeof(err)) != ERRCLASS_NONE) {
+            snprintf(s, sizeof(s), "database %s NOT dropped (%.500s)", spec->dest_database, err);
+            add(report, len, s);
+            ok = false;
+        } else if (out && atoi(out) == 0) {
             snprintf(s, sizeof(s), "DROP DATABASE IF EXISTS %s", q);
             if (ch_client_query(ch, s, NULL, err, sizeof(err)) == ERRCLASS_NONE) {
                 snprintf(s, sizeof(s), "database %s dropped", spec->dest_database);
-                add(report, len, s);
+            } else {
+                snprintf(s, sizeof(s), "database %s NOT dropped (%.500s)", spec->dest_database,
+                         err);
+                ok = false;
             }
+            add(report, len, s);
         }
         free(out);
     }
@@ -131,15 +138,16 @@ drop_destination(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef
 }
 
 bool
-teardown_pipe(const Pgferry__State__PipeRecord *rec, bool drop_dest, char *report, size_t reportlen)
+teardown_pipe(const Pgferry__State__PipeSpec *spec, bool source_objects_recorded,
+              Pgferry__State__TableDef *const *defs, size_t ndefs, bool drop_dest, char *report,
+              size_t reportlen)
 {
-    const Pgferry__State__PipeSpec *spec = rec->spec;
     report[0] = '\0';
     bool ok = true;
     /* a snapshot-only pipe's slot is temporary (gone with its worker); a pipe that never got
      * past Provisioning created nothing, and what exists under its names is someone else's */
     bool source_objects = spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY &&
-                          (spec->slot_owned || spec->publication_owned) && rec->source_objects;
+                          (spec->slot_owned || spec->publication_owned) && source_objects_recorded;
     if (source_objects) {
         char err[1024];
         errclass_t cls;
@@ -162,22 +170,21 @@ teardown_pipe(const Pgferry__State__PipeRecord *rec, bool drop_dest, char *repor
         }
     }
     if (drop_dest)
-        ok = drop_destination(rec, rec->table_defs, rec->n_table_defs, true, report, reportlen) &&
-             ok;
+        ok = drop_destination(spec, defs, ndefs, true, report, reportlen) && ok;
     if (!report[0])
         add(report, reportlen, "nothing to remove outside pgferryd");
     return ok;
 }
 
 bool
-teardown_tables(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef *const *defs,
-                size_t n, bool drop_dest, char *report, size_t reportlen)
+teardown_tables(const Pgferry__State__PipeSpec *spec, bool source_objects,
+                Pgferry__State__TableDef *const *defs, size_t n, bool drop_dest, char *report,
+                size_t reportlen)
 {
-    const Pgferry__State__PipeSpec *spec = rec->spec;
     report[0] = '\0';
     bool ok = true;
     if (spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->publication_owned &&
-        rec->source_objects) {
+        source_objects) {
         char err[1024], s[1400];
         errclass_t cls;
         PGconn *pg = pgconn_connect(spec->source, "pgferry-modify", false, &cls, err, sizeof(err));
@@ -221,7 +228,7 @@ teardown_tables(const Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef 
         add(report, reportlen, s);
     }
     if (drop_dest)
-        ok = drop_destination(rec, defs, n, false, report, reportlen) && ok;
+        ok = drop_destination(spec, defs, n, false, report, reportlen) && ok;
     else
         add(report, reportlen, "destination tables kept");
     return ok;
