@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -133,6 +134,120 @@ log_oneline(const char *in, char *out, size_t outlen)
         out[o < outlen ? o : outlen - 1] = '\0';
 }
 
+/* ---- repeated lines ----------------------------------------------------------------
+ * The same line from the same place (e.g. one warning per malformed request) is written at
+ * most g_rl_burst times per g_rl_window_ms; the rest are counted and one summary line says how
+ * many were left out, when the window ends (at the next log call) or the slot is reused. */
+#define RL_SLOTS 64
+typedef struct {
+    uint64_t key; /* 0 = free */
+    int64_t window_ms;
+    unsigned count, suppressed;
+    log_level_t level;
+    const char *file;
+    int line;
+    char sample[120];
+} rl_slot_t;
+static rl_slot_t g_rl[RL_SLOTS];
+static unsigned g_rl_burst = 10;
+static int64_t g_rl_window_ms = 10000;
+
+void
+log_set_rate_limit(unsigned burst, unsigned window_ms)
+{
+    g_rl_burst = burst;
+    g_rl_window_ms = window_ms;
+    memset(g_rl, 0, sizeof(g_rl));
+}
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static uint64_t
+rl_key(const char *file, int line, const char *msg)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = file; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ (uint64_t)(unsigned)line) * 1099511628211ull;
+    for (const char *p = msg; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static void emit(log_level_t level, const char *file, int line, const char *msg);
+
+static void
+rl_summarize(rl_slot_t *r, int64_t now)
+{
+    if (r->suppressed > 0) {
+        char m[300];
+        snprintf(m, sizeof(m), "%u more line(s) like this were left out in the last %lld s: %s",
+                 r->suppressed, (long long)((now - r->window_ms + 999) / 1000), r->sample);
+        r->suppressed = 0;
+        emit(r->level, r->file, r->line, m);
+    }
+}
+
+void
+log_flush_repeats(void)
+{
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < RL_SLOTS; i++) {
+        rl_slot_t *r = &g_rl[i];
+        if (r->key && r->suppressed && now - r->window_ms >= g_rl_window_ms)
+            rl_summarize(r, now);
+    }
+}
+
+/* True when the line may be written. */
+static bool
+rl_admit(log_level_t level, const char *file, int line, const char *msg)
+{
+    if (g_rl_burst == 0)
+        return true;
+    int64_t now = mono_ms();
+    uint64_t key = rl_key(file, line, msg);
+    rl_slot_t *hit = NULL, *oldest = &g_rl[0];
+    for (size_t i = 0; i < RL_SLOTS; i++) {
+        rl_slot_t *r = &g_rl[i];
+        if (r->key && now - r->window_ms >= g_rl_window_ms) {
+            rl_summarize(r, now); /* a window ended: say what it left out */
+            if (r->key != key)
+                r->key = 0;
+        }
+        if (r->key == key)
+            hit = r;
+        if (!r->key || (oldest->key && r->window_ms < oldest->window_ms))
+            oldest = r;
+    }
+    if (hit && now - hit->window_ms >= g_rl_window_ms) {
+        hit->window_ms = now;
+        hit->count = 0;
+    }
+    if (!hit) {
+        hit = oldest;
+        if (hit->key)
+            rl_summarize(hit, now);
+        memset(hit, 0, sizeof(*hit));
+        hit->key = key;
+        hit->window_ms = now;
+        hit->level = level;
+        hit->file = file;
+        hit->line = line;
+        snprintf(hit->sample, sizeof(hit->sample), "%.*s", (int)sizeof(hit->sample) - 1, msg);
+    }
+    if (++hit->count <= g_rl_burst)
+        return true;
+    hit->suppressed++;
+    return false;
+}
+
 void
 log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
 {
@@ -145,7 +260,14 @@ log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     mask_secrets_inplace(msg, sizeof(msg));
+    if (rl_admit(level, file, line, msg))
+        emit(level, file, line, msg);
+    errno = saved_errno;
+}
 
+static void
+emit(log_level_t level, const char *file, int line, const char *msg)
+{
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
 
@@ -182,5 +304,4 @@ log_write(log_level_t level, const char *file, int line, const char *fmt, ...)
         out[n - 1] = '\n';
     }
     write_all(g_fd, out, (size_t)n);
-    errno = saved_errno;
 }

@@ -20,6 +20,12 @@ void log_set_json(bool json);
 bool log_get_json(void);
 void log_set_fd(int fd);
 bool log_parse_level(const char *s, log_level_t *out);
+/* The same line from the same source location is written at most burst times per window_ms
+ * (default 10 per 10 s); one line then says how many were left out. burst 0: no limit. */
+void log_set_rate_limit(unsigned burst, unsigned window_ms);
+/* Writes the summary of every repeat window that has ended (a daemon calls it from its loop, so
+ * the count comes even when nothing else is logged). */
+void log_flush_repeats(void);
 const char *log_level_name(log_level_t level);
 
 void log_write(log_level_t level, const char *file, int line, const char *fmt, ...)

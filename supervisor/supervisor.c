@@ -1454,6 +1454,7 @@ supervisor_run(supervisor_t *s)
         if (child)
             reap_children(s);
         settle_exited(s, false);
+        log_flush_repeats();
         now = time_mono_ms();
         if (rc > 0 || now - last_reconcile >= TICK_MS ||
             (next_restart >= 0 && now >= next_restart)) {

@@ -1,5 +1,6 @@
 /* setup: definitions from PostgreSQL, DDL and verification in ClickHouse. */
 #include "setup.h"
+#include "slotwait.h"
 #include "buf.h"
 #include "chclient.h"
 #include "chsql.h"
@@ -854,18 +855,27 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     if (spec->mode == PGFERRY__STATE__PIPE_MODE__CDC_ONLY && spec->slot_owned) {
         /* no snapshot: the slot starts where the source is now */
         const char *sp[] = {spec->slot};
-        PGresult *r = pgconn_query(pg,
-                                   PQserverVersion(pg) >= 170000
-                                       /* a failover slot (see the snapshot's slot) */
-                                       ? "SELECT pg_create_logical_replication_slot($1, "
-                                         "'pgoutput', false, false, true) "
-                                       : "SELECT pg_create_logical_replication_slot($1, "
-                                         "'pgoutput') "
-                                         "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots "
-                                         "WHERE slot_name = $1)",
-                                   1, sp, &cls, err, errlen);
-        if (!r)
+        bool stopped = false;
+        /* (a failover slot from 17 on, see the snapshot's slot); a slot that exists is the
+         * one an earlier attempt of this Setup created */
+        PGresult *r = slotwait_exec(pg,
+                                    PQserverVersion(pg) >= 170000
+                                        ? "SELECT pg_create_logical_replication_slot($1, "
+                                          "'pgoutput', false, false, true) "
+                                          "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots "
+                                          "WHERE slot_name = $1)"
+                                        : "SELECT pg_create_logical_replication_slot($1, "
+                                          "'pgoutput') "
+                                          "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots "
+                                          "WHERE slot_name = $1)",
+                                    1, sp, spec->source, w, &stopped);
+        if (stopped || PQresultStatus(r) != PGRES_TUPLES_OK) {
+            cls = stopped ? ERRCLASS_TRANSIENT : pgconn_classify(r, pg);
+            snprintf(err, errlen, "cannot create the replication slot: %s",
+                     stopped ? "stopped while waiting" : PQerrorMessage(pg));
+            PQclear(r);
             goto done;
+        }
         PQclear(r);
     }
     PQfinish(pg);

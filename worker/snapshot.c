@@ -1,5 +1,6 @@
 /* snapshot: exported snapshot, COPY text -> RowBinary -> streaming insert. */
 #include "snapshot.h"
+#include "slotwait.h"
 #include "buf.h"
 #include "chclient.h"
 #include "chsql.h"
@@ -658,7 +659,13 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
                  "CREATE_REPLICATION_SLOT pgferry_snap_%d TEMPORARY LOGICAL pgoutput "
                  "EXPORT_SNAPSHOT",
                  (int)getpid());
-    r = PQexec(repl, cmd);
+    bool stopped = false;
+    r = slotwait_exec(repl, cmd, 0, NULL, spec->source, w, &stopped);
+    if (stopped) {
+        snprintf(err, errlen, "stopped while creating the replication slot");
+        cls = ERRCLASS_TRANSIENT;
+        goto done;
+    }
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) < 3) {
         cls = pgconn_classify(r, repl);
         snprintf(err, errlen, "cannot create the %s slot: %s", permanent ? "pipe's" : "snapshot",

@@ -37,6 +37,22 @@ drop_slot(PGconn *pg, const char *slot, char *report, size_t len)
             add(report, len, "no replication slot to drop");
             return true;
         }
+        if (active && attempt == 20) {
+            /* still held after 2 s: a session of the pipe's own that outlived its worker (a
+             * walsender not yet noticing, a slot creation waiting for old transactions); the
+             * slot is the pipe's and the pipe is going, so its holder goes */
+            PGresult *t = pgconn_query(pg,
+                                       "SELECT pg_terminate_backend(active_pid) FROM "
+                                       "pg_replication_slots WHERE slot_name = $1 AND "
+                                       "active_pid IS NOT NULL",
+                                       1, p, &cls, err, sizeof(err));
+            if (t) {
+                log_info("replication slot %s still in use after 2 s: its backend was "
+                         "terminated",
+                         slot);
+                PQclear(t);
+            }
+        }
         if (active) {
             usleep(100 * 1000);
             continue;

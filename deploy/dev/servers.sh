@@ -188,6 +188,7 @@ wal_level = logical
 max_replication_slots = 64
 max_wal_senders = 64
 max_connections = 300
+max_prepared_transactions = 10
 fsync = off
 full_page_writes = off
 synchronous_commit = off

@@ -12,6 +12,15 @@ assert_eq "$(stat -c %a "$STATE_DIR/state.mdb")" 600 "state store mode"
 
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" garbage)
 assert_contains "$out" "code=1 " "garbage bytes"
+# 10,000 undecodable requests: each answered, the log says so about ten times and then how
+# many it left out (it wrote one line per request before)
+before=$(grep -c "request refused: bad request: not a pgferry control message" "$TEST_DIR/pgferryd.log" || true)
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" garbage 10000)
+assert_contains "$out" "code=1 " "the 10,000th garbage request is answered"
+after=$(grep -c "request refused: bad request: not a pgferry control message" "$TEST_DIR/pgferryd.log" || true)
+log "10,000 garbage requests: $((after - before)) log lines"
+[ $((after - before)) -le 12 ] || fail "10,000 garbage requests wrote $((after - before)) log lines"
+wait_for 15 "the summary of the left-out lines" grep -qE "[0-9]{4} more line\(s\) like this were left out in the last [0-9]+ s: control: request refused" "$TEST_DIR/pgferryd.log"
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" truncated)
 assert_contains "$out" "code=1 " "truncated protobuf"
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" unknown-type)

@@ -1,6 +1,7 @@
 /*
- * pgferry-test-rawsend ENDPOINT KIND: sends one malformed (or valid) message to pgferryd's
- * control socket as a DEALER and prints the reply: "code=N message=..." or "no reply".
+ * pgferry-test-rawsend ENDPOINT KIND [COUNT]: sends one malformed (or valid) message (COUNT
+ * times, each after the previous reply) to pgferryd's control socket as a DEALER and prints
+ * the (last) reply: "code=N message=..." or "no reply".
  * KIND: garbage | truncated | unknown-type | bad-version | oversized | empty-frames |
  *       many-frames | pause-unknown | valid-list
  */
@@ -25,10 +26,11 @@ pack_request(Pgferry__Control__Request *r, uint8_t **out)
 int
 main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s ENDPOINT KIND\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s ENDPOINT KIND [COUNT]\n", argv[0]);
         return 2;
     }
+    int count = argc == 4 ? atoi(argv[3]) : 1;
     const char *kind = argv[2];
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
@@ -96,20 +98,27 @@ main(int argc, char **argv)
         fprintf(stderr, "unknown kind %s\n", kind);
         return 2;
     }
-    if (zmq_send(s, buf, len, 0) < 0) {
-        fprintf(stderr, "send: %s\n", zmq_strerror(zmq_errno()));
-        return 2;
-    }
-    free(buf);
-    /* the reply body is the last frame (a REQ-style delimiter may come first) */
     zmq_msg_t m;
     zmq_msg_init(&m);
-    int got = zmq_msg_recv(&m, s, 0);
-    while (got >= 0 && zmq_msg_more(&m)) {
+    int got = -1;
+    for (int i = 0; i < (count > 0 ? count : 1); i++) {
+        if (zmq_send(s, buf, len, 0) < 0) {
+            fprintf(stderr, "send: %s\n", zmq_strerror(zmq_errno()));
+            return 2;
+        }
+        /* the reply body is the last frame (a REQ-style delimiter may come first) */
         zmq_msg_close(&m);
         zmq_msg_init(&m);
         got = zmq_msg_recv(&m, s, 0);
+        while (got >= 0 && zmq_msg_more(&m)) {
+            zmq_msg_close(&m);
+            zmq_msg_init(&m);
+            got = zmq_msg_recv(&m, s, 0);
+        }
+        if (got < 0)
+            break;
     }
+    free(buf);
     if (got < 0) {
         printf("no reply\n");
     } else {
