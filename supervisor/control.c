@@ -201,11 +201,8 @@ build_status(supervisor_t *s, const char *name, size_t history_limit)
     }
     if (rt)
         st->rows_per_second = sup_rt_rate(rt, time_mono_ms());
-    st->lag_seconds = -1;
-    if (st->slot && st->slot->lag_bytes == 0)
-        st->lag_seconds = 0;
-    else if (rec->last_commit_time_us > 0)
-        st->lag_seconds = (double)(time_now_us() - rec->last_commit_time_us) / 1e6;
+    st->lag_seconds =
+        metrics_lag_seconds(rec->confirmed_lsn, rec->last_commit_time_us, st->slot, time_now_us());
     if (rt && rt->plan) {
         st->snapshot_ranges_total = (uint32_t)rt->plan->n_ranges;
         st->snapshot_ranges_done = (uint32_t)rt->ranges_done;

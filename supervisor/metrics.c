@@ -1,5 +1,6 @@
 /* metrics: Prometheus exposition of the pipes, and a minimal HTTP responder for it. */
 #include "metrics.h"
+#include "lsn.h"
 #include "buf.h"
 #include "log.h"
 #include "names.h"
@@ -118,10 +119,8 @@ metrics_render(supervisor_t *s)
                 (unsigned long long)rt->slot->lag_bytes);
             put(&fam[8], "pgferry_slot_retained_wal_bytes{pipe=\"%s\"} %llu\n", pl,
                 (unsigned long long)rt->slot->retained_bytes);
-            double lag_s = rt->slot->lag_bytes == 0 ? 0
-                           : rec->last_commit_time_us
-                               ? (double)(now_us - rec->last_commit_time_us) / 1e6
-                               : -1;
+            double lag_s =
+                metrics_lag_seconds(rec->confirmed_lsn, rec->last_commit_time_us, rt->slot, now_us);
             if (lag_s >= 0)
                 put(&fam[7], "pgferry_lag_seconds{pipe=\"%s\"} %.3f\n", pl, lag_s);
         }
@@ -179,6 +178,26 @@ metrics_listen(const char *hostport, char *err, size_t errlen)
     }
     freeaddrinfo(ai);
     return fd;
+}
+
+double
+metrics_lag_seconds(const char *confirmed_lsn, int64_t last_commit_us,
+                    const Pgferry__Worker__SlotInfo *slot, int64_t now_us)
+{
+    if (!slot)
+        return -1; /* no report yet (e.g. right after a worker restart): unknown, not old */
+    uint64_t confirmed, current;
+    /* caught up: nothing after the confirmed position, or the pipe's confirmed position is at
+     * or past what the last slot report saw as the source's end (a report older than the
+     * pipe's last acknowledgement) */
+    if (slot->lag_bytes == 0 ||
+        (confirmed_lsn && lsn_parse(confirmed_lsn, &confirmed) && slot->current_lsn &&
+         lsn_parse(slot->current_lsn, &current) && confirmed >= current))
+        return 0;
+    if (last_commit_us <= 0)
+        return -1;
+    double d = (double)(now_us - last_commit_us) / 1e6;
+    return d < 0 ? 0 : d;
 }
 
 char *

@@ -15,6 +15,13 @@ char *metrics_render(supervisor_t *s);
  * (always terminated, truncated to fit). */
 void metrics_label(const char *v, char *out, size_t outlen);
 
+/* A pipe's lag in seconds for status and metrics: 0 when caught up (the slot has nothing after
+ * the confirmed position, or the confirmed position is at or past the source end the last slot
+ * report saw), else the age of the last applied commit; -1 when unknown (no slot report yet, or
+ * nothing applied). */
+double metrics_lag_seconds(const char *confirmed_lsn, int64_t last_commit_us,
+                           const Pgferry__Worker__SlotInfo *slot, int64_t now_us);
+
 /* The HTTP endpoint: a listening socket on host:port (loopback unless configured otherwise),
  * non-blocking, served by httpd. */
 int metrics_listen(const char *hostport, char *err, size_t errlen);
