@@ -33,6 +33,7 @@ static const key_t_ keys[] = {
     {"batch_max_wait_ms", "CDC batch limit in time for new pipes (default 250)"},
     {"retained_wal_warning_mb",
      "warn when a pipe's slot retains more WAL than this many MB (default 1024)"},
+    {"history_max_events", "history events kept per pipe, oldest dropped first (default 1000)"},
     {"metrics_listen", "serve Prometheus metrics on http://HOST:PORT/metrics (default off)"},
     {"secrets_dir", "pipes' --dest-password-file must lie inside it (default STATE_DIR/secrets, "
                     "created 0700; none = files refused)"},
@@ -57,6 +58,7 @@ daemon_config_defaults(daemon_config_t *c)
     c->batch_max_bytes = 16 * 1024 * 1024;
     c->batch_max_wait_ms = 250;
     c->retained_wal_warning_mb = 1024;
+    c->history_max_events = 1000;
     snprintf(c->secret_env_prefix, sizeof(c->secret_env_prefix), "PGFERRY_SECRET_");
 }
 
@@ -170,6 +172,8 @@ daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *
         NUM(batch_max_wait_ms, 1, 600000);
     if (strcmp(key, "retained_wal_warning_mb") == 0)
         NUM(retained_wal_warning_mb, 1, 100000000);
+    if (strcmp(key, "history_max_events") == 0)
+        NUM(history_max_events, 10, 10000000);
     if (strcmp(key, "metrics_listen") == 0) {
         const char *colon = strrchr(value, ':');
         if (*value && (!colon || colon == value || !isdigit((unsigned char)colon[1]))) {

@@ -28,6 +28,7 @@ typedef struct {
     uint64_t batch_max_bytes;
     uint32_t batch_max_wait_ms;
     uint64_t retained_wal_warning_mb; /* warn when a slot retains more WAL than this */
+    uint32_t history_max_events;      /* history events kept per pipe */
     char metrics_listen[128];         /* host:port of the /metrics HTTP endpoint; "" = off */
     char config_file[512];            /* where the settings came from, for SIGHUP */
     char control_remote[256];         /* optional tcp:// control endpoint, CURVE only */

@@ -1,7 +1,9 @@
 /*
  * store: the only module that calls LMDB. MDB return codes become bool + one log line here.
  * Layout: DBI "pipes" name -> PipeRecord; "history" name\0 + be64(seq) -> HistoryEvent;
- * "checkpoints" name\0 + key -> bytes.
+ * "checkpoints" name\0 + key -> bytes. A write that finds the map full doubles the map and
+ * runs again (the file is sparse: the map size is address space, not disk); each pipe keeps
+ * its last history_max events.
  */
 #include "store.h"
 #include "log.h"
@@ -15,12 +17,16 @@
 #include <sys/stat.h>
 
 #define STORE_MAP_SIZE ((size_t)1 << 30)
+#define STORE_MAP_MAX ((size_t)1 << 40)
 #define STORE_MAX_NAME 256
 
 struct store {
     MDB_env *env;
     MDB_dbi pipes, history, checkpoints;
     int stale_cleared;
+    size_t map_size;
+    uint32_t history_max; /* events kept per pipe; 0 = all */
+    unsigned grown;
 };
 
 static bool
@@ -32,6 +38,12 @@ fail(const char *what, int rc)
 
 store_t *
 store_open(const char *dir, char *err, size_t errlen)
+{
+    return store_open_sized(dir, STORE_MAP_SIZE, err, errlen);
+}
+
+store_t *
+store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen)
 {
     store_t *s = calloc(1, sizeof(*s));
     MDB_txn *txn = NULL;
@@ -46,7 +58,7 @@ store_open(const char *dir, char *err, size_t errlen)
         return NULL;
     }
     if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, STORE_MAP_SIZE)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, map_size)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 126)) != 0) {
         snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
         goto fail;
@@ -58,6 +70,11 @@ store_open(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open state store %s: %s", path, mdb_strerror(rc));
         goto fail;
     }
+    /* a store grown by an earlier run keeps its size (LMDB takes the larger one) */
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0)
+        s->map_size = info.me_mapsize;
+    s->history_max = 1000;
     int dead = 0;
     if ((rc = mdb_reader_check(s->env, &dead)) != 0) {
         snprintf(err, errlen, "lmdb reader check: %s", mdb_strerror(rc));
@@ -82,6 +99,54 @@ fail:
         mdb_env_close(s->env);
     free(s);
     return NULL;
+}
+
+void
+store_set_history_max(store_t *s, uint32_t max_events)
+{
+    s->history_max = max_events;
+}
+
+size_t
+store_map_size(const store_t *s)
+{
+    return s->map_size;
+}
+
+unsigned
+store_times_grown(const store_t *s)
+{
+    return s->grown;
+}
+
+typedef int (*write_fn)(store_t *s, MDB_txn *txn, void *ctx);
+
+/* One write transaction running fn; a full map is doubled and the transaction run again. */
+static int
+write_txn(store_t *s, write_fn fn, void *ctx)
+{
+    for (;;) {
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc != 0)
+            return rc;
+        rc = fn(s, txn, ctx);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn); /* (a failed commit frees the transaction) */
+        else
+            mdb_txn_abort(txn);
+        if (rc != MDB_MAP_FULL)
+            return rc;
+        size_t next = s->map_size * 2;
+        if (next > STORE_MAP_MAX || (rc = mdb_env_set_mapsize(s->env, next)) != 0) {
+            log_error("state store: full at %zu MB and cannot grow: %s", s->map_size >> 20,
+                      rc ? mdb_strerror(rc) : "at its largest size");
+            return MDB_MAP_FULL;
+        }
+        log_info("state store: map full at %zu MB, grown to %zu MB", s->map_size >> 20, next >> 20);
+        s->map_size = next;
+        s->grown++;
+    }
 }
 
 void
@@ -154,6 +219,63 @@ store_get_pipe(store_t *s, const char *name, Pgferry__State__PipeRecord **out)
     return true;
 }
 
+typedef struct {
+    const char *name;
+    const uint8_t *rb;
+    size_t rl;
+    const Pgferry__State__HistoryEvent *ev;
+    const uint8_t *eb;
+    size_t el;
+} put_ctx_t;
+
+/* The pipe's history events with seq <= upto go (the oldest first, by key order). */
+static int
+trim_history(store_t *s, MDB_txn *txn, const char *name, uint64_t upto)
+{
+    char kb[STORE_MAX_NAME + 9];
+    size_t pl = prefixed_key(kb, sizeof(kb), name, NULL, 0);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->history, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val k = {pl, kb}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == pl + 8 && memcmp(k.mv_data, kb, pl) == 0) {
+        const unsigned char *q = (const unsigned char *)k.mv_data + pl;
+        uint64_t seq = 0;
+        for (int i = 0; i < 8; i++)
+            seq = seq << 8 | q[i];
+        if (seq > upto)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL)
+            rc = MDB_NOTFOUND;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+put_pipe_txn(store_t *s, MDB_txn *txn, void *ctx)
+{
+    put_ctx_t *c = ctx;
+    MDB_val k = {strlen(c->name), (void *)c->name}, v = {c->rl, (void *)c->rb};
+    int rc = mdb_put(txn, s->pipes, &k, &v, 0);
+    if (rc == 0 && c->ev) {
+        char kb[STORE_MAX_NAME + 9];
+        unsigned char seq[8];
+        be64(c->ev->seq, seq);
+        MDB_val hk = {prefixed_key(kb, sizeof(kb), c->name, seq, 8), kb},
+                hv = {c->el, (void *)c->eb};
+        rc = mdb_put(txn, s->history, &hk, &hv, 0);
+        if (rc == 0 && s->history_max && c->ev->seq > s->history_max)
+            rc = trim_history(s, txn, c->name, c->ev->seq - s->history_max);
+    }
+    return rc;
+}
+
 bool
 store_put_pipe(store_t *s, const Pgferry__State__PipeRecord *rec,
                const Pgferry__State__HistoryEvent *ev)
@@ -177,26 +299,8 @@ store_put_pipe(store_t *s, const Pgferry__State__PipeRecord *rec,
     if (ev)
         pgferry__state__history_event__pack(ev, eb);
 
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0) {
-        free(rb);
-        free(eb);
-        return fail("begin write", rc);
-    }
-    MDB_val k = {strlen(name), (void *)name}, v = {rl, rb};
-    rc = mdb_put(txn, s->pipes, &k, &v, 0);
-    if (rc == 0 && ev) {
-        char kb[STORE_MAX_NAME + 9];
-        unsigned char seq[8];
-        be64(ev->seq, seq);
-        MDB_val hk = {prefixed_key(kb, sizeof(kb), name, seq, 8), kb}, hv = {el, eb};
-        rc = mdb_put(txn, s->history, &hk, &hv, 0);
-    }
-    if (rc == 0)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
+    put_ctx_t c = {name, rb, rl, ev, eb, el};
+    int rc = write_txn(s, put_pipe_txn, &c);
     free(rb);
     free(eb);
     if (rc != 0)
@@ -364,6 +468,26 @@ delete_prefix(MDB_txn *txn, MDB_dbi dbi, const char *prefix, size_t pl)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+typedef struct {
+    const char *name, *prefix;
+    size_t pl;
+} del_ctx_t;
+
+static int
+delete_pipe_txn(store_t *s, MDB_txn *txn, void *ctx)
+{
+    del_ctx_t *c = ctx;
+    MDB_val k = {strlen(c->name), (void *)c->name};
+    int rc = mdb_del(txn, s->pipes, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc == 0)
+        rc = delete_prefix(txn, s->history, c->prefix, c->pl);
+    if (rc == 0)
+        rc = delete_prefix(txn, s->checkpoints, c->prefix, c->pl);
+    return rc;
+}
+
 bool
 store_delete_pipe(store_t *s, const char *name)
 {
@@ -371,23 +495,24 @@ store_delete_pipe(store_t *s, const char *name)
     size_t pl = prefixed_key(kb, sizeof(kb), name, NULL, 0);
     if (pl == 0)
         return false;
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0)
-        return fail("begin write", rc);
-    MDB_val k = {strlen(name), (void *)name};
-    rc = mdb_del(txn, s->pipes, &k, NULL);
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    if (rc == 0)
-        rc = delete_prefix(txn, s->history, kb, pl);
-    if (rc == 0)
-        rc = delete_prefix(txn, s->checkpoints, kb, pl);
-    if (rc == 0)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
+    del_ctx_t c = {name, kb, pl};
+    int rc = write_txn(s, delete_pipe_txn, &c);
     return rc == 0 ? true : fail("delete pipe", rc);
+}
+
+typedef struct {
+    const char *key;
+    size_t kl;
+    const void *val;
+    size_t len;
+} ckpt_ctx_t;
+
+static int
+put_checkpoint_txn(store_t *s, MDB_txn *txn, void *ctx)
+{
+    ckpt_ctx_t *c = ctx;
+    MDB_val k = {c->kl, (void *)c->key}, v = {c->len, (void *)c->val};
+    return mdb_put(txn, s->checkpoints, &k, &v, 0);
 }
 
 bool
@@ -399,16 +524,8 @@ store_put_checkpoint(store_t *s, const char *pipe, const char *key, const void *
         log_error("state store: checkpoint key too long for pipe %s", pipe);
         return false;
     }
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0)
-        return fail("begin write", rc);
-    MDB_val k = {kl, kb}, v = {len, (void *)val};
-    rc = mdb_put(txn, s->checkpoints, &k, &v, 0);
-    if (rc == 0)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
+    ckpt_ctx_t c = {kb, kl, val, len};
+    int rc = write_txn(s, put_checkpoint_txn, &c);
     return rc == 0 ? true : fail("write checkpoint", rc);
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "state.pb-c.h"
 
 typedef struct store store_t;
@@ -15,6 +16,12 @@ typedef struct store store_t;
 /* Opens (creating) DIR/state.mdb with owner-only permissions and clears stale readers.
  * Returns NULL with err set on failure. */
 store_t *store_open(const char *dir, char *err, size_t errlen);
+/* As store_open with the map's initial size (it doubles whenever a write finds it full). */
+store_t *store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen);
+/* Each pipe keeps its last max_events history events (default 1000; 0 = all). */
+void store_set_history_max(store_t *s, uint32_t max_events);
+size_t store_map_size(const store_t *s);
+unsigned store_times_grown(const store_t *s);
 void store_destroy(store_t **s);
 
 /* Reader slots of dead processes found and cleared by store_open. */

@@ -1228,6 +1228,7 @@ supervisor_new(const daemon_config_t *cfg)
         log_error("%s", err);
         goto fail;
     }
+    store_set_history_max(s->store, cfg->history_max_events);
     s->procs = proctable_new();
     s->zctx = zmq_ctx_new();
     if (!s->procs || !s->zctx)
@@ -1344,6 +1345,8 @@ reload_config(supervisor_t *s)
         s->cfg.stop_grace_ms = c.stop_grace_ms;
         s->cfg.max_pipes = c.max_pipes;
         s->cfg.default_snapshot_workers = c.default_snapshot_workers;
+        s->cfg.history_max_events = c.history_max_events;
+        store_set_history_max(s->store, c.history_max_events);
         log_set_level(c.log_level);
         log_set_json(c.log_json);
         log_info("configuration reloaded from %s", s->cfg.config_file);

@@ -1,4 +1,5 @@
-/* State store: write, read, reopen, history order and limits, delete, stale readers. */
+/* State store: write, read, reopen, history order and limits, delete, stale readers; a store
+ * filled past its initial map size grows and keeps everything; history is trimmed per pipe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,6 +230,89 @@ test_bad_inputs(void **state)
     store_destroy(&s);
 }
 
+/* 1 MiB to start; ~24 MiB of records, history and checkpoints: every write succeeds, the map
+ * grows, a reopened store has it all. */
+static void
+test_grows_past_initial_size(void **state)
+{
+    (void)state;
+    char err[256];
+    store_t *s = store_open_sized(dir, 1 << 20, err, sizeof(err));
+    assert_non_null(s);
+    store_set_history_max(s, 0);
+    size_t before = store_map_size(s);
+    char *big = malloc(200000);
+    memset(big, 'r', 199999);
+    big[199999] = '\0';
+    for (uint64_t i = 1; i <= 60; i++)
+        put(s, "grow", PGFERRY__STATE__PIPE_STATE__RUNNING, i, big); /* 12 MB of history */
+    for (int i = 0; i < 60; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "range/%d", i);
+        assert_true(store_put_checkpoint(s, "grow", key, big, 200000));
+    }
+    assert_true(store_times_grown(s) >= 4);
+    assert_true(store_map_size(s) >= 16 * before);
+    size_t grown = store_map_size(s);
+    store_destroy(&s);
+
+    /* a smaller request takes at least what the data needs (LMDB keeps the used size) */
+    s = store_open_sized(dir, 1 << 20, err, sizeof(err));
+    assert_non_null(s);
+    assert_true(store_map_size(s) > (size_t)12 << 20 && store_map_size(s) <= grown);
+    Pgferry__State__HistoryEvent **evs;
+    size_t n;
+    assert_true(store_get_history(s, "grow", 0, &evs, &n));
+    assert_int_equal(n, 60);
+    assert_int_equal(strlen(evs[59]->reason), 199999);
+    store_free_history(evs, n);
+    void *v;
+    size_t vl;
+    assert_true(store_get_checkpoint(s, "grow", "range/59", &v, &vl));
+    assert_int_equal(vl, 200000);
+    free(v);
+    for (uint64_t i = 61; i <= 80; i++) /* and grows again from there */
+        put(s, "grow", PGFERRY__STATE__PIPE_STATE__RUNNING, i, big);
+    assert_true(store_times_grown(s) >= 1);
+    assert_true(store_delete_pipe(s, "grow"));
+    free(big);
+    store_destroy(&s);
+}
+
+static void
+test_history_trimmed(void **state)
+{
+    (void)state;
+    char err[256];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    store_set_history_max(s, 50);
+    for (uint64_t i = 1; i <= 400; i++) {
+        char why[32];
+        snprintf(why, sizeof(why), "event %llu", (unsigned long long)i);
+        put(s, "t", PGFERRY__STATE__PIPE_STATE__RUNNING, i, why);
+        put(s, "t2", PGFERRY__STATE__PIPE_STATE__RUNNING, i, why);
+    }
+    Pgferry__State__HistoryEvent **evs;
+    size_t n;
+    assert_true(store_get_history(s, "t", 0, &evs, &n));
+    assert_int_equal(n, 50);
+    assert_string_equal(evs[0]->reason, "event 351");
+    assert_string_equal(evs[49]->reason, "event 400");
+    store_free_history(evs, n);
+    /* a lower limit trims the excess at the next event */
+    store_set_history_max(s, 10);
+    put(s, "t", PGFERRY__STATE__PIPE_STATE__RUNNING, 401, "event 401");
+    assert_true(store_get_history(s, "t", 0, &evs, &n));
+    assert_int_equal(n, 10);
+    assert_string_equal(evs[0]->reason, "event 392");
+    store_free_history(evs, n);
+    assert_true(store_get_history(s, "t2", 0, &evs, &n)); /* the other pipe kept its 50 */
+    assert_int_equal(n, 50);
+    store_free_history(evs, n);
+    store_destroy(&s);
+}
+
 int
 main(void)
 {
@@ -237,6 +321,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_history_order_limit_and_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_reader_cleared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grows_past_initial_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_trimmed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
