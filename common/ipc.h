@@ -13,7 +13,9 @@
 #include <zmq.h>
 
 #define IPC_VERSION 1
-#define IPC_MAX_MSG (4 * 1024 * 1024)
+/* a status, an assignment or a definitions report carries every table of a pipe: 10,000
+ * tables of 50 columns are about 30 MB */
+#define IPC_MAX_MSG (64 * 1024 * 1024)
 #define IPC_MAX_FRAMES 4
 
 typedef struct {

@@ -20,7 +20,15 @@
 #define STORE_MAP_MAX ((size_t)1 << 40)
 #define STORE_MAX_NAME 256
 
+/* decoded records handed out by store_peek_pipe, dropped when the pipe is written */
+typedef struct {
+    char *name;
+    Pgferry__State__PipeRecord *rec;
+} peek_t;
+
 struct store {
+    peek_t *peek;
+    size_t npeek, cappeek;
     MDB_env *env;
     MDB_dbi pipes, history, checkpoints;
     int stale_cleared;
@@ -101,6 +109,50 @@ fail:
     return NULL;
 }
 
+static void
+peek_forget(store_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->npeek; i++) {
+        if (strcmp(s->peek[i].name, name) != 0)
+            continue;
+        free(s->peek[i].name);
+        pgferry__state__pipe_record__free_unpacked(s->peek[i].rec, NULL);
+        s->peek[i] = s->peek[--s->npeek];
+        return;
+    }
+}
+
+const Pgferry__State__PipeRecord *
+store_peek_pipe(store_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->npeek; i++) {
+        if (strcmp(s->peek[i].name, name) == 0)
+            return s->peek[i].rec;
+    }
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (!store_get_pipe(s, name, &rec) || !rec)
+        return NULL;
+    if (s->npeek == s->cappeek) {
+        size_t cap = s->cappeek ? s->cappeek * 2 : 16;
+        peek_t *a = realloc(s->peek, cap * sizeof(*a));
+        if (!a) {
+            pgferry__state__pipe_record__free_unpacked(rec, NULL);
+            return NULL;
+        }
+        s->peek = a;
+        s->cappeek = cap;
+    }
+    char *n = strdup(name);
+    if (!n) {
+        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        return NULL;
+    }
+    s->peek[s->npeek].name = n;
+    s->peek[s->npeek].rec = rec;
+    s->npeek++;
+    return rec;
+}
+
 void
 store_set_history_max(store_t *s, uint32_t max_events)
 {
@@ -155,6 +207,9 @@ store_destroy(store_t **sp)
     store_t *s = *sp;
     if (!s)
         return;
+    while (s->npeek > 0)
+        peek_forget(s, s->peek[0].name);
+    free(s->peek);
     mdb_env_close(s->env);
     free(s);
     *sp = NULL;
@@ -299,6 +354,7 @@ store_put_pipe(store_t *s, const Pgferry__State__PipeRecord *rec,
     if (ev)
         pgferry__state__history_event__pack(ev, eb);
 
+    peek_forget(s, name);
     put_ctx_t c = {name, rb, rl, ev, eb, el};
     int rc = write_txn(s, put_pipe_txn, &c);
     free(rb);
@@ -495,6 +551,7 @@ store_delete_pipe(store_t *s, const char *name)
     size_t pl = prefixed_key(kb, sizeof(kb), name, NULL, 0);
     if (pl == 0)
         return false;
+    peek_forget(s, name);
     del_ctx_t c = {name, kb, pl};
     int rc = write_txn(s, delete_pipe_txn, &c);
     return rc == 0 ? true : fail("delete pipe", rc);

@@ -30,6 +30,10 @@ int store_stale_readers_cleared(const store_t *s);
 /* *out is the record (caller frees with pgferry__state__pipe_record__free_unpacked) or NULL
  * when there is no such pipe. False on a storage error (logged). */
 bool store_get_pipe(store_t *s, const char *name, Pgferry__State__PipeRecord **out);
+/* The record for reading only (NULL when absent or on error): decoded once and kept until the
+ * pipe is next written or deleted through this store, so the caller must not keep it across a
+ * write. Spares a pipe of thousands of tables a decode per event. */
+const Pgferry__State__PipeRecord *store_peek_pipe(store_t *s, const char *name);
 
 /* Writes rec and, when ev is not NULL, appends ev to the pipe's history under ev->seq, in one
  * transaction. */

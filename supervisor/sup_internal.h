@@ -37,6 +37,10 @@ typedef struct {
     size_t ranges_done;
     uint64_t snapshot_rows;
     uint64_t *range_rows;            /* rows of each finished range */
+    uint64_t *range_bytes;           /* and its bytes */
+    unsigned char *range_counted;    /* finished and added to the record's table stats */
+    int64_t stats_flushed_ms;        /* when the record last took them (monotonic) */
+    bool unsettled;                  /* a worker failed since: the next Done reads the record */
     Pgferry__Worker__SlotInfo *slot; /* owned; the last slot report of a CDC/monitor worker */
     int64_t slot_us;                 /* when it came */
     bool wal_warned;                 /* retained WAL above the threshold was logged */

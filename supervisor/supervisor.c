@@ -65,9 +65,14 @@ sup_rt_clear_plan(pipe_rt_t *rt)
         pgferry__worker__snapshot_plan__free_unpacked(rt->plan, NULL);
     free(rt->range_state);
     free(rt->range_rows);
+    free(rt->range_bytes);
+    free(rt->range_counted);
     rt->plan = NULL;
     rt->range_state = NULL;
     rt->range_rows = NULL;
+    rt->range_bytes = NULL;
+    rt->range_counted = NULL;
+    rt->stats_flushed_ms = 0;
     rt->ranges_done = 0;
     rt->snapshot_rows = 0;
 }
@@ -299,6 +304,9 @@ worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *w
     rec->last_error_class = cls == ERRCLASS_FATAL ? PGFERRY__STATE__ERROR_CLASS__FATAL
                                                   : PGFERRY__STATE__ERROR_CLASS__TRANSIENT;
     rec->last_error_us = time_now_us();
+    pipe_rt_t *frt = sup_rt(s, pipe, true);
+    if (frt)
+        frt->unsettled = true; /* the next Done writes the record (made_progress) */
     if (cls == ERRCLASS_FATAL) {
         snprintf(reason, sizeof(reason), "%s", what);
         if (!sup_transition(s, rec, LC_EV_FATAL, reason, err, sizeof(err)))
@@ -433,6 +441,8 @@ send_to_worker(supervisor_t *s, const zmq_msg_t *id, Pgferry__Worker__Supervisor
     ipc_send_msg(s->wrk, pre, 1, &m->base);
 }
 
+static void assign(supervisor_t *s, proc_t *p, zmq_msg_t *id);
+
 static void
 on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
 {
@@ -453,8 +463,16 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
         zl = sizeof(p->zid);
     memcpy(p->zid, zmq_msg_data(id), zl);
     p->zid_len = zl;
-    Pgferry__State__PipeRecord *rec = NULL;
-    if (!store_get_pipe(s->store, p->pipe, &rec) || !rec) {
+    assign(s, p, id);
+}
+
+/* Sends p its assignment (or Stop when there is nothing left for it) through id. */
+static void
+assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
+{
+    Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
+    const Pgferry__State__PipeRecord *rec = store_peek_pipe(s->store, p->pipe);
+    if (!rec) {
         Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
         st.reason = "pipe no longer exists";
         m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
@@ -463,6 +481,7 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
         return;
     }
     Pgferry__Worker__Assignment a = PGFERRY__WORKER__ASSIGNMENT__INIT;
+    Pgferry__Worker__Range one_range;
     a.role = p->role;
     a.spec = rec->spec;
     a.tables = rec->table_defs;
@@ -475,11 +494,20 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
             m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
             m.stop = &st;
             send_to_worker(s, id, &m);
-            pgferry__state__pipe_record__free_unpacked(rec, NULL);
             return;
         }
         a.snapshot_name = rt->plan->snapshot_name;
         a.range = rt->plan->ranges[p->range_index];
+        /* a range needs its own table's definition only (a pipe of thousands of tables would
+         * otherwise send them all with every range) */
+        uint32_t ti = a.range->table_index;
+        if (ti < rec->n_table_defs) {
+            one_range = *a.range;
+            one_range.table_index = 0;
+            a.range = &one_range;
+            a.tables = &rec->table_defs[ti];
+            a.n_tables = 1;
+        }
     }
     if (strcmp(p->role, "cdc") == 0 && !rec->spec->slot_owned)
         a.skip_before_lsn = rec->snapshot_lsn;
@@ -506,7 +534,6 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
     send_to_worker(s, id, &m);
     log_debug("pipe %s: assigned %s to pid %d", p->pipe, p->role, (int)p->pid);
     free(tdefs);
-    pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
 /* Progress that moved data counts as recovery from Degraded and resets the failure count. A
@@ -556,10 +583,14 @@ on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
             p->healthy_at_ms = time_mono_ms();
         return;
     }
+    const Pgferry__State__PipeRecord *peek = store_peek_pipe(s->store, p->pipe);
+    if (!peek ||
+        !(peek->consecutive_failures > 0 || peek->state == ST_DEGRADED || peek->last_error[0]))
+        return; /* nothing to clear: no write */
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
-    if (rec->consecutive_failures > 0 || rec->state == ST_DEGRADED || rec->last_error[0]) {
+    {
         char err[512];
         made_progress(rec);
         if (rec->state == ST_DEGRADED) {
@@ -573,6 +604,34 @@ on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
+/* A range worker finished its range: it gets the next pending one of the plan (its
+ * connections stay open), or Stop when none is left for it. */
+static void
+next_range(supervisor_t *s, proc_t *p, pipe_rt_t *rt)
+{
+    if (p->stopping || p->zid_len == 0)
+        return;
+    zmq_msg_t id;
+    zmq_msg_init_data(&id, p->zid, p->zid_len, NULL, NULL);
+    for (size_t i = 0; rt->plan && i < rt->plan->n_ranges; i++) {
+        if (rt->range_state[i] != RANGE_PENDING)
+            continue;
+        p->range_index = (int)i;
+        rt->range_state[i] = RANGE_RUNNING;
+        p->done = false;
+        assign(s, p, &id);
+        zmq_msg_close(&id);
+        return;
+    }
+    Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
+    Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
+    st.reason = "no range left to load";
+    m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
+    m.stop = &st;
+    send_to_worker(s, &id, &m);
+    zmq_msg_close(&id);
+}
+
 static void
 on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
 {
@@ -583,10 +642,29 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
             control_reply_verify(s, vrt, true, d->rows == 0, d->detail);
         return;
     }
+    /* the common case of a big load, a range done with more to come and nothing to write:
+     * the next range goes out without reading the record */
+    pipe_rt_t *qrt = sup_rt(s, p->pipe, false);
+    if (strcmp(p->role, "snapshot-range") == 0 && qrt && qrt->plan && !qrt->unsettled &&
+        p->range_index >= 0 && (size_t)p->range_index < qrt->plan->n_ranges &&
+        qrt->range_state[p->range_index] != RANGE_DONE &&
+        qrt->ranges_done + 1 < qrt->plan->n_ranges &&
+        time_mono_ms() - qrt->stats_flushed_ms < 1000) {
+        qrt->range_state[p->range_index] = RANGE_DONE;
+        qrt->range_rows[p->range_index] = d->rows;
+        qrt->range_bytes[p->range_index] = d->bytes;
+        qrt->ranges_done++;
+        qrt->snapshot_rows += d->rows;
+        next_range(s, p, qrt);
+        return;
+    }
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
     char err[512];
+    /* failure counters or a transient error to clear: the record is written below */
+    bool was_failing = rec->consecutive_failures > 0 || rec->state == ST_DEGRADED ||
+                       rec->last_error_class == PGFERRY__STATE__ERROR_CLASS__TRANSIENT;
     made_progress(rec);
     if (rec->state == ST_DEGRADED &&
         !sup_transition(s, rec, LC_EV_RECOVERED, "the retried worker succeeded", err, sizeof(err)))
@@ -621,17 +699,30 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
             rt->range_state[p->range_index] != RANGE_DONE) {
             rt->range_state[p->range_index] = RANGE_DONE;
             rt->range_rows[p->range_index] = d->rows;
-            uint32_t ti = rt->plan->ranges[p->range_index]->table_index;
-            if (ti < rec->n_table_defs)
-                sup_table_stats_add(rec, rec->table_defs[ti]->target, 0, 0, 0, 0, d->rows,
-                                    d->bytes);
+            rt->range_bytes[p->range_index] = d->bytes;
             rt->ranges_done++;
             rt->snapshot_rows += d->rows;
-            char key[64], val[32];
-            snprintf(key, sizeof(key), "snapshot/range/%d", p->range_index);
-            int vl = snprintf(val, sizeof(val), "%llu", (unsigned long long)d->rows);
-            store_put_checkpoint(s->store, p->pipe, key, val, (size_t)vl);
-            if (rt->ranges_done == rt->plan->n_ranges) {
+            bool last = rt->ranges_done == rt->plan->n_ranges;
+            int64_t now = time_mono_ms();
+            /* the record's per-table counts take the finished ranges at most once a second
+             * (and at the end): a load of thousands of small tables does not rewrite the
+             * record for each (status shows the ranges from memory meanwhile) */
+            if (last || now - rt->stats_flushed_ms >= 1000 || was_failing) {
+                for (size_t i = 0; i < rt->plan->n_ranges; i++) {
+                    if (rt->range_state[i] != RANGE_DONE || rt->range_counted[i])
+                        continue;
+                    rt->range_counted[i] = 1;
+                    uint32_t ti = rt->plan->ranges[i]->table_index;
+                    if (ti < rec->n_table_defs)
+                        sup_table_stats_add(rec, rec->table_defs[ti]->target, 0, 0, 0, 0,
+                                            rt->range_rows[i], rt->range_bytes[i]);
+                }
+                rt->stats_flushed_ms = now;
+                rt->unsettled = false;
+                if (!last)
+                    store_put_pipe(s->store, rec, NULL);
+            }
+            if (last) {
                 char reason[400];
                 snprintf(reason, sizeof(reason),
                          "%llu rows in %zu range(s) loaded at snapshot %s (%s) by up to %u "
@@ -650,7 +741,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                     log_warn("pipe %s: %s", p->pipe, err);
                 sup_rt_clear_plan(rt);
             } else {
-                store_put_pipe(s->store, rec, NULL);
+                next_range(s, p, rt);
             }
         }
     } else if (strcmp(p->role, "teardown") == 0) {
@@ -887,13 +978,13 @@ on_plan(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
     if (!rt || strcmp(p->role, "snapshot") != 0)
         return;
     sup_rt_clear_plan(rt);
-    rt->range_state = calloc(m->plan->n_ranges ? m->plan->n_ranges : 1, 1);
-    rt->range_rows = calloc(m->plan->n_ranges ? m->plan->n_ranges : 1, sizeof(uint64_t));
-    if (!rt->range_state || !rt->range_rows) {
-        free(rt->range_state);
-        free(rt->range_rows);
-        rt->range_state = NULL;
-        rt->range_rows = NULL;
+    size_t nr = m->plan->n_ranges ? m->plan->n_ranges : 1;
+    rt->range_state = calloc(nr, 1);
+    rt->range_counted = calloc(nr, 1);
+    rt->range_rows = calloc(nr, sizeof(uint64_t));
+    rt->range_bytes = calloc(nr, sizeof(uint64_t));
+    if (!rt->range_state || !rt->range_rows || !rt->range_bytes || !rt->range_counted) {
+        sup_rt_clear_plan(rt);
         log_error("pipe %s: out of memory for the snapshot plan", p->pipe);
         return;
     }
@@ -1044,8 +1135,9 @@ reconcile(supervisor_t *s)
     if (!store_list_names(s->store, &names, &n))
         return -1;
     for (size_t i = 0; i < n; i++) {
-        Pgferry__State__PipeRecord *rec = NULL;
-        if (!store_get_pipe(s->store, names[i], &rec) || !rec)
+        /* read-only (decoded once per write of the pipe, not once per turn) */
+        const Pgferry__State__PipeRecord *rec = store_peek_pipe(s->store, names[i]);
+        if (!rec)
             continue;
         const char *role = desired_role(rec);
         /* workers of a role this state does not want are stopped */
@@ -1063,10 +1155,17 @@ reconcile(supervisor_t *s)
          * batch it acknowledged on the way out, has been read by then */
         if (rec->state == ST_PAUSING && !proctable_find_role_any(s->procs, names[i], "cdc")) {
             char err[512];
-            if (!sup_transition(s, rec, LC_EV_PAUSED,
-                                "the CDC worker acknowledged its last batch and stopped", err,
-                                sizeof(err)))
-                log_warn("pipe %s: %s", names[i], err);
+            Pgferry__State__PipeRecord *mrec = NULL;
+            if (store_get_pipe(s->store, names[i], &mrec) && mrec) {
+                if (!sup_transition(s, mrec, LC_EV_PAUSED,
+                                    "the CDC worker acknowledged its last batch and stopped", err,
+                                    sizeof(err)))
+                    log_warn("pipe %s: %s", names[i], err);
+                pgferry__state__pipe_record__free_unpacked(mrec, NULL);
+            }
+            if (!(rec = store_peek_pipe(s->store, names[i]))) /* written: read it again */
+                continue;
+            role = desired_role(rec);
         }
         pipe_rt_t *rt = sup_rt(s, names[i], false);
         bool waiting = rt && rt->restart_at_ms > now;
@@ -1088,16 +1187,13 @@ reconcile(supervisor_t *s)
             if (is_snapshot && (rt = sup_rt(s, names[i], true)) != NULL)
                 sup_rt_clear_plan(rt);
             if (!sup_spawn_worker(s, names[i], role)) {
-                pgferry__state__pipe_record__free_unpacked(rec, NULL);
-                rec = NULL;
+                rec = NULL; /* worker_failed writes the pipe */
                 worker_failed(s, names[i], role, "cannot start the worker program",
                               ERRCLASS_TRANSIENT, false);
             }
         } else if (is_snapshot && main && !main->exited && rt && rt->plan && !waiting) {
             pump_ranges(s, rec, rt);
         }
-        if (rec)
-            pgferry__state__pipe_record__free_unpacked(rec, NULL);
     }
     store_free_names(names, n);
     return next;

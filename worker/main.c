@@ -120,14 +120,33 @@ main(int argc, char **argv)
         d.detail = res.detail;
         rc = report(w, role, cls, &d, err);
     } else if (strcmp(role, "snapshot-range") == 0) {
-        snapshot_result_t res;
-        cls = snapshot_load_range(spec, m->assignment->tables, m->assignment->n_tables,
-                                  m->assignment->snapshot_name, m->assignment->range,
-                                  m->assignment->resync, w, &res, err, sizeof(err));
-        d.detail = res.detail;
-        d.rows = res.rows;
-        d.bytes = res.bytes;
-        rc = report(w, role, cls, &d, err);
+        /* range after range: after each Done the supervisor sends the next range of the plan
+         * or Stop; the connections stay open in between (a load of thousands of small tables
+         * costs one process per worker, not one per table) */
+        snapshot_session_t ss = {0};
+        for (;;) {
+            snapshot_result_t res;
+            const Pgferry__Worker__Assignment *a = m->assignment;
+            cls = snapshot_load_range_in(&ss, a->spec, a->tables, a->n_tables, a->snapshot_name,
+                                         a->range, a->resync, w, &res, err, sizeof(err));
+            Pgferry__Worker__Done rd = PGFERRY__WORKER__DONE__INIT;
+            rd.detail = res.detail;
+            rd.rows = res.rows;
+            rd.bytes = res.bytes;
+            rc = report(w, role, cls, &rd, err);
+            if (cls != ERRCLASS_NONE)
+                break;
+            Pgferry__Worker__SupervisorMessage *next = worker_await_assignment(w, 60000);
+            if (!next)
+                break; /* Stop (no range left) or no word from the supervisor */
+            if (strcmp(next->assignment->role, role) != 0 || !next->assignment->spec) {
+                pgferry__worker__supervisor_message__free_unpacked(next, NULL);
+                break;
+            }
+            pgferry__worker__supervisor_message__free_unpacked(m, NULL);
+            m = next;
+        }
+        snapshot_session_close(&ss);
     } else if (strcmp(role, "verify") == 0) {
         verify_result_t res;
         cls = verify_run(spec, m->assignment->tables, m->assignment->n_tables,

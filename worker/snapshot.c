@@ -798,9 +798,10 @@ done:
 }
 
 errclass_t
-snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
-                    size_t n_tables, const char *snapshot_name, const Pgferry__Worker__Range *range,
-                    bool resync, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
+snapshot_load_range_in(snapshot_session_t *ss, const Pgferry__State__PipeSpec *spec,
+                       Pgferry__State__TableDef *const *tables, size_t n_tables,
+                       const char *snapshot_name, const Pgferry__Worker__Range *range, bool resync,
+                       worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (!range || !snapshot_name || !*snapshot_name || range->table_index >= n_tables) {
@@ -808,16 +809,17 @@ snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
         return ERRCLASS_FATAL;
     }
     const Pgferry__State__TableDef *def = tables[range->table_index];
-    errclass_t cls;
-    ch_client_t *ch = worker_dest_client(spec, err, errlen);
-    if (!ch)
+    errclass_t cls = ERRCLASS_NONE;
+    /* a worker loads range after range over the same connections: each range is one
+     * transaction importing the coordinator's snapshot */
+    if (!ss->ch && !(ss->ch = worker_dest_client(spec, err, errlen)))
         return ERRCLASS_FATAL;
-    PGconn *pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen);
-    if (!pg)
-        goto done;
-    cls = import_snapshot(pg, snapshot_name, err, errlen);
+    if (!ss->pg &&
+        !(ss->pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen)))
+        goto fail;
+    cls = import_snapshot(ss->pg, snapshot_name, err, errlen);
     if (cls != ERRCLASS_NONE)
-        goto done;
+        goto fail;
     char where[160], label[400];
     if (range->end_block)
         snprintf(where, sizeof(where), "ctid >= '(%llu,0)'::tid AND ctid < '(%llu,0)'::tid",
@@ -831,20 +833,39 @@ snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
         size_t l = strlen(label);
         snprintf(label + l, sizeof(label) - l, "%llu", (unsigned long long)range->end_block);
     }
-    cls = stream_range(pg, ch, spec->dest_database, def, resync, range->relation,
+    cls = stream_range(ss->pg, ss->ch, spec->dest_database, def, resync, range->relation,
                        range->relid ? range->relid : def->relid, where, label, w, out, err, errlen);
     if (cls != ERRCLASS_NONE)
-        goto done;
-    PGresult *r = pgconn_query(pg, "COMMIT", 0, NULL, &cls, err, errlen);
+        goto fail;
+    PGresult *r = pgconn_query(ss->pg, "COMMIT", 0, NULL, &cls, err, errlen);
     if (!r)
-        goto done;
+        goto fail;
     PQclear(r);
     snprintf(out->detail, sizeof(out->detail), "%.200s: %llu rows", label,
              (unsigned long long)out->rows);
-    cls = ERRCLASS_NONE;
-done:
-    if (pg)
-        PQfinish(pg);
-    ch_client_destroy(&ch);
+    return ERRCLASS_NONE;
+fail:
+    snapshot_session_close(ss); /* the connection's state is unknown: a next range starts anew */
+    return cls;
+}
+
+void
+snapshot_session_close(snapshot_session_t *ss)
+{
+    if (ss->pg)
+        PQfinish(ss->pg);
+    ss->pg = NULL;
+    ch_client_destroy(&ss->ch);
+}
+
+errclass_t
+snapshot_load_range(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *tables,
+                    size_t n_tables, const char *snapshot_name, const Pgferry__Worker__Range *range,
+                    bool resync, worker_t *w, snapshot_result_t *out, char *err, size_t errlen)
+{
+    snapshot_session_t ss = {0};
+    errclass_t cls = snapshot_load_range_in(&ss, spec, tables, n_tables, snapshot_name, range,
+                                            resync, w, out, err, errlen);
+    snapshot_session_close(&ss);
     return cls;
 }

@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <libpq-fe.h>
+#include "chclient.h"
 #include "errclass.h"
 #include "state.pb-c.h"
 #include "worker.h"
@@ -39,6 +41,20 @@ errclass_t snapshot_coordinate(const Pgferry__State__PipeSpec *spec,
                                Pgferry__State__TableDef **tables, size_t n_tables, bool keep_slot,
                                bool resync, worker_t *w, snapshot_result_t *out, char *err,
                                size_t errlen);
+
+/* The connections a range worker keeps from one range to the next. */
+typedef struct {
+    PGconn *pg;
+    ch_client_t *ch;
+} snapshot_session_t;
+
+/* Loads one range over ss's connections (opened on first use, closed after a failure). */
+errclass_t snapshot_load_range_in(snapshot_session_t *ss, const Pgferry__State__PipeSpec *spec,
+                                  Pgferry__State__TableDef *const *tables, size_t n_tables,
+                                  const char *snapshot_name, const Pgferry__Worker__Range *range,
+                                  bool resync, worker_t *w, snapshot_result_t *out, char *err,
+                                  size_t errlen);
+void snapshot_session_close(snapshot_session_t *ss);
 
 errclass_t snapshot_load_range(const Pgferry__State__PipeSpec *spec,
                                Pgferry__State__TableDef *const *tables, size_t n_tables,

@@ -72,9 +72,13 @@ freeze_busy() {
             sleep 0.02
             continue
         fi
+        # (a range worker loads range after range: it is busy if it reported no Done since)
+        local before
+        before=$(grep -c "\[$wpid snapshot-range $pipe\] snapshot-range done" "$TEST_DIR/pgferryd.log" || true)
         kill -STOP "$wpid" 2>/dev/null || continue
         sleep 0.3
-        if grep -q "\[$wpid snapshot-range $pipe\] snapshot-range done" "$TEST_DIR/pgferryd.log"; then
+        if [ "$(grep -c "\[$wpid snapshot-range $pipe\] snapshot-range done" "$TEST_DIR/pgferryd.log" || true)" != "$before" ] ||
+            ! pipe_json "$pipe" | jq -e --argjson p "$wpid" '.workers[] | select(.pid == $p) | .activity | test("big blocks")' >/dev/null; then
             kill -CONT "$wpid" 2>/dev/null || true # it had finished: not in the middle
             continue
         fi

@@ -279,6 +279,30 @@ test_grows_past_initial_size(void **state)
     store_destroy(&s);
 }
 
+/* peek: decoded once, the same until the pipe is written, then the new content */
+static void
+test_peek(void **state)
+{
+    (void)state;
+    char err[256];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    assert_null(store_peek_pipe(s, "p"));
+    put(s, "p", PGFERRY__STATE__PIPE_STATE__SNAPSHOT, 1, "a");
+    put(s, "q", PGFERRY__STATE__PIPE_STATE__PAUSED, 1, "a");
+    const Pgferry__State__PipeRecord *a = store_peek_pipe(s, "p");
+    assert_non_null(a);
+    assert_int_equal(a->state, PGFERRY__STATE__PIPE_STATE__SNAPSHOT);
+    assert_ptr_equal(store_peek_pipe(s, "p"), a);
+    const Pgferry__State__PipeRecord *q = store_peek_pipe(s, "q");
+    put(s, "p", PGFERRY__STATE__PIPE_STATE__RUNNING, 2, "b");
+    assert_int_equal(store_peek_pipe(s, "p")->state, PGFERRY__STATE__PIPE_STATE__RUNNING);
+    assert_ptr_equal(store_peek_pipe(s, "q"), q); /* another pipe's stays */
+    assert_true(store_delete_pipe(s, "p"));
+    assert_null(store_peek_pipe(s, "p"));
+    store_destroy(&s);
+}
+
 static void
 test_history_trimmed(void **state)
 {
@@ -323,6 +347,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grows_past_initial_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_trimmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peek, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
