@@ -66,3 +66,26 @@ names_error_class(Pgferry__State__ErrorClass c)
         return "";
     }
 }
+
+static const char *const role_names[] = {
+    "?",   "provision", "setup",   "snapshot", "snapshot-range",
+    "cdc", "swap",      "monitor", "verify",   "teardown"};
+
+const char *
+names_role(Pgferry__Worker__WorkerRole r)
+{
+    size_t i = (size_t)r;
+    return i < sizeof(role_names) / sizeof(role_names[0]) ? role_names[i] : "?";
+}
+
+bool
+names_parse_role(const char *s, Pgferry__Worker__WorkerRole *out)
+{
+    for (size_t i = 1; i < sizeof(role_names) / sizeof(role_names[0]); i++) {
+        if (strcmp(s, role_names[i]) == 0) {
+            *out = (Pgferry__Worker__WorkerRole)i;
+            return true;
+        }
+    }
+    return false;
+}

@@ -177,7 +177,7 @@ build_status(supervisor_t *s, const char *name, size_t history_limit)
                 break;
             pgferry__control__worker_info__init(w);
             w->pid = p->pid;
-            w->role = strdup(p->role);
+            w->role = strdup(names_role(p->role));
             w->started_us = p->started_us;
             w->activity = strdup(p->activity);
             st->workers[st->n_workers++] = w;
@@ -616,7 +616,7 @@ do_verify(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__VerifyPipe *v)
         return;
     }
     snprintf(rt->verify_table, sizeof(rt->verify_table), "%s", v->table);
-    if (!sup_spawn_worker(s, v->name, "verify")) {
+    if (!sup_spawn_worker(s, v->name, ROLE_VERIFY)) {
         reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot start a verify worker");
         return;
     }
@@ -972,7 +972,7 @@ do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
     /* the CDC worker takes the limits at its start: it acknowledges its batch and stops,
      * and the next one streams from there */
     if (given[0] || given[1] || given[2])
-        sup_stop_role(s, m->name, "cdc", "settings changed: restarting with the new limits");
+        sup_stop_role(s, m->name, ROLE_CDC, "settings changed: restarting with the new limits");
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
     char msg[700];

@@ -126,7 +126,7 @@ metrics_render(supervisor_t *s)
         }
         put(&fam[9], "pgferry_worker_restarts_total{pipe=\"%s\"} %u\n", pl, rec->worker_restarts);
         put(&fam[10], "pgferry_workers{pipe=\"%s\"} %zu\n", pl,
-            proctable_count_pipe(s->procs, names[i], NULL));
+            proctable_count_pipe(s->procs, names[i], ROLE_NONE));
         put(&fam[11], "pgferry_rows_per_second{pipe=\"%s\"} %.3f\n", pl,
             rt ? sup_rt_rate(rt, now_ms) : 0.0);
         pgferry__state__pipe_record__free_unpacked(rec, NULL);

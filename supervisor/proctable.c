@@ -4,6 +4,7 @@
  */
 #include "proctable.h"
 #include "log.h"
+#include "names.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -38,7 +39,7 @@ proctable_destroy(proctable_t **tp)
 }
 
 proc_t *
-proctable_spawn(proctable_t *t, const char *pipe, const char *role, char *const argv[], char *err,
+proctable_spawn(proctable_t *t, const char *pipe, worker_role_t role, char *const argv[], char *err,
                 size_t errlen)
 {
     if (t->n == t->cap) {
@@ -101,7 +102,7 @@ proctable_spawn(proctable_t *t, const char *pipe, const char *role, char *const 
     memset(p, 0, sizeof(*p));
     p->pid = pid;
     snprintf(p->pipe, sizeof(p->pipe), "%s", pipe);
-    snprintf(p->role, sizeof(p->role), "%s", role);
+    p->role = role;
     p->started_us = time_now_us();
     p->range_index = -1;
     return p;
@@ -118,34 +119,34 @@ proctable_find_pid(proctable_t *t, pid_t pid)
 }
 
 proc_t *
-proctable_find_role(proctable_t *t, const char *pipe, const char *role)
+proctable_find_role(proctable_t *t, const char *pipe, worker_role_t role)
 {
     for (size_t i = 0; i < t->n; i++) {
         if (!t->procs[i].stopping && strcmp(t->procs[i].pipe, pipe) == 0 &&
-            strcmp(t->procs[i].role, role) == 0)
+            t->procs[i].role == role)
             return &t->procs[i];
     }
     return NULL;
 }
 
 proc_t *
-proctable_find_role_any(proctable_t *t, const char *pipe, const char *role)
+proctable_find_role_any(proctable_t *t, const char *pipe, worker_role_t role)
 {
     for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->procs[i].pipe, pipe) == 0 && strcmp(t->procs[i].role, role) == 0)
+        if (strcmp(t->procs[i].pipe, pipe) == 0 && t->procs[i].role == role)
             return &t->procs[i];
     }
     return NULL;
 }
 
 size_t
-proctable_count_pipe(proctable_t *t, const char *pipe, const char *role)
+proctable_count_pipe(proctable_t *t, const char *pipe, worker_role_t role)
 {
     size_t n = 0;
     for (size_t i = 0; i < t->n; i++) {
         if (strcmp(t->procs[i].pipe, pipe) != 0)
             continue;
-        if (!role || (!t->procs[i].stopping && strcmp(t->procs[i].role, role) == 0))
+        if (role == ROLE_NONE || (!t->procs[i].stopping && t->procs[i].role == role))
             n++;
     }
     return n;
@@ -198,7 +199,7 @@ proctable_enforce_kills(proctable_t *t, int64_t now_ms)
             continue;
         if (now_ms >= p->kill_at_ms) {
             log_warn("worker %s/%s pid %d did not stop within its grace period; sending SIGKILL",
-                     p->pipe, p->role, (int)p->pid);
+                     p->pipe, names_role(p->role), (int)p->pid);
             kill(p->pid, SIGKILL);
             p->kill_at_ms = 0;
         } else if (next < 0 || p->kill_at_ms < next) {

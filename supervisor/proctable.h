@@ -11,15 +11,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "errclass.h"
+#include "roles.h"
 
-#define PROC_ROLE_MAX 16
 #define PROC_NAME_MAX 64
 #define PROC_ID_MAX 256
 
 typedef struct {
     pid_t pid;
     char pipe[PROC_NAME_MAX + 1];
-    char role[PROC_ROLE_MAX];
+    worker_role_t role;
     int64_t started_us;
     unsigned char zid[PROC_ID_MAX]; /* ZeroMQ routing id, known after Hello */
     size_t zid_len;
@@ -43,18 +43,18 @@ void proctable_destroy(proctable_t **t);
 
 /* fork+exec argv[0] with argv. The child dies with SIGTERM when the supervisor dies. On
  * success adds a proc_t for pipe/role and returns it (owned by the table). */
-proc_t *proctable_spawn(proctable_t *t, const char *pipe, const char *role, char *const argv[],
+proc_t *proctable_spawn(proctable_t *t, const char *pipe, worker_role_t role, char *const argv[],
                         char *err, size_t errlen);
 
 proc_t *proctable_find_pid(proctable_t *t, pid_t pid);
 /* The worker of a pipe with this role that is not being stopped (it may have exited but not
  * settled yet), or NULL. */
-proc_t *proctable_find_role(proctable_t *t, const char *pipe, const char *role);
+proc_t *proctable_find_role(proctable_t *t, const char *pipe, worker_role_t role);
 /* As proctable_find_role, also finding workers being stopped or exited but not yet settled. */
-proc_t *proctable_find_role_any(proctable_t *t, const char *pipe, const char *role);
-/* How many entries a pipe has: with role NULL all of them (stopping and exited included),
+proc_t *proctable_find_role_any(proctable_t *t, const char *pipe, worker_role_t role);
+/* How many entries a pipe has: with ROLE_NONE all of them (stopping and exited included),
  * else the ones of that role that are not being stopped. */
-size_t proctable_count_pipe(proctable_t *t, const char *pipe, const char *role);
+size_t proctable_count_pipe(proctable_t *t, const char *pipe, worker_role_t role);
 size_t proctable_count(const proctable_t *t);
 proc_t *proctable_at(proctable_t *t, size_t i);
 /* Removes the entry of pid (after it was reaped). */

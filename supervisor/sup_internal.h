@@ -96,12 +96,12 @@ bool sup_note(supervisor_t *s, Pgferry__State__PipeRecord *rec, const char *reas
 /* Stops every worker of a pipe (SIGTERM, SIGKILL after the grace period). */
 void sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason);
 /* Stops the pipe's workers of one role (NULL: every role), gracefully. */
-void sup_stop_role(supervisor_t *s, const char *pipe, const char *role, const char *reason);
+void sup_stop_role(supervisor_t *s, const char *pipe, worker_role_t role, const char *reason);
 pipe_rt_t *sup_rt(supervisor_t *s, const char *name, bool create);
 void sup_rt_remove(supervisor_t *s, const char *name);
 
 /* Starts a worker of role for pipe (logged on failure). */
-proc_t *sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role);
+proc_t *sup_spawn_worker(supervisor_t *s, const char *pipe, worker_role_t role);
 /* Answers the pending verify request of rt (ok: report and whether it matched; else the
  * error message) and forgets it. */
 void control_reply_verify(supervisor_t *s, pipe_rt_t *rt, bool ok, bool match, const char *text);

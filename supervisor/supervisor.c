@@ -196,50 +196,51 @@ made_progress(Pgferry__State__PipeRecord *rec)
 
 static bool drain_signals(supervisor_t *s);
 
-/* The worker role a pipe in this state needs, or NULL. */
-static const char *
+/* The worker role a pipe in this state needs, or ROLE_NONE. */
+static worker_role_t
 desired_role(const Pgferry__State__PipeRecord *rec)
 {
     if (rec->dropping)
-        return "teardown"; /* slot, publication, destination; then the record goes */
+        return ROLE_TEARDOWN; /* slot, publication, destination; then the record goes */
     pipe_state_t st = rec->state == ST_DEGRADED ? rec->prev_state : rec->state;
     switch (st) {
     case ST_MODIFYING:
-        return rec->n_removing > 0 ? "teardown" : NULL; /* tables leave the publication */
+        return rec->n_removing > 0 ? ROLE_TEARDOWN : ROLE_NONE; /* tables leave the publication */
     case ST_PROVISIONING:
-        return "provision";
+        return ROLE_PROVISION;
     case ST_SETUP:
-        return "setup";
+        return ROLE_SETUP;
     case ST_SNAPSHOT:
         if (rec->n_table_defs < rec->spec->n_tables || (rec->resyncing && !rec->resync_ready))
-            return "setup"; /* added tables or a resync: definitions and tables first */
-        return "snapshot";
+            return ROLE_SETUP; /* added tables or a resync: definitions and tables first */
+        return ROLE_SNAPSHOT;
     case ST_RESYNC:
-        return "swap";
+        return ROLE_SWAP;
     case ST_RUNNING:
-        return "cdc";
+        return ROLE_CDC;
     case ST_PAUSED:
-        return "monitor"; /* nobody streams: watch the WAL the slot retains */
+        return ROLE_MONITOR; /* nobody streams: watch the WAL the slot retains */
     default:
-        return NULL;
+        return ROLE_NONE;
     }
 }
 
 void
 sup_stop_workers(supervisor_t *s, const char *pipe, const char *reason)
 {
-    sup_stop_role(s, pipe, NULL, reason);
+    sup_stop_role(s, pipe, ROLE_NONE, reason);
 }
 
 void
-sup_stop_role(supervisor_t *s, const char *pipe, const char *role, const char *reason)
+sup_stop_role(supervisor_t *s, const char *pipe, worker_role_t role, const char *reason)
 {
     int64_t now = time_mono_ms();
     for (size_t i = 0; i < proctable_count(s->procs); i++) {
         proc_t *p = proctable_at(s->procs, i);
-        if (strcmp(p->pipe, pipe) != 0 || p->stopping || (role && strcmp(p->role, role) != 0))
+        if (strcmp(p->pipe, pipe) != 0 || p->stopping || (role != ROLE_NONE && p->role != role))
             continue;
-        log_info("stopping worker %s/%s pid %d: %s", p->pipe, p->role, (int)p->pid, reason);
+        log_info("stopping worker %s/%s pid %d: %s", p->pipe, names_role(p->role), (int)p->pid,
+                 reason);
         if (p->zid_len > 0) {
             Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
             Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
@@ -258,7 +259,7 @@ sup_stop_role(supervisor_t *s, const char *pipe, const char *role, const char *r
 }
 
 proc_t *
-sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role)
+sup_spawn_worker(supervisor_t *s, const char *pipe, worker_role_t role)
 {
     char endpoint[600];
     snprintf(endpoint, sizeof(endpoint), "ipc://%s/workers.sock", s->cfg.state_dir);
@@ -268,7 +269,7 @@ sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role)
                     "--pipe",
                     (char *)pipe,
                     "--role",
-                    (char *)role,
+                    (char *)names_role(role),
                     "--log-level",
                     (char *)log_level_name(s->cfg.log_level),
                     "--log-format",
@@ -277,27 +278,27 @@ sup_spawn_worker(supervisor_t *s, const char *pipe, const char *role)
     char err[512];
     proc_t *p = proctable_spawn(s->procs, pipe, role, argv, err, sizeof(err));
     if (!p) {
-        log_error("pipe %s: cannot start a %s worker: %s", pipe, role, err);
+        log_error("pipe %s: cannot start a %s worker: %s", pipe, names_role(role), err);
         return NULL;
     }
-    log_info("pipe %s: started %s worker pid %d", pipe, role, (int)p->pid);
+    log_info("pipe %s: started %s worker pid %d", pipe, names_role(role), (int)p->pid);
     return p;
 }
 
 /* One failure of a pipe's worker without progress: count it, then Degraded, Failed or a
  * restart with backoff. */
 static void
-worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *what, errclass_t cls,
-              bool ran_healthy)
+worker_failed(supervisor_t *s, const char *pipe, worker_role_t role, const char *what,
+              errclass_t cls, bool ran_healthy)
 {
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, pipe, &rec) || !rec)
         return; /* dropped meanwhile */
     char reason[1400], err[512];
-    if (!desired_role(rec)) {
+    if (desired_role(rec) == ROLE_NONE) {
         /* the pipe moved on (Failed, dropped, paused): nothing to restart */
-        log_info("pipe %s: %s worker ended (%s); pipe is %s, not restarting", pipe, role, what,
-                 names_state(rec->state));
+        log_info("pipe %s: %s worker ended (%s); pipe is %s, not restarting", pipe,
+                 names_role(role), what, names_state(rec->state));
         goto out;
     }
     set_str(&rec->last_error, what);
@@ -320,7 +321,7 @@ worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *w
     if (rec->consecutive_failures >= s->cfg.max_failures) {
         snprintf(reason, sizeof(reason),
                  "giving up after %u consecutive %s worker failures without progress; last: %s",
-                 rec->consecutive_failures, role, what);
+                 rec->consecutive_failures, names_role(role), what);
         if (!sup_transition(s, rec, LC_EV_FATAL, reason, err, sizeof(err)))
             log_error("pipe %s: %s", pipe, err);
         goto out;
@@ -328,7 +329,7 @@ worker_failed(supervisor_t *s, const char *pipe, const char *role, const char *w
     uint64_t delay = backoff_delay_ms(rec->consecutive_failures, s->cfg.backoff_initial_ms,
                                       s->cfg.backoff_max_ms, backoff_rand01());
     snprintf(reason, sizeof(reason), "%s worker failed (%u in a row): %s; restarting in %.2f s",
-             role, rec->consecutive_failures, what, (double)delay / 1000.0);
+             names_role(role), rec->consecutive_failures, what, (double)delay / 1000.0);
     log_warn("pipe %s: %s", pipe, reason);
     if (rec->consecutive_failures >= s->cfg.degraded_after && rec->state != ST_DEGRADED) {
         if (!sup_transition(s, rec, LC_EV_DEGRADED, reason, err, sizeof(err))) {
@@ -393,7 +394,7 @@ settle_exited(supervisor_t *s, bool now_all)
             (size_t)copy.range_index < rt->plan->n_ranges &&
             rt->range_state[copy.range_index] == RANGE_RUNNING)
             rt->range_state[copy.range_index] = RANGE_PENDING; /* loaded again later */
-        if (rt && strcmp(copy.role, "snapshot") == 0 && !clean && rt->plan) {
+        if (rt && copy.role == ROLE_SNAPSHOT && !clean && rt->plan) {
             /* the exported snapshot died with the coordinator: every range worker stops and a
              * new coordinator starts over once they are all gone */
             sup_rt_clear_plan(rt);
@@ -401,7 +402,7 @@ settle_exited(supervisor_t *s, bool now_all)
         }
         char how[128];
         proctable_describe_status(copy.status, how, sizeof(how));
-        if (strcmp(copy.role, "verify") == 0) {
+        if (copy.role == ROLE_VERIFY) {
             /* a verify never counts against the pipe; its requester hears what happened */
             if (rt && rt->verify_reply.npre > 0 && !copy.done) {
                 char msg[1400];
@@ -412,11 +413,13 @@ settle_exited(supervisor_t *s, bool now_all)
             continue;
         }
         if (copy.stopping || s->stopping) {
-            log_info("worker %s/%s pid %d %s after stop", copy.pipe, copy.role, (int)copy.pid, how);
+            log_info("worker %s/%s pid %d %s after stop", copy.pipe, names_role(copy.role),
+                     (int)copy.pid, how);
             continue;
         }
         if (clean) {
-            log_debug("worker %s/%s pid %d finished", copy.pipe, copy.role, (int)copy.pid);
+            log_debug("worker %s/%s pid %d finished", copy.pipe, names_role(copy.role),
+                      (int)copy.pid);
             continue;
         }
         if (copy.reported == ERRCLASS_FATAL)
@@ -448,13 +451,13 @@ on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
 {
     proc_t *p = proctable_find_pid(s->procs, (pid_t)h->pid);
     Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
-    if (!p || strcmp(p->pipe, h->pipe) != 0 || strcmp(p->role, h->role) != 0 || p->stopping) {
+    if (!p || strcmp(p->pipe, h->pipe) != 0 || p->role != h->role || p->stopping) {
         Pgferry__Worker__Stop st = PGFERRY__WORKER__STOP__INIT;
         st.reason = "not a worker of this supervisor";
         m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP;
         m.stop = &st;
         log_warn("hello from unknown worker pid %d (%s/%s): told to stop", h->pid, h->pipe,
-                 h->role);
+                 names_role(h->role));
         send_to_worker(s, id, &m);
         return;
     }
@@ -509,13 +512,13 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
             a.n_tables = 1;
         }
     }
-    if (strcmp(p->role, "cdc") == 0 && !rec->spec->slot_owned)
+    if (p->role == ROLE_CDC && !rec->spec->slot_owned)
         a.skip_before_lsn = rec->snapshot_lsn;
-    if (strcmp(p->role, "snapshot") == 0) /* CDC ran: the slot holds its position */
+    if (p->role == ROLE_SNAPSHOT) /* CDC ran: the slot holds its position */
         a.keep_slot = rec->confirmed_lsn[0] != '\0' && !rec->resyncing;
     a.resync = rec->resyncing || rec->state == ST_RESYNC;
     Pgferry__State__TableDef **tdefs = NULL;
-    if (strcmp(p->role, "teardown") == 0) {
+    if (p->role == ROLE_TEARDOWN) {
         size_t nt = 0;
         tdefs = control_teardown_defs(rec, &nt);
         a.tables = tdefs;
@@ -524,7 +527,7 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
         a.drop_destination = rec->drop_destination;
         a.source_objects = rec->source_objects;
     }
-    if (strcmp(p->role, "verify") == 0 && rt) {
+    if (p->role == ROLE_VERIFY && rt) {
         a.verify_table = rt->verify_table;
         a.streaming = rec->state == ST_RUNNING ||
                       (rec->state == ST_DEGRADED && rec->prev_state == ST_RUNNING);
@@ -532,7 +535,7 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
     m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_ASSIGNMENT;
     m.assignment = &a;
     send_to_worker(s, id, &m);
-    log_debug("pipe %s: assigned %s to pid %d", p->pipe, p->role, (int)p->pid);
+    log_debug("pipe %s: assigned %s to pid %d", p->pipe, names_role(p->role), (int)p->pid);
     free(tdefs);
 }
 
@@ -578,7 +581,7 @@ on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
     }
     if (pr->rows == 0 && pr->lsn[0] == '\0')
         return;
-    if (strcmp(p->role, "cdc") == 0 && pr->rows == 0) {
+    if (p->role == ROLE_CDC && pr->rows == 0) {
         if (!p->healthy_at_ms)
             p->healthy_at_ms = time_mono_ms();
         return;
@@ -636,7 +639,7 @@ static void
 on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
 {
     p->done = true;
-    if (strcmp(p->role, "verify") == 0) {
+    if (p->role == ROLE_VERIFY) {
         pipe_rt_t *vrt = sup_rt(s, p->pipe, false);
         if (vrt && vrt->verify_reply.npre > 0)
             control_reply_verify(s, vrt, true, d->rows == 0, d->detail);
@@ -645,7 +648,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
     /* the common case of a big load, a range done with more to come and nothing to write:
      * the next range goes out without reading the record */
     pipe_rt_t *qrt = sup_rt(s, p->pipe, false);
-    if (strcmp(p->role, "snapshot-range") == 0 && qrt && qrt->plan && !qrt->unsettled &&
+    if (p->role == ROLE_SNAPSHOT_RANGE && qrt && qrt->plan && !qrt->unsettled &&
         p->range_index >= 0 && (size_t)p->range_index < qrt->plan->n_ranges &&
         qrt->range_state[p->range_index] != RANGE_DONE &&
         qrt->ranges_done + 1 < qrt->plan->n_ranges &&
@@ -669,7 +672,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
     if (rec->state == ST_DEGRADED &&
         !sup_transition(s, rec, LC_EV_RECOVERED, "the retried worker succeeded", err, sizeof(err)))
         log_warn("pipe %s: %s", p->pipe, err);
-    if (strcmp(p->role, "provision") == 0) {
+    if (p->role == ROLE_PROVISION) {
         set_str(&rec->source_version, d->source_version);
         set_str(&rec->dest_version, d->dest_version);
         char reason[600];
@@ -677,7 +680,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
         rec->source_objects = true;
         if (!sup_transition(s, rec, LC_EV_VALIDATED, reason, err, sizeof(err)))
             log_warn("pipe %s: %s", p->pipe, err);
-    } else if (strcmp(p->role, "setup") == 0) {
+    } else if (p->role == ROLE_SETUP) {
         /* the record takes the worker's definitions for the write, then gives them back so
          * each allocation is freed by its owner */
         Pgferry__State__TableDef **old = rec->table_defs;
@@ -693,7 +696,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
             log_warn("pipe %s: %s", p->pipe, err);
         rec->table_defs = old;
         rec->n_table_defs = n_old;
-    } else if (strcmp(p->role, "snapshot-range") == 0) {
+    } else if (p->role == ROLE_SNAPSHOT_RANGE) {
         pipe_rt_t *rt = sup_rt(s, p->pipe, false);
         if (rt && rt->plan && p->range_index >= 0 && (size_t)p->range_index < rt->plan->n_ranges &&
             rt->range_state[p->range_index] != RANGE_DONE) {
@@ -744,9 +747,9 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                 next_range(s, p, rt);
             }
         }
-    } else if (strcmp(p->role, "teardown") == 0) {
+    } else if (p->role == ROLE_TEARDOWN) {
         control_teardown_done(s, rec, d->detail, d->leftovers);
-    } else if (strcmp(p->role, "swap") == 0) {
+    } else if (p->role == ROLE_SWAP) {
         rec->resync_ready = false;
         if (!sup_transition(s, rec, LC_EV_SWAP_DONE, d->detail, err, sizeof(err)))
             log_warn("pipe %s: %s", p->pipe, err);
@@ -762,9 +765,9 @@ on_error(supervisor_t *s, proc_t *p, Pgferry__Worker__Error *e)
     bool fatal = e->class_ == PGFERRY__STATE__ERROR_CLASS__FATAL;
     p->reported = fatal ? ERRCLASS_FATAL : ERRCLASS_TRANSIENT;
     snprintf(p->error, sizeof(p->error), "%s", e->message);
-    log_warn("pipe %s: %s worker reports %s error: %s", p->pipe, p->role,
+    log_warn("pipe %s: %s worker reports %s error: %s", p->pipe, names_role(p->role),
              fatal ? "FATAL" : "TRANSIENT", e->message);
-    if (!fatal || strcmp(p->role, "verify") == 0)
+    if (!fatal || p->role == ROLE_VERIFY)
         return; /* counted when the worker exits (a verify's goes to its requester) */
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
@@ -975,7 +978,7 @@ static void
 on_plan(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
 {
     pipe_rt_t *rt = sup_rt(s, p->pipe, true);
-    if (!rt || strcmp(p->role, "snapshot") != 0)
+    if (!rt || p->role != ROLE_SNAPSHOT)
         return;
     sup_rt_clear_plan(rt);
     size_t nr = m->plan->n_ranges ? m->plan->n_ranges : 1;
@@ -1094,15 +1097,14 @@ handle_worker_message(supervisor_t *s)
 
 /* Whether a worker of this role belongs to a pipe in rec's state. */
 static bool
-role_wanted(const Pgferry__State__PipeRecord *rec, const char *role)
+role_wanted(const Pgferry__State__PipeRecord *rec, worker_role_t role)
 {
-    if (strcmp(role, "verify") == 0)
+    if (role == ROLE_VERIFY)
         return true; /* on demand, ends by itself */
-    const char *want = desired_role(rec);
-    if (!want)
+    worker_role_t want = desired_role(rec);
+    if (want == ROLE_NONE)
         return false;
-    return strcmp(role, want) == 0 ||
-           (strcmp(want, "snapshot") == 0 && strcmp(role, "snapshot-range") == 0);
+    return role == want || (want == ROLE_SNAPSHOT && role == ROLE_SNAPSHOT_RANGE);
 }
 
 /* Hands pending ranges of a pipe's snapshot plan to new range workers, up to the pipe's
@@ -1110,12 +1112,12 @@ role_wanted(const Pgferry__State__PipeRecord *rec, const char *role)
 static void
 pump_ranges(supervisor_t *s, const Pgferry__State__PipeRecord *rec, pipe_rt_t *rt)
 {
-    size_t running = proctable_count_pipe(s->procs, rec->spec->name, "snapshot-range");
+    size_t running = proctable_count_pipe(s->procs, rec->spec->name, ROLE_SNAPSHOT_RANGE);
     size_t limit = rec->spec->snapshot_workers ? rec->spec->snapshot_workers : 1;
     for (size_t i = 0; i < rt->plan->n_ranges && running < limit; i++) {
         if (rt->range_state[i] != RANGE_PENDING)
             continue;
-        proc_t *p = sup_spawn_worker(s, rec->spec->name, "snapshot-range");
+        proc_t *p = sup_spawn_worker(s, rec->spec->name, ROLE_SNAPSHOT_RANGE);
         if (!p)
             return; /* logged; tried again on the next turn */
         p->range_index = (int)i;
@@ -1139,7 +1141,7 @@ reconcile(supervisor_t *s)
         const Pgferry__State__PipeRecord *rec = store_peek_pipe(s->store, names[i]);
         if (!rec)
             continue;
-        const char *role = desired_role(rec);
+        worker_role_t role = desired_role(rec);
         /* workers of a role this state does not want are stopped */
         for (size_t k = 0; k < proctable_count(s->procs); k++) {
             proc_t *p = proctable_at(s->procs, k);
@@ -1153,7 +1155,7 @@ reconcile(supervisor_t *s)
         }
         /* Paused once the CDC worker is gone (stopping included): its last report, with the
          * batch it acknowledged on the way out, has been read by then */
-        if (rec->state == ST_PAUSING && !proctable_find_role_any(s->procs, names[i], "cdc")) {
+        if (rec->state == ST_PAUSING && !proctable_find_role_any(s->procs, names[i], ROLE_CDC)) {
             char err[512];
             Pgferry__State__PipeRecord *mrec = NULL;
             if (store_get_pipe(s->store, names[i], &mrec) && mrec) {
@@ -1171,15 +1173,16 @@ reconcile(supervisor_t *s)
         bool waiting = rt && rt->restart_at_ms > now;
         if (waiting && (next < 0 || rt->restart_at_ms < next))
             next = rt->restart_at_ms;
-        proc_t *main = role ? proctable_find_role(s->procs, names[i], role) : NULL;
-        bool is_snapshot = role && strcmp(role, "snapshot") == 0;
+        proc_t *main = role != ROLE_NONE ? proctable_find_role(s->procs, names[i], role) : NULL;
+        bool is_snapshot = role == ROLE_SNAPSHOT;
         /* teardown starts once every other worker is gone (a streaming one holds the slot) */
-        bool is_teardown = role && strcmp(role, "teardown") == 0;
+        bool is_teardown = role == ROLE_TEARDOWN;
         /* a CDC worker that is stopping still holds the slot: its successor waits for it */
-        bool cdc_leaving = role && strcmp(role, "cdc") == 0 &&
-                           proctable_find_role_any(s->procs, names[i], "cdc") != NULL;
-        if (role && !main && !waiting && !cdc_leaving &&
-            !((is_snapshot || is_teardown) && proctable_count_pipe(s->procs, names[i], NULL) > 0)) {
+        bool cdc_leaving =
+            role == ROLE_CDC && proctable_find_role_any(s->procs, names[i], ROLE_CDC) != NULL;
+        if (role != ROLE_NONE && !main && !waiting && !cdc_leaving &&
+            !((is_snapshot || is_teardown) &&
+              proctable_count_pipe(s->procs, names[i], ROLE_NONE) > 0)) {
             /* (a new snapshot coordinator waits until every worker of the old load is gone,
              * so nothing of the old load lands after the new one's TRUNCATE) */
             if (rt)

@@ -2,6 +2,7 @@
 #include "cdc.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "names.h"
 #include "provision.h"
 #include "setup.h"
 #include "slotinfo.h"
@@ -66,7 +67,8 @@ main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!endpoint || !pipe || !role) {
+    worker_role_t rid = ROLE_NONE;
+    if (!endpoint || !pipe || !role || !names_parse_role(role, &rid)) {
         fprintf(stderr, "pgferry-worker is started by pgferryd "
                         "(--endpoint E --pipe P --role R)\n");
         return EXIT_USAGE;
@@ -74,10 +76,10 @@ main(int argc, char **argv)
     log_init(role, pipe);
     /* provisioning, setup and a range load hold nothing that must be finished: they stop at
      * once (an interrupted range is loaded again) */
-    worker_install_signals(strcmp(role, "provision") == 0 || strcmp(role, "setup") == 0 ||
-                           strcmp(role, "snapshot-range") == 0 || strcmp(role, "verify") == 0);
+    worker_install_signals(rid == ROLE_PROVISION || rid == ROLE_SETUP ||
+                           rid == ROLE_SNAPSHOT_RANGE || rid == ROLE_VERIFY);
     char err[2048];
-    worker_t *w = worker_connect(endpoint, pipe, role, err, sizeof(err));
+    worker_t *w = worker_connect(endpoint, pipe, rid, err, sizeof(err));
     if (!w) {
         log_error("%s", err);
         return EXIT_TRANSIENT;
@@ -92,17 +94,17 @@ main(int argc, char **argv)
     const Pgferry__State__PipeSpec *spec = m->assignment->spec;
     Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
     errclass_t cls;
-    if (!spec || strcmp(m->assignment->role, role) != 0) {
+    if (!spec || m->assignment->role != rid) {
         log_error("assignment does not match role %s", role);
         rc = EXIT_USAGE;
-    } else if (strcmp(role, "provision") == 0) {
+    } else if (rid == ROLE_PROVISION) {
         provision_result_t res;
         cls = provision_run(spec, w, &res, err, sizeof(err));
         d.source_version = res.source_version;
         d.dest_version = res.dest_version;
         d.detail = res.detail;
         rc = report(w, role, cls, &d, err);
-    } else if (strcmp(role, "setup") == 0) {
+    } else if (rid == ROLE_SETUP) {
         setup_result_t res;
         bool rs = m->assignment->resync;
         cls = setup_run(spec, rs ? NULL : m->assignment->tables, rs ? 0 : m->assignment->n_tables,
@@ -112,14 +114,14 @@ main(int argc, char **argv)
         d.n_tables = res.n_tables;
         rc = report(w, role, cls, &d, err);
         setup_free_result(&res);
-    } else if (strcmp(role, "snapshot") == 0) {
+    } else if (rid == ROLE_SNAPSHOT) {
         snapshot_result_t res;
         cls = snapshot_coordinate(spec, m->assignment->tables, m->assignment->n_tables,
                                   m->assignment->keep_slot, m->assignment->resync, w, &res, err,
                                   sizeof(err));
         d.detail = res.detail;
         rc = report(w, role, cls, &d, err);
-    } else if (strcmp(role, "snapshot-range") == 0) {
+    } else if (rid == ROLE_SNAPSHOT_RANGE) {
         /* range after range: after each Done the supervisor sends the next range of the plan
          * or Stop; the connections stay open in between (a load of thousands of small tables
          * costs one process per worker, not one per table) */
@@ -139,7 +141,7 @@ main(int argc, char **argv)
             Pgferry__Worker__SupervisorMessage *next = worker_await_assignment(w, 60000);
             if (!next)
                 break; /* Stop (no range left) or no word from the supervisor */
-            if (strcmp(next->assignment->role, role) != 0 || !next->assignment->spec) {
+            if (next->assignment->role != rid || !next->assignment->spec) {
                 pgferry__worker__supervisor_message__free_unpacked(next, NULL);
                 break;
             }
@@ -147,7 +149,7 @@ main(int argc, char **argv)
             m = next;
         }
         snapshot_session_close(&ss);
-    } else if (strcmp(role, "verify") == 0) {
+    } else if (rid == ROLE_VERIFY) {
         verify_result_t res;
         cls = verify_run(spec, m->assignment->tables, m->assignment->n_tables,
                          m->assignment->verify_table, m->assignment->streaming, w, &res, err,
@@ -156,13 +158,13 @@ main(int argc, char **argv)
         d.rows = res.mismatched_tables;
         rc = report(w, role, cls, &d, err);
         free(res.report);
-    } else if (strcmp(role, "swap") == 0) {
+    } else if (rid == ROLE_SWAP) {
         char detail[300] = "";
         cls = setup_swap(spec, m->assignment->tables, m->assignment->n_tables, w, detail,
                          sizeof(detail), err, sizeof(err));
         d.detail = detail;
         rc = report(w, role, cls, &d, err);
-    } else if (strcmp(role, "teardown") == 0) {
+    } else if (rid == ROLE_TEARDOWN) {
         /* everything is attempted; what is left is in the report, never an error */
         char text[4096];
         const Pgferry__Worker__Assignment *a = m->assignment;
@@ -174,11 +176,11 @@ main(int argc, char **argv)
         d.detail = text;
         d.leftovers = !clean;
         rc = report(w, role, ERRCLASS_NONE, &d, err);
-    } else if (strcmp(role, "monitor") == 0) {
+    } else if (rid == ROLE_MONITOR) {
         cls = monitor_run(spec, w, 5000, err, sizeof(err));
         d.detail = "stopped";
         rc = report(w, role, cls, &d, err);
-    } else if (strcmp(role, "cdc") == 0) {
+    } else if (rid == ROLE_CDC) {
         cls = cdc_run(spec, m->assignment->tables, m->assignment->n_tables,
                       m->assignment->skip_before_lsn, w, err, sizeof(err));
         d.detail = "stopped";

@@ -3,6 +3,7 @@
 #include "exitcodes.h"
 #include "ipc.h"
 #include "log.h"
+#include "names.h"
 #include "timeutil.h"
 #include "secrets.h"
 
@@ -53,7 +54,7 @@ send_msg(worker_t *w, Pgferry__Worker__WorkerMessage *m)
 }
 
 worker_t *
-worker_connect(const char *endpoint, const char *pipe, const char *role, char *err, size_t errlen)
+worker_connect(const char *endpoint, const char *pipe, worker_role_t role, char *err, size_t errlen)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -68,7 +69,7 @@ worker_connect(const char *endpoint, const char *pipe, const char *role, char *e
         return NULL;
     }
     char id[256];
-    snprintf(id, sizeof(id), "%s/%s/%d", pipe, role, (int)getpid());
+    snprintf(id, sizeof(id), "%s/%s/%d", pipe, names_role(role), (int)getpid());
     zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, id, strlen(id));
     if (zmq_connect(w->sock, endpoint) != 0) {
         snprintf(err, errlen, "cannot connect to the supervisor at %s: %s", endpoint,
@@ -79,7 +80,7 @@ worker_connect(const char *endpoint, const char *pipe, const char *role, char *e
     Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
     Pgferry__Worker__Hello h = PGFERRY__WORKER__HELLO__INIT;
     h.pipe = (char *)pipe;
-    h.role = (char *)role;
+    h.role = role;
     h.pid = (int32_t)getpid();
     m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_HELLO;
     m.hello = &h;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "errclass.h"
+#include "roles.h"
 #include "worker.pb-c.h"
 
 typedef struct worker worker_t;
@@ -26,7 +27,7 @@ ch_client_t *worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err,
 void worker_install_signals(bool exit_at_once);
 
 /* Connects to the supervisor and says Hello. NULL with err set on failure. */
-worker_t *worker_connect(const char *endpoint, const char *pipe, const char *role, char *err,
+worker_t *worker_connect(const char *endpoint, const char *pipe, worker_role_t role, char *err,
                          size_t errlen);
 /* Flushes pending reports (bounded) and closes. */
 void worker_destroy(worker_t **w);
