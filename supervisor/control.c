@@ -1,10 +1,12 @@
 /*
- * control: the control channel's request handling. Decodes control.proto envelopes from the
- * ROUTER socket, validates operator input, calls into the supervisor and replies. Anything
- * malformed gets an error reply (or is dropped when it cannot be answered); it never stops
- * the daemon. Passwords are masked in everything sent back.
+ * control: the control verbs. Each validates the operator's input, acts on the pipe (through
+ * pipeops and the store) and answers through ctlchan (now, or later for verify, drop and
+ * remove-tables); none sees a ZeroMQ frame. Passwords are masked in everything sent back.
  */
-#include "sup_internal.h"
+#include "control.h"
+#include "ctlchan.h"
+#include "status.h"
+#include "pipeops.h"
 #include "conninfo.h"
 #include "metrics.h"
 #include "ipc.h"
@@ -29,33 +31,6 @@
 #define DEFAULT_HISTORY 20
 
 typedef Pgferry__Control__Reply reply_t;
-
-static void
-send_reply(supervisor_t *s, ipc_frames_t *f, reply_t *r)
-{
-    r->version = IPC_VERSION;
-    /* REQ peers put an empty delimiter between routing id and body; DEALER peers do not */
-    const zmq_msg_t *pre[2] = {&f->parts[0], NULL};
-    int npre = 1;
-    if (f->n >= 3 && zmq_msg_size(&f->parts[1]) == 0) {
-        pre[1] = &f->parts[1];
-        npre = 2;
-    }
-    ipc_send_msg(s->reply_sock, pre, npre, &r->base);
-}
-
-static void
-reply_error(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__ErrorCode code, const char *msg)
-{
-    reply_t r = PGFERRY__CONTROL__REPLY__INIT;
-    r.code = code;
-    r.message = (char *)msg;
-    /* refusals are logged (escaped: a request's text cannot forge a log line); the messages
-     * never carry a password (URIs are masked before they are quoted) */
-    if (code != PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND)
-        log_info("control: request refused: %s", msg);
-    send_reply(s, f, &r);
-}
 
 static bool
 valid_pipe_name(const char *n, char *err, size_t errlen)
@@ -105,131 +80,6 @@ valid_slot_name(const char *n)
 }
 
 /* ---- status building --------------------------------------------------------------- */
-
-static void
-free_status(Pgferry__Control__PipeStatus *st)
-{
-    if (!st)
-        return;
-    if (st->record)
-        pgferry__state__pipe_record__free_unpacked(st->record, NULL);
-    store_free_history(st->history, st->n_history);
-    for (size_t i = 0; i < st->n_workers; i++) {
-        free(st->workers[i]->role);
-        free(st->workers[i]->activity);
-        free(st->workers[i]);
-    }
-    free(st->workers);
-    for (size_t i = 0; i < st->n_table_progress; i++)
-        free(st->table_progress[i]);
-    free(st->table_progress);
-    if (st->warning && st->warning != protobuf_c_empty_string)
-        free(st->warning);
-    free(st);
-}
-
-static void
-mask_field(char **field)
-{
-    char *m = mask_secrets(*field);
-    if (!m)
-        return;
-    if (*field && *field != protobuf_c_empty_string)
-        free(*field);
-    *field = m;
-}
-
-/* The status of one pipe, secrets masked; NULL when it does not exist or on error. */
-static Pgferry__Control__PipeStatus *
-build_status(supervisor_t *s, const char *name, size_t history_limit)
-{
-    Pgferry__State__PipeRecord *rec = NULL;
-    if (!store_get_pipe(s->store, name, &rec) || !rec)
-        return NULL;
-    Pgferry__Control__PipeStatus *st = calloc(1, sizeof(*st));
-    if (!st) {
-        pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        return NULL;
-    }
-    pgferry__control__pipe_status__init(st);
-    st->record = rec;
-    mask_field(&rec->spec->source);
-    mask_field(&rec->spec->dest_url);
-    mask_field(&rec->last_error);
-    if (history_limit > 0 &&
-        !store_get_history(s->store, name, history_limit, &st->history, &st->n_history)) {
-        st->history = NULL;
-        st->n_history = 0;
-    }
-    for (size_t i = 0; i < st->n_history; i++)
-        mask_field(&st->history[i]->reason);
-    size_t nw = 0;
-    for (size_t i = 0; i < proctable_count(s->procs); i++)
-        nw += strcmp(proctable_at(s->procs, i)->pipe, name) == 0;
-    if (nw > 0) {
-        st->workers = calloc(nw, sizeof(*st->workers));
-        for (size_t i = 0; st->workers && i < proctable_count(s->procs); i++) {
-            proc_t *p = proctable_at(s->procs, i);
-            if (strcmp(p->pipe, name) != 0)
-                continue;
-            Pgferry__Control__WorkerInfo *w = calloc(1, sizeof(*w));
-            if (!w)
-                break;
-            pgferry__control__worker_info__init(w);
-            w->pid = p->pid;
-            w->role = strdup(names_role(p->role));
-            w->started_us = p->started_us;
-            w->activity = strdup(p->activity);
-            st->workers[st->n_workers++] = w;
-        }
-    }
-    pipe_rt_t *rt = sup_rt(s, name, false);
-    st->next_restart_us = (rt && rt->restart_at_ms > 0) ? rt->restart_at_us : 0;
-    if (rt && rt->slot) {
-        st->slot = rt->slot; /* borrowed: free_status leaves it alone */
-        st->slot_info_us = rt->slot_us;
-        if (rt->wal_warned) {
-            char warning[200];
-            snprintf(warning, sizeof(warning),
-                     "slot retains %.1f MB of WAL on the source (threshold %llu MB)",
-                     (double)rt->slot->retained_bytes / 1048576.0,
-                     (unsigned long long)s->cfg.retained_wal_warning_mb);
-            char *w = strdup(warning);
-            if (w)
-                st->warning = w;
-        }
-    }
-    if (rt)
-        st->rows_per_second = sup_rt_rate(rt, time_mono_ms());
-    st->lag_seconds =
-        metrics_lag_seconds(rec->confirmed_lsn, rec->last_commit_time_us, st->slot, time_now_us());
-    if (rt && rt->plan) {
-        st->snapshot_ranges_total = (uint32_t)rt->plan->n_ranges;
-        st->snapshot_ranges_done = (uint32_t)rt->ranges_done;
-        st->snapshot_rows = rt->snapshot_rows;
-        /* per table: ranges carry their table's index */
-        size_t nt = rec->n_table_defs;
-        st->table_progress = nt ? calloc(nt, sizeof(*st->table_progress)) : NULL;
-        for (size_t t = 0; st->table_progress && t < nt; t++) {
-            Pgferry__Control__TableProgress *tp = calloc(1, sizeof(*tp));
-            if (!tp)
-                break;
-            pgferry__control__table_progress__init(tp);
-            tp->table_index = (uint32_t)t;
-            for (size_t r = 0; r < rt->plan->n_ranges; r++) {
-                if (rt->plan->ranges[r]->table_index != t)
-                    continue;
-                tp->ranges_total++;
-                if (rt->range_state[r] == RANGE_DONE) {
-                    tp->ranges_done++;
-                    tp->rows += rt->range_rows[r];
-                }
-            }
-            st->table_progress[st->n_table_progress++] = tp;
-        }
-    }
-    return st;
-}
 
 /* ---- verbs ------------------------------------------------------------------------- */
 
@@ -308,90 +158,90 @@ copy_shape(Pgferry__State__TableSpec *to, const Pgferry__State__TableSpec *from)
 }
 
 static void
-do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
+do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
 {
     char err[1024];
     Pgferry__State__PipeSpec *in = c->spec;
     if (!in) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "create without a spec");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "create without a spec");
         return;
     }
     if (!valid_pipe_name(in->name, err, sizeof(err))) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
     if (!in->source[0] || !in->dest_url[0]) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                    "a pipe needs --source (PostgreSQL URI) and --dest (ClickHouse URL)");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                   "a pipe needs --source (PostgreSQL URI) and --dest (ClickHouse URL)");
         return;
     }
     if (!conninfo_check(in->source, err, sizeof(err))) {
         /* a malformed source would only fail every worker's connect, for good */
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
     if (in->n_tables == 0 || in->n_tables > CTL_MAX_TABLES) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                    "a pipe needs 1 to 10000 tables");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                   "a pipe needs 1 to 10000 tables");
         return;
     }
     if (in->mode > PGFERRY__STATE__PIPE_MODE__CDC_ONLY) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "unknown pipe mode");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "unknown pipe mode");
         return;
     }
     if (in->dest_password_file[0]) {
         char resolved[PATH_MAX];
         if (!secret_file_check(s->cfg.secrets_dir, in->dest_password_file, resolved,
                                sizeof(resolved), err, sizeof(err))) {
-            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+            ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
             return;
         }
     } else if (in->dest_password_env[0] &&
                !secret_env_check(s->cfg.secret_env_prefix, in->dest_password_env, err,
                                  sizeof(err))) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
     if (!ch_url_check(in->dest_url, err, sizeof(err))) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
     for (size_t i = 0; i < in->n_tables; i++) {
         Pgferry__State__TableSpec *t = in->tables[i];
         if (!t->name[0] || strlen(t->name) > TABLENAME_MAX_IDENT ||
             strlen(t->schema) > TABLENAME_MAX_IDENT || strlen(t->target) > 200) {
-            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                        "table names must be 1 to 63 bytes");
+            ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                       "table names must be 1 to 63 bytes");
             return;
         }
         if (!valid_shape(t, err, sizeof(err))) {
-            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+            ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
             return;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(in->tables[j]->schema, t->schema) == 0 &&
                 strcmp(in->tables[j]->name, t->name) == 0) {
                 snprintf(err, sizeof(err), "table %s.%s is listed twice", t->schema, t->name);
-                reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+                ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
                 return;
             }
         }
     }
     Pgferry__State__PipeRecord *existing = NULL;
     if (!store_get_pipe(s->store, in->name, &existing)) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
         return;
     }
     if (existing) {
         pgferry__state__pipe_record__free_unpacked(existing, NULL);
         snprintf(err, sizeof(err), "a pipe named %s already exists", in->name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__ALREADY_EXISTS, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__ALREADY_EXISTS, err);
         return;
     }
     char **names;
     size_t npipes;
     if (!store_list_names(s->store, &names, &npipes)) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
         return;
     }
     store_free_names(names, npipes);
@@ -400,7 +250,7 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
                  "this pgferryd already runs %zu pipe(s), its limit (max_pipes = %u); drop one "
                  "or raise max_pipes",
                  npipes, s->cfg.max_pipes);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
 
@@ -419,7 +269,7 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
         free(pub);
         free(slot);
         free(db);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "out of memory");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "out of memory");
         return;
     }
     spec.publication = pub;
@@ -429,7 +279,7 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
         snprintf(err, sizeof(err),
                  "slot name '%s' is not valid: use lower-case letters, digits and '_' (max 63)",
                  spec.slot);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         goto out;
     }
     if (!spec.snapshot_workers)
@@ -439,8 +289,8 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
         spec.snapshot_workers = n > 0 ? (uint32_t)n : 2;
     }
     if (spec.snapshot_workers > 64) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                    "snapshot workers must be 1 to 64");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                   "snapshot workers must be 1 to 64");
         goto out;
     }
     if (!spec.rows_per_partition)
@@ -463,7 +313,7 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
     ev.time_us = rec.created_us;
     ev.reason = "created; validating source and destination";
     if (!store_put_pipe(s->store, &rec, &ev)) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
         goto out;
     }
     log_info("pipe %s created (%zu table(s), mode %s)", spec.name, spec.n_tables,
@@ -471,15 +321,15 @@ do_create(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__CreatePipe *c)
     sup_rt_remove(s, spec.name);
     {
         reply_t r = PGFERRY__CONTROL__REPLY__INIT;
-        Pgferry__Control__PipeStatus *st = build_status(s, spec.name, DEFAULT_HISTORY);
+        Pgferry__Control__PipeStatus *st = status_build(s, spec.name, DEFAULT_HISTORY);
         r.code = PGFERRY__CONTROL__ERROR_CODE__OK;
         r.message = "created";
         if (st) {
             r.payload_case = PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS;
             r.status = st;
         }
-        send_reply(s, f, &r);
-        free_status(st);
+        ctl_reply(f, &r);
+        status_free(st);
     }
 out:
     free(pub);
@@ -488,80 +338,49 @@ out:
 }
 
 static void
-do_get(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__GetPipe *g)
+do_get(supervisor_t *s, ctl_call_t *f, Pgferry__Control__GetPipe *g)
 {
     size_t limit = g->history_limit ? g->history_limit : DEFAULT_HISTORY;
     if (limit > 1000)
         limit = 1000;
-    Pgferry__Control__PipeStatus *st = build_status(s, g->name, limit);
+    Pgferry__Control__PipeStatus *st = status_build(s, g->name, limit);
     if (!st) {
         char err[200];
         snprintf(err, sizeof(err), "no pipe named %.64s", g->name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
     r.payload_case = PGFERRY__CONTROL__REPLY__PAYLOAD_STATUS;
     r.status = st;
-    send_reply(s, f, &r);
-    free_status(st);
+    ctl_reply(f, &r);
+    status_free(st);
 }
 
 static void
-do_list(supervisor_t *s, ipc_frames_t *f)
+do_list(supervisor_t *s, ctl_call_t *f)
 {
     char **names;
     size_t n;
     if (!store_list_names(s->store, &names, &n)) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
         return;
     }
     Pgferry__Control__PipeList list = PGFERRY__CONTROL__PIPE_LIST__INIT;
     list.pipes = calloc(n ? n : 1, sizeof(*list.pipes));
     for (size_t i = 0; list.pipes && i < n; i++) {
-        Pgferry__Control__PipeStatus *st = build_status(s, names[i], 0);
+        Pgferry__Control__PipeStatus *st = status_build(s, names[i], 0);
         if (st)
             list.pipes[list.n_pipes++] = st;
     }
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
     r.payload_case = PGFERRY__CONTROL__REPLY__PAYLOAD_LIST;
     r.list = &list;
-    send_reply(s, f, &r);
+    ctl_reply(f, &r);
     for (size_t i = 0; i < list.n_pipes; i++)
-        free_status(list.pipes[i]);
+        status_free(list.pipes[i]);
     free(list.pipes);
     store_free_names(names, n);
-}
-
-/* Keeps the routing frames (and REQ's empty delimiter) of f for a late reply. */
-static void
-pending_save(supervisor_t *s, pending_reply_t *p, ipc_frames_t *f)
-{
-    p->sock = s->reply_sock;
-    p->npre = (f->n >= 3 && zmq_msg_size(&f->parts[1]) == 0) ? 2 : 1;
-    for (int i = 0; i < p->npre; i++) {
-        zmq_msg_init(&p->pre[i]);
-        zmq_msg_copy(&p->pre[i], &f->parts[i]);
-    }
-}
-
-static void
-pending_send(pending_reply_t *p, reply_t *r)
-{
-    if (p->npre == 0)
-        return; /* the requester went away (or the daemon restarted in between) */
-    const zmq_msg_t *pre[2] = {&p->pre[0], &p->pre[1]};
-    r->version = IPC_VERSION;
-    ipc_send_msg(p->sock, pre, p->npre, &r->base);
-    control_pending_forget(p);
-}
-
-void
-control_pending_forget(pending_reply_t *p)
-{
-    for (int i = 0; i < p->npre; i++)
-        zmq_msg_close(&p->pre[i]);
-    p->npre = 0;
 }
 
 void
@@ -581,18 +400,18 @@ control_reply_verify(supervisor_t *s, pipe_rt_t *rt, bool ok, bool match, const 
         r.message = (char *)text;
     }
     (void)s;
-    pending_send(&rt->verify_reply, &r);
+    ctl_reply_later(&rt->verify_reply, &r);
 }
 
 /* verify: runs a verify worker; the reply is sent when it reports (control_reply_verify) */
 static void
-do_verify(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__VerifyPipe *v)
+do_verify(supervisor_t *s, ctl_call_t *f, Pgferry__Control__VerifyPipe *v)
 {
     char err[512];
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, v->name, &rec) || !rec) {
         snprintf(err, sizeof(err), "no pipe named %.64s", v->name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
     pipe_state_t st = rec->state == ST_DEGRADED ? rec->prev_state : rec->state;
@@ -602,25 +421,25 @@ do_verify(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__VerifyPipe *v)
                  "verify compares loaded tables: the pipe must be Running, Paused or Completed "
                  "(it is %s)",
                  names_state(st));
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
     pipe_rt_t *rt = sup_rt(s, v->name, true);
     if (!rt) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "out of memory");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "out of memory");
         return;
     }
     if (rt->verify_reply.npre > 0) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE,
-                    "a verify of this pipe is already running");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE,
+                   "a verify of this pipe is already running");
         return;
     }
     snprintf(rt->verify_table, sizeof(rt->verify_table), "%s", v->table);
     if (!sup_spawn_worker(s, v->name, ROLE_VERIFY)) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot start a verify worker");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot start a verify worker");
         return;
     }
-    pending_save(s, &rt->verify_reply, f);
+    ctl_defer(f, &rt->verify_reply);
 }
 
 static bool
@@ -672,19 +491,19 @@ parse_tables(char **in, size_t n, tablename_t **out, char *err, size_t errlen)
 /* add-tables: the tables join the pipe; Snapshot sets up and loads only them (CDC of the other
  * tables pauses meanwhile: the slot keeps their changes), then Running. */
 static void
-do_add_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__AddTables *a)
+do_add_tables(supervisor_t *s, ctl_call_t *f, Pgferry__Control__AddTables *a)
 {
     char err[512];
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, a->name, &rec) || !rec) {
         snprintf(err, sizeof(err), "no pipe named %.64s", a->name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
     tablename_t *t = NULL;
     if (!parse_tables(a->tables, a->n_tables, &t, err, sizeof(err))) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
     Pgferry__State__PipeSpec *sp = rec->spec;
@@ -711,7 +530,7 @@ do_add_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__AddTables *a)
     if (!lifecycle_apply(&lp, LC_CMD_ADD_TABLES, err, sizeof(err))) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
         free(t);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
     Pgferry__State__TableSpec **nt =
@@ -745,24 +564,24 @@ do_add_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__AddTables *a)
     free(t);
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
     r.message = "adding: the pipe sets up and loads the new tables, then returns to Running";
-    send_reply(s, f, &r);
+    ctl_reply(f, &r);
     return;
 refuse:
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     free(t);
-    reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+    ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
 }
 
 /* remove-tables: Modifying while the tables leave the publication (and with the flag their
  * destination tables go), then back to the state before. */
 static void
-do_remove_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__RemoveTables *m)
+do_remove_tables(supervisor_t *s, ctl_call_t *f, Pgferry__Control__RemoveTables *m)
 {
     char err[512];
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, m->name, &rec) || !rec) {
         snprintf(err, sizeof(err), "no pipe named %.64s", m->name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
     tablename_t *t = NULL;
@@ -834,7 +653,7 @@ do_remove_tables(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__RemoveTable
     sup_stop_workers(s, m->name, "tables leave the pipe");
     pipe_rt_t *rt = sup_rt(s, m->name, true);
     if (rt)
-        pending_save(s, &rt->teardown_reply, f);
+        ctl_defer(f, &rt->teardown_reply);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     free(t);
     free(idx);
@@ -843,24 +662,24 @@ refuse:
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     free(t);
     free(idx);
-    reply_error(s, f, code, err);
+    ctl_refuse(f, code, err);
 }
 
 /* pause and resume: a lifecycle command; the reconcile loop stops or starts the workers */
 static void
-do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t ev,
+do_command(supervisor_t *s, ctl_call_t *f, const char *name, lifecycle_event_t ev,
            const char *reason, const char *done)
 {
     char err[512];
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, name, &rec) || !rec) {
         snprintf(err, sizeof(err), "no pipe named %.64s", name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
     if (!sup_transition(s, rec, ev, reason, err, sizeof(err))) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
     if (ev == LC_CMD_RESYNC) {
@@ -877,14 +696,14 @@ do_command(supervisor_t *s, ipc_frames_t *f, const char *name, lifecycle_event_t
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
     reply_t r = PGFERRY__CONTROL__REPLY__INIT;
     r.message = (char *)done;
-    send_reply(s, f, &r);
+    ctl_reply(f, &r);
 }
 
 /* set: settings of an existing pipe. The CDC worker in flight acknowledges its batch and
  * stops; the next one streams from the acknowledged position with the new limits. A load in
  * flight runs its remaining ranges with the new worker count. */
 static void
-do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
+do_set(supervisor_t *s, ctl_call_t *f, Pgferry__Control__SetPipe *m)
 {
     static const struct {
         const char *key;
@@ -895,9 +714,9 @@ do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
                  {"snapshot_workers", 1, 64}};
     char err[512];
     if (m->n_settings == 0 || m->n_settings > 16) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
-                    "set takes 1 to 16 KEY=VALUE settings: batch_max_rows, batch_max_bytes, "
-                    "batch_max_wait_ms, snapshot_workers");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT,
+                   "set takes 1 to 16 KEY=VALUE settings: batch_max_rows, batch_max_bytes, "
+                   "batch_max_wait_ms, snapshot_workers");
         return;
     }
     unsigned long long val[4];
@@ -916,7 +735,7 @@ do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
                      "unknown setting '%.*s': set takes batch_max_rows, batch_max_bytes, "
                      "batch_max_wait_ms, snapshot_workers (as KEY=VALUE)",
                      (int)(eq ? eq - kv : (ptrdiff_t)strnlen(kv, 64)), kv);
-            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+            ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
             return;
         }
         char *end;
@@ -925,7 +744,7 @@ do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
         if (errno || end == eq + 1 || *end || eq[1] == '-' || v < known[k].lo || v > known[k].hi) {
             snprintf(err, sizeof(err), "%s takes %llu to %llu, not '%.40s'", known[k].key,
                      known[k].lo, known[k].hi, eq + 1);
-            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+            ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
             return;
         }
         val[k] = v;
@@ -934,14 +753,14 @@ do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, m->name, &rec) || !rec) {
         snprintf(err, sizeof(err), "no pipe named %.64s", m->name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
     if (rec->state == ST_COMPLETED || rec->state == ST_PROVISIONING) {
         snprintf(err, sizeof(err), "pipe %s is %s: nothing to set", m->name,
                  names_state(rec->state));
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
     Pgferry__State__PipeSpec *sp = rec->spec;
@@ -965,7 +784,7 @@ do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
     }
     if (!sup_note(s, rec, reason)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
         return;
     }
     log_info("pipe %s: %s", m->name, reason);
@@ -978,17 +797,17 @@ do_set(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__SetPipe *m)
     char msg[700];
     snprintf(msg, sizeof(msg), "%s", reason + strlen("settings changed by the operator: "));
     r.message = msg;
-    send_reply(s, f, &r);
+    ctl_reply(f, &r);
 }
 
 static void
-do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
+do_drop(supervisor_t *s, ctl_call_t *f, Pgferry__Control__DropPipe *d)
 {
     char err[512];
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, d->name, &rec) || !rec) {
         snprintf(err, sizeof(err), "no pipe named %.64s", d->name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__NOT_FOUND, err);
         return;
     }
     lifecycle_pipe_t lp = {rec->state, rec->prev_state, rec->spec->mode, rec->resyncing};
@@ -998,7 +817,7 @@ do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
          snprintf(err, sizeof(err), "pipe %s is removing tables; drop it when that is done",
                   d->name) > 0)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
     }
     /* recorded first (a restarted pgferryd finishes the drop); reconcile stops the workers
@@ -1013,13 +832,13 @@ do_drop(supervisor_t *s, ipc_frames_t *f, Pgferry__Control__DropPipe *d)
              d->drop_destination ? " and its destination tables" : "");
     if (!sup_note(s, rec, reason)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
         return;
     }
     log_info("pipe %s: %s", d->name, reason);
     sup_stop_workers(s, d->name, "pipe dropped");
     if (rt)
-        pending_save(s, &rt->teardown_reply, f);
+        ctl_defer(f, &rt->teardown_reply);
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
@@ -1110,7 +929,7 @@ control_teardown_done(supervisor_t *s, Pgferry__State__PipeRecord *rec, const ch
         }
         r.message = msg;
         if (rt)
-            pending_send(&rt->teardown_reply, &r);
+            ctl_reply_later(&rt->teardown_reply, &r);
         sup_rt_remove(s, name);
         return;
     }
@@ -1121,12 +940,12 @@ control_teardown_done(supervisor_t *s, Pgferry__State__PipeRecord *rec, const ch
     log_info("pipe %s: tables removed: %s", name, report);
     r.message = msg;
     if (rt)
-        pending_send(&rt->teardown_reply, &r);
+        ctl_reply_later(&rt->teardown_reply, &r);
 }
 
 /* A pipe being dropped takes no other command. */
 static bool
-refuse_if_dropping(supervisor_t *s, ipc_frames_t *f, const char *name)
+refuse_if_dropping(supervisor_t *s, ctl_call_t *f, const char *name)
 {
     Pgferry__State__PipeRecord *rec = NULL;
     if (!name || !store_get_pipe(s->store, name, &rec) || !rec)
@@ -1137,43 +956,14 @@ refuse_if_dropping(supervisor_t *s, ipc_frames_t *f, const char *name)
         char err[300];
         snprintf(err, sizeof(err),
                  "pipe %.64s is being dropped (its teardown worker removes what it created)", name);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
     }
     return dropping;
 }
 
 void
-control_handle(supervisor_t *s, void *sock, void *frames)
+control_dispatch(supervisor_t *s, ctl_call_t *f, Pgferry__Control__Request *req)
 {
-    ipc_frames_t *f = frames;
-    s->reply_sock = sock;
-    /* [id, body] from DEALER or [id, "", body] from REQ; anything else cannot be parsed */
-    if (f->n < 2) {
-        log_debug("control: dropped a message with %d frame(s)", f->n);
-        return;
-    }
-    if (f->overflow || f->n > 3 || (f->n == 3 && zmq_msg_size(&f->parts[1]) != 0)) {
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
-                    "bad request: unexpected frames");
-        return;
-    }
-    zmq_msg_t *body = &f->parts[f->n - 1];
-    Pgferry__Control__Request *req =
-        pgferry__control__request__unpack(NULL, zmq_msg_size(body), zmq_msg_data(body));
-    if (!req) {
-        log_warn("control: undecodable request (%zu bytes)", zmq_msg_size(body));
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
-                    "bad request: not a pgferry control message");
-        return;
-    }
-    if (req->version != IPC_VERSION) {
-        char err[128];
-        snprintf(err, sizeof(err), "unsupported protocol version %u (this daemon speaks %d)",
-                 req->version, IPC_VERSION);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__UNSUPPORTED_VERSION, err);
-        pgferry__control__request__free_unpacked(req, NULL);
-        return;
-    }
     const char *target = NULL;
     switch (req->body_case) {
     case PGFERRY__CONTROL__REQUEST__BODY_DROP:
@@ -1203,10 +993,8 @@ control_handle(supervisor_t *s, void *sock, void *frames)
     default:
         break;
     }
-    if (target && refuse_if_dropping(s, f, target)) {
-        pgferry__control__request__free_unpacked(req, NULL);
+    if (target && refuse_if_dropping(s, f, target))
         return;
-    }
     switch (req->body_case) {
     case PGFERRY__CONTROL__REQUEST__BODY_CREATE:
         do_create(s, f, req->create);
@@ -1223,12 +1011,12 @@ control_handle(supervisor_t *s, void *sock, void *frames)
     case PGFERRY__CONTROL__REQUEST__BODY_METRICS: {
         char *text = metrics_render(s);
         if (!text) {
-            reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot render metrics");
+            ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "cannot render metrics");
             break;
         }
         reply_t r = PGFERRY__CONTROL__REPLY__INIT;
         r.message = text;
-        send_reply(s, f, &r);
+        ctl_reply(f, &r);
         free(text);
         break;
     }
@@ -1259,15 +1047,14 @@ control_handle(supervisor_t *s, void *sock, void *frames)
                    "resumed: streaming from where the pipe paused");
         break;
     case PGFERRY__CONTROL__REQUEST__BODY__NOT_SET:
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
-                    "bad request: empty or unknown request type");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
+                   "bad request: empty or unknown request type");
         break;
     default: {
         char err[160];
         snprintf(err, sizeof(err), "request type %d is not supported by this pgferryd version",
                  (int)req->body_case);
-        reply_error(s, f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST, err);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST, err);
     }
     }
-    pgferry__control__request__free_unpacked(req, NULL);
 }

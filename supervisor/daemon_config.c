@@ -1,5 +1,6 @@
 /* daemon_config: parsing and validation only; no side effects on the system. */
 #include "daemon_config.h"
+#include "meta.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -54,9 +55,9 @@ daemon_config_defaults(daemon_config_t *c)
     c->stop_grace_ms = 10000;
     c->max_pipes = 100;
     c->default_snapshot_workers = 0;
-    c->batch_max_rows = 100000;
-    c->batch_max_bytes = 16 * 1024 * 1024;
-    c->batch_max_wait_ms = 250;
+    c->batch_max_rows = BATCH_DEFAULT_MAX_ROWS;
+    c->batch_max_bytes = BATCH_DEFAULT_MAX_BYTES;
+    c->batch_max_wait_ms = BATCH_DEFAULT_MAX_WAIT_MS;
     c->retained_wal_warning_mb = 1024;
     c->history_max_events = 1000;
     snprintf(c->secret_env_prefix, sizeof(c->secret_env_prefix), "PGFERRY_SECRET_");

@@ -1,5 +1,6 @@
 /* metrics: Prometheus exposition of the pipes, and a minimal HTTP responder for it. */
 #include "metrics.h"
+#include "status.h"
 #include "lsn.h"
 #include "buf.h"
 #include "log.h"
@@ -69,12 +70,8 @@ static const family_t FAMILIES[] = {
 #define NFAM (sizeof(FAMILIES) / sizeof(FAMILIES[0]))
 
 char *
-metrics_render(supervisor_t *s)
+metrics_render_statuses(Pgferry__Control__PipeStatus *const *sts, size_t n)
 {
-    char **names;
-    size_t n;
-    if (!store_list_names(s->store, &names, &n))
-        return NULL;
     buf_t fam[NFAM];
     for (size_t f = 0; f < NFAM; f++) {
         buf_init(&fam[f]);
@@ -82,16 +79,14 @@ metrics_render(supervisor_t *s)
             FAMILIES[f].name, FAMILIES[f].type);
     }
     put(&fam[0], "pgferry_pipes %zu\n", n);
-    int64_t now_ms = time_mono_ms(), now_us = time_now_us();
     for (size_t i = 0; i < n; i++) {
-        Pgferry__State__PipeRecord *rec = NULL;
-        if (!store_get_pipe(s->store, names[i], &rec) || !rec)
-            continue;
+        const Pgferry__Control__PipeStatus *st = sts[i];
+        const Pgferry__State__PipeRecord *rec = st->record;
         char pl[200];
-        metrics_label(names[i], pl, sizeof(pl));
-        for (int st = 1; st < ST_COUNT; st++)
+        metrics_label(rec->spec->name, pl, sizeof(pl));
+        for (int k = 1; k < ST_COUNT; k++)
             put(&fam[1], "pgferry_pipe_state{pipe=\"%s\",state=\"%s\"} %d\n", pl,
-                names_state((pipe_state_t)st), (int)rec->state == st);
+                names_state((pipe_state_t)k), (int)rec->state == k);
         put(&fam[2], "pgferry_pipe_state_since_seconds{pipe=\"%s\"} %.3f\n", pl,
             (double)rec->state_since_us / 1e6);
         for (size_t t = 0; t < rec->n_table_stats; t++) {
@@ -113,25 +108,18 @@ metrics_render(supervisor_t *s)
         }
         put(&fam[5], "pgferry_transactions_total{pipe=\"%s\"} %llu\n", pl,
             (unsigned long long)rec->cdc_transactions);
-        pipe_rt_t *rt = sup_rt(s, names[i], false);
-        if (rt && rt->slot) {
+        if (st->slot) {
             put(&fam[6], "pgferry_lag_bytes{pipe=\"%s\"} %llu\n", pl,
-                (unsigned long long)rt->slot->lag_bytes);
+                (unsigned long long)st->slot->lag_bytes);
             put(&fam[8], "pgferry_slot_retained_wal_bytes{pipe=\"%s\"} %llu\n", pl,
-                (unsigned long long)rt->slot->retained_bytes);
-            double lag_s =
-                metrics_lag_seconds(rec->confirmed_lsn, rec->last_commit_time_us, rt->slot, now_us);
-            if (lag_s >= 0)
-                put(&fam[7], "pgferry_lag_seconds{pipe=\"%s\"} %.3f\n", pl, lag_s);
+                (unsigned long long)st->slot->retained_bytes);
         }
+        if (st->lag_seconds >= 0)
+            put(&fam[7], "pgferry_lag_seconds{pipe=\"%s\"} %.3f\n", pl, st->lag_seconds);
         put(&fam[9], "pgferry_worker_restarts_total{pipe=\"%s\"} %u\n", pl, rec->worker_restarts);
-        put(&fam[10], "pgferry_workers{pipe=\"%s\"} %zu\n", pl,
-            proctable_count_pipe(s->procs, names[i], ROLE_NONE));
-        put(&fam[11], "pgferry_rows_per_second{pipe=\"%s\"} %.3f\n", pl,
-            rt ? sup_rt_rate(rt, now_ms) : 0.0);
-        pgferry__state__pipe_record__free_unpacked(rec, NULL);
+        put(&fam[10], "pgferry_workers{pipe=\"%s\"} %zu\n", pl, st->n_workers);
+        put(&fam[11], "pgferry_rows_per_second{pipe=\"%s\"} %.3f\n", pl, st->rows_per_second);
     }
-    store_free_names(names, n);
     buf_t out;
     buf_init(&out);
     for (size_t f = 0; f < NFAM; f++) {
@@ -144,6 +132,28 @@ metrics_render(supervisor_t *s)
         return NULL;
     }
     return (char *)out.data;
+}
+
+char *
+metrics_render(supervisor_t *s)
+{
+    char **names;
+    size_t n;
+    if (!store_list_names(s->store, &names, &n))
+        return NULL;
+    Pgferry__Control__PipeStatus **sts = calloc(n ? n : 1, sizeof(*sts));
+    size_t k = 0;
+    for (size_t i = 0; sts && i < n; i++) {
+        Pgferry__Control__PipeStatus *st = status_build(s, names[i], 0);
+        if (st)
+            sts[k++] = st;
+    }
+    store_free_names(names, n);
+    char *text = sts ? metrics_render_statuses(sts, k) : NULL;
+    for (size_t i = 0; i < k; i++)
+        status_free(sts[i]);
+    free(sts);
+    return text;
 }
 
 int
@@ -178,26 +188,6 @@ metrics_listen(const char *hostport, char *err, size_t errlen)
     }
     freeaddrinfo(ai);
     return fd;
-}
-
-double
-metrics_lag_seconds(const char *confirmed_lsn, int64_t last_commit_us,
-                    const Pgferry__Worker__SlotInfo *slot, int64_t now_us)
-{
-    if (!slot)
-        return -1; /* no report yet (e.g. right after a worker restart): unknown, not old */
-    uint64_t confirmed, current;
-    /* caught up: nothing after the confirmed position, or the pipe's confirmed position is at
-     * or past what the last slot report saw as the source's end (a report older than the
-     * pipe's last acknowledgement) */
-    if (slot->lag_bytes == 0 ||
-        (confirmed_lsn && lsn_parse(confirmed_lsn, &confirmed) && slot->current_lsn &&
-         lsn_parse(slot->current_lsn, &current) && confirmed >= current))
-        return 0;
-    if (last_commit_us <= 0)
-        return -1;
-    double d = (double)(now_us - last_commit_us) / 1e6;
-    return d < 0 ? 0 : d;
 }
 
 char *

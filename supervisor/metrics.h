@@ -8,19 +8,14 @@
 
 #include "sup_internal.h"
 
-/* The exposition text (malloc'd, caller frees), or NULL when out of memory. */
+/* The exposition text of every pipe (malloc'd, caller frees), or NULL when out of memory. */
 char *metrics_render(supervisor_t *s);
+/* The same from pipes' statuses (status.c), without the daemon: what metrics_render prints. */
+char *metrics_render_statuses(Pgferry__Control__PipeStatus *const *sts, size_t n);
 
 /* A label value as the exposition format wants it: backslash, double quote and newline escaped
  * (always terminated, truncated to fit). */
 void metrics_label(const char *v, char *out, size_t outlen);
-
-/* A pipe's lag in seconds for status and metrics: 0 when caught up (the slot has nothing after
- * the confirmed position, or the confirmed position is at or past the source end the last slot
- * report saw), else the age of the last applied commit; -1 when unknown (no slot report yet, or
- * nothing applied). */
-double metrics_lag_seconds(const char *confirmed_lsn, int64_t last_commit_us,
-                           const Pgferry__Worker__SlotInfo *slot, int64_t now_us);
 
 /* The HTTP endpoint: a listening socket on host:port (loopback unless configured otherwise),
  * non-blocking, served by httpd. */

@@ -110,6 +110,8 @@ WPID=$!
 CLEANUP_PIDS+=("$WPID")
 # a first transaction that takes a few seconds to stream, then a burst, then a pause
 psql_q "INSERT INTO $S.cnt SELECT g, g FROM generate_series(1, 300000) g"
+# (on a busy machine it can take longer to stream than the burst takes: it lands first)
+wait_for 60 "the large transaction applied" bash -c "[ \"\$(curl -s '${PGFERRY_CH_URL%/}/' --data-binary 'SELECT count() >= 300000 FROM $DB.cnt_live')\" = 1 ]"
 for i in $(seq 1 20); do psql_q "INSERT INTO $S.cnt VALUES (1000000 + $i, $i)"; done
 "$CTL" pause $P >/dev/null
 wait_for 30 "pipe $P Paused" state_is $P Paused

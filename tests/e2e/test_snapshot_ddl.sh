@@ -53,11 +53,25 @@ psql_q "INSERT INTO $S.t SELECT g, 'x', g FROM generate_series(1001, 600000) g"
 P=sd2
 DB="\`${CH_DB_PREFIX}$P\`"
 create_pipe $P "$S.t" --rows-per-range 100000 --snapshot-workers 1 >/dev/null
+# the load is over in well under a second: its range worker is frozen as soon as it exists, so
+# the ALTER comes while the load runs (the coordinator, which holds the locks, is not frozen)
+RANGE_PID=""
+for _ in $(seq 1 3000); do
+    RANGE_PID=$(pgrep -f -- "--pipe $P --role snapshot-range" | head -1 || true)
+    [ -n "$RANGE_PID" ] && kill -STOP "$RANGE_PID" 2>/dev/null && break
+    RANGE_PID=""
+    sleep 0.01
+done
+[ -n "$RANGE_PID" ] || fail "no range worker to hold the load"
+thaw() { kill -CONT "$RANGE_PID" 2>/dev/null || true; }
+EXIT_HOOKS+=(thaw)
 wait_for 30 "the load holding its lock" pg_true \
     "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = '$S.t'::regclass
        AND l.mode = 'AccessShareLock' AND a.application_name = 'pgferry-snapshot'"
+[ "$(pipe_state $P)" = Snapshot ] || fail "the load ended before the ALTER: $(pipe_state $P)"
 t0=$(date +%s%N)
 psql_q "SET lock_timeout = '20s'; ALTER TABLE $S.t ADD COLUMN c int DEFAULT 7"
+thaw
 waited=$(( ($(date +%s%N) - t0) / 1000000 ))
 log "the ALTER went through after $waited ms"
 [ $waited -lt 15000 ] || fail "the ALTER waited $waited ms for the load"

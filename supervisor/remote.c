@@ -1,0 +1,95 @@
+/* remote: the CURVE control endpoint (see remote.h). */
+#include "remote.h"
+#include "sup_internal.h"
+#include "ipc.h"
+#include "log.h"
+#include "lsn.h"
+#include "names.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "curvekeys.h"
+
+/* The remote control socket: CURVE server with the daemon's key; a ZAP handler in this thread
+ * admits only the authorized client keys. */
+bool
+remote_open(supervisor_t *s)
+{
+    char pub[41], sec[41], err[1024];
+    if (!curvekeys_load(s->cfg.curve_key_file, pub, sec, err, sizeof(err)) ||
+        !curvekeys_load_authorized(s->cfg.curve_authorized_keys, &s->auth_keys, &s->n_auth_keys,
+                                   err, sizeof(err))) {
+        log_error("remote control: %s", err);
+        return false;
+    }
+    int one = 1;
+    s->zap = zmq_socket(s->zctx, ZMQ_REP);
+    s->remote = zmq_socket(s->zctx, ZMQ_ROUTER);
+    if (!s->zap || !s->remote || zmq_bind(s->zap, "inproc://zeromq.zap.01") != 0 ||
+        !ipc_socket_defaults(s->remote, 0) ||
+        zmq_setsockopt(s->remote, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(s->remote, ZMQ_CURVE_SECRETKEY, sec, 40) != 0 ||
+        zmq_setsockopt(s->remote, ZMQ_ZAP_DOMAIN, "pgferry", 7) != 0) {
+        log_error("remote control: cannot set up CURVE: %s", zmq_strerror(errno));
+        return false;
+    }
+    memset(sec, 0, sizeof(sec));
+    if (zmq_bind(s->remote, s->cfg.control_remote) != 0) {
+        log_error("cannot bind the remote control socket %s: %s", s->cfg.control_remote,
+                  zmq_strerror(errno));
+        return false;
+    }
+    log_info("remote control on %s (CURVE, server key %s, %zu authorized client key(s))",
+             s->cfg.control_remote, pub, s->n_auth_keys);
+    return true;
+}
+
+/* One ZAP request (RFC 27): version, request id, domain, address, identity, mechanism,
+ * credentials. CURVE clients whose public key is authorized get 200, everyone else 400. */
+void
+remote_handle_zap(supervisor_t *s)
+{
+    zmq_msg_t fr[8];
+    int n = 0, more = 1;
+    while (more) {
+        zmq_msg_t scratch, *m = n < 8 ? &fr[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, s->zap, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        if (m == &scratch)
+            zmq_msg_close(m);
+        else
+            n++;
+    }
+    if (n < 6) {
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&fr[i]);
+        return;
+    }
+    bool ok = false;
+    if (zmq_msg_size(&fr[5]) == 5 && memcmp(zmq_msg_data(&fr[5]), "CURVE", 5) == 0 && n >= 7 &&
+        zmq_msg_size(&fr[6]) == 32) {
+        for (size_t i = 0; i < s->n_auth_keys && !ok; i++)
+            ok = memcmp(zmq_msg_data(&fr[6]), s->auth_keys + i * 32, 32) == 0;
+    }
+    if (!ok) {
+        char addr[64];
+        snprintf(addr, sizeof(addr), "%.*s", (int)zmq_msg_size(&fr[3]),
+                 (const char *)zmq_msg_data(&fr[3]));
+        log_warn("remote control: refused a client from %s (key not authorized)", addr);
+    }
+    zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(s->zap, zmq_msg_data(&fr[1]), zmq_msg_size(&fr[1]), ZMQ_SNDMORE);
+    zmq_send(s->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+    zmq_send(s->zap, ok ? "OK" : "not authorized", ok ? 2 : 14, ZMQ_SNDMORE);
+    zmq_send(s->zap, "", 0, ZMQ_SNDMORE);
+    zmq_send(s->zap, "", 0, 0);
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&fr[i]);
+}
