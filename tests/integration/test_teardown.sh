@@ -71,6 +71,7 @@ assert_eq "$(psql_q "SELECT count(*) FROM pg_publication_tables WHERE pubname = 
 # a pgferryd SIGKILLed during a drop finishes it after its restart
 "$CTL" create again --source "$PGFERRY_PG_URI" --dest "$HUNG" --tables "$S.t" >/dev/null
 "$CTL" --timeout 60000 drop again --drop-destination >/dev/null 2>&1 &
+CLEANUP_PIDS+=($!) # (its daemon is killed below: this client gets no answer)
 wait_for 10 "teardown worker of again" bash -c "'$CTL' status again --json | jq -e '[.workers[].role] == [\"teardown\"]' >/dev/null"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null || true
