@@ -812,10 +812,11 @@ do_drop(supervisor_t *s, ctl_call_t *f, Pgferry__Control__DropPipe *d)
     }
     lifecycle_pipe_t lp = {rec->state, rec->prev_state, rec->spec->mode, rec->resyncing};
     pipe_rt_t *rt = sup_rt(s, d->name, true);
-    if (!lifecycle_apply(&lp, LC_CMD_DROP, err, sizeof(err)) ||
-        (rt && rt->teardown_reply.npre > 0 &&
-         snprintf(err, sizeof(err), "pipe %s is removing tables; drop it when that is done",
-                  d->name) > 0)) {
+    bool removing = rt && rt->teardown_reply.npre > 0;
+    if (removing)
+        snprintf(err, sizeof(err), "pipe %s is removing tables; drop it when that is done",
+                 d->name);
+    if (removing || !lifecycle_apply(&lp, LC_CMD_DROP, err, sizeof(err))) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
         return;
@@ -947,18 +948,16 @@ control_teardown_done(supervisor_t *s, Pgferry__State__PipeRecord *rec, const ch
 static bool
 refuse_if_dropping(supervisor_t *s, ctl_call_t *f, const char *name)
 {
-    Pgferry__State__PipeRecord *rec = NULL;
-    if (!name || !store_get_pipe(s->store, name, &rec) || !rec)
+    const Pgferry__State__PipeRecord *rec = name ? store_peek_pipe(s->store, name) : NULL;
+    if (!rec)
         return false; /* the verb itself says "no pipe named" */
-    bool dropping = rec->dropping;
-    pgferry__state__pipe_record__free_unpacked(rec, NULL);
-    if (dropping) {
+    if (rec->dropping) {
         char err[300];
         snprintf(err, sizeof(err),
                  "pipe %.64s is being dropped (its teardown worker removes what it created)", name);
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_STATE, err);
     }
-    return dropping;
+    return rec->dropping;
 }
 
 void
