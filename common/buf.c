@@ -24,7 +24,7 @@ buf_reset(buf_t *b)
 }
 
 bool
-buf_reserve(buf_t *b, size_t extra)
+buf_grow(buf_t *b, size_t extra)
 {
     if (b->oom)
         return false;
@@ -41,34 +41,6 @@ buf_reserve(buf_t *b, size_t extra)
     b->data = d;
     b->cap = cap;
     return true;
-}
-
-void
-buf_append(buf_t *b, const void *p, size_t n)
-{
-    if (n == 0 || !buf_reserve(b, n))
-        return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void
-buf_byte(buf_t *b, unsigned char c)
-{
-    if (!buf_reserve(b, 1))
-        return;
-    b->data[b->len++] = c;
-}
-
-void
-buf_le(buf_t *b, uint64_t v, int nbytes)
-{
-    if (!buf_reserve(b, (size_t)nbytes))
-        return;
-    for (int i = 0; i < nbytes; i++) {
-        b->data[b->len++] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
 }
 
 void

@@ -314,6 +314,193 @@ fixed_width(const typemap_col_t *c)
 }
 
 void
+typemap_encode_zero(const typemap_col_t *c, buf_t *out)
+{
+    size_t w = fixed_width(c);
+    if (w == 0) {
+        buf_byte(out, 0); /* empty string */
+        return;
+    }
+    if (!buf_reserve(out, w))
+        return;
+    memset(out->data + out->len, 0, w);
+    out->len += w;
+}
+
+static uint64_t
+get_be(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static bool
+bin_size(const char *what, size_t want, size_t len, char *err, size_t errlen)
+{
+    if (len == want)
+        return true;
+    snprintf(err, errlen,
+             "%s: a binary value of %zu bytes, expected %zu (the column's type changed?)", what,
+             len, want);
+    return false;
+}
+
+static const uint64_t pow10_u64[20] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull,
+                                       10000000000000000000ull};
+
+/* 10^e for e <= 38 */
+static unsigned __int128
+pow10_u128(int e)
+{
+    if (e <= 19)
+        return pow10_u64[e];
+    return (unsigned __int128)pow10_u64[19] * pow10_u64[e - 19];
+}
+
+/* numeric's binary form: int16 ndigits, int16 weight, uint16 sign, uint16 dscale, then ndigits
+ * base-10000 digits; the value is the sum of digit[i] * 10000^(weight - i) */
+static bool
+bin_decimal(const typemap_col_t *c, const unsigned char *val, size_t len, buf_t *out, char *err,
+            size_t errlen)
+{
+    if (len < 8) {
+        snprintf(err, errlen, "not a binary numeric (%zu bytes)", len);
+        return false;
+    }
+    int ndigits = (int16_t)get_be(val, 2), weight = (int16_t)get_be(val + 2, 2);
+    unsigned sign = (unsigned)get_be(val + 4, 2);
+    if (ndigits < 0 || len != 8 + 2 * (size_t)ndigits) {
+        snprintf(err, errlen, "not a binary numeric (%zu bytes)", len);
+        return false;
+    }
+    if (sign == 0xC000) {
+        snprintf(err, errlen,
+                 "NaN cannot be stored in a Decimal column (a pipe created with --numeric text "
+                 "keeps numeric(p,s) as exact text, NaN included): 'NaN'");
+        return false;
+    }
+    if (sign != 0 && sign != 0x4000) {
+        snprintf(err, errlen, "%s cannot be stored in a Decimal column",
+                 sign == 0xD000   ? "Infinity"
+                 : sign == 0xF000 ? "-Infinity"
+                                  : "a numeric of unknown sign");
+        return false;
+    }
+    /* the value times 10^scale, exactly, below 10^38 (no 128-bit division on this path: it
+     * runs for every numeric value a snapshot loads) */
+    unsigned __int128 v = 0;
+    for (int i = 0; i < ndigits; i++) {
+        unsigned d = (unsigned)get_be(val + 8 + 2 * (size_t)i, 2);
+        if (d > 9999) {
+            snprintf(err, errlen, "not a binary numeric (digit %u)", d);
+            return false;
+        }
+        if (d == 0)
+            continue;
+        int e = 4 * (weight - i) + c->scale;
+        if (e < 0) {
+            if (e <= -4 || d % (unsigned)pow10_u64[-e] != 0) {
+                snprintf(err, errlen, "does not fit the column's scale %d", c->scale);
+                return false;
+            }
+            v += d / (unsigned)pow10_u64[-e];
+            continue;
+        }
+        /* d < 10^4: d * 10^e < 10^38 when e <= 34; above, only small enough digits */
+        if (e > 38 || (e > 34 && d >= pow10_u64[38 - e])) {
+            snprintf(err, errlen, "more than 38 digits");
+            return false;
+        }
+        v += e <= 15 ? (unsigned __int128)(d * pow10_u64[e]) : (unsigned __int128)d * pow10_u128(e);
+        if (v >= pow10_u128(38)) {
+            snprintf(err, errlen, "more than 38 digits");
+            return false;
+        }
+    }
+    if (v >= pow10_u128(c->precision)) {
+        snprintf(err, errlen, "does not fit the column's precision %d", c->precision);
+        return false;
+    }
+    if (sign == 0x4000)
+        v = -v; /* two's complement, as ClickHouse keeps it */
+    int bytes = c->precision <= 9 ? 4 : c->precision <= 18 ? 8 : 16;
+    buf_le(out, (uint64_t)v, bytes < 8 ? bytes : 8);
+    if (bytes == 16)
+        buf_le(out, (uint64_t)(v >> 64), 8);
+    return true;
+}
+
+bool
+typemap_encode_binary(const typemap_col_t *c, const unsigned char *val, size_t len, buf_t *out,
+                      char *err, size_t errlen)
+{
+    switch (c->kind) {
+    case TM_STRING:
+    case TM_BYTEA: /* bytea's binary form is its bytes */
+        buf_varint(out, len);
+        buf_append(out, val, len);
+        return true;
+    case TM_BOOL:
+        if (!bin_size("bool", 1, len, err, errlen))
+            return false;
+        buf_byte(out, val[0] != 0);
+        return true;
+    case TM_INT16:
+        if (!bin_size("int2", 2, len, err, errlen))
+            return false;
+        buf_le(out, get_be(val, 2), 2);
+        return true;
+    case TM_INT32:
+    case TM_UINT32:
+    case TM_FLOAT32: /* IEEE bits, big-endian: exact */
+        if (!bin_size(c->kind == TM_INT32    ? "int4"
+                      : c->kind == TM_UINT32 ? "oid"
+                                             : "float4",
+                      4, len, err, errlen))
+            return false;
+        buf_le(out, get_be(val, 4), 4);
+        return true;
+    case TM_INT64:
+    case TM_FLOAT64:
+        if (!bin_size(c->kind == TM_INT64 ? "int8" : "float8", 8, len, err, errlen))
+            return false;
+        buf_le(out, get_be(val, 8), 8);
+        return true;
+    case TM_UUID:
+        if (!bin_size("uuid", 16, len, err, errlen))
+            return false;
+        /* as enc_uuid: the high half first, each half little-endian */
+        buf_le(out, get_be(val, 8), 8);
+        buf_le(out, get_be(val + 8, 8), 8);
+        return true;
+    case TM_DECIMAL:
+        return bin_decimal(c, val, len, out, err, errlen);
+    }
+    snprintf(err, errlen, "unknown column kind %d", (int)c->kind);
+    return false;
+}
+
+void
 typemap_encode_absent(const typemap_col_t *c, buf_t *out)
 {
     if (c->nullable) {

@@ -68,6 +68,18 @@ unsigned typemap_flags_recorded(uint32_t base_oid, const char *recorded_ch_type)
 bool typemap_encode(const typemap_col_t *c, const char *val, size_t len, buf_t *out, char *err,
                     size_t errlen);
 
+/* Appends one non-NULL value given in PostgreSQL's binary send format (COPY ... (FORMAT binary))
+ * as the RowBinary value alone, without a Nullable flag (ClickHouse Native columns keep NULLs
+ * apart). The value's PostgreSQL type must be the column's base type, except for TM_STRING,
+ * whose binary form is the type's text output (text, or an output function's result cast to
+ * text). False with err set on a value the column cannot take. */
+bool typemap_encode_binary(const typemap_col_t *c, const unsigned char *val, size_t len, buf_t *out,
+                           char *err, size_t errlen);
+
+/* Appends the type's zero value without a Nullable flag (what a Native column holds under a
+ * NULL). */
+void typemap_encode_zero(const typemap_col_t *c, buf_t *out);
+
 /* Appends the value of a column that has no value in a change (a delete carries only the key):
  * NULL when nullable, else the type's zero. */
 void typemap_encode_absent(const typemap_col_t *c, buf_t *out);

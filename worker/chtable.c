@@ -67,6 +67,16 @@ chtable_init(chtable_t *t, const char *db, const Pgferry__State__TableDef *def, 
         return ERRCLASS_TRANSIENT;
     }
     t->insert_sql = (char *)b.data;
+    /* the same columns as Native blocks (the snapshot's loads) */
+    size_t rb = strlen("RowBinary"), len = b.len - 1 - rb;
+    t->insert_native_sql = malloc(len + sizeof("Native"));
+    if (!t->insert_native_sql) {
+        chtable_free(t);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    memcpy(t->insert_native_sql, t->insert_sql, len);
+    memcpy(t->insert_native_sql + len, "Native", sizeof("Native"));
     return ERRCLASS_NONE;
 }
 
@@ -76,6 +86,8 @@ chtable_free(chtable_t *t)
     free(t->tm);
     free(t->keycols);
     free(t->insert_sql);
+    free(t->insert_native_sql);
+    t->insert_native_sql = NULL;
     t->tm = NULL;
     t->keycols = NULL;
     t->insert_sql = NULL;

@@ -1,9 +1,9 @@
 /*
  * chtable: one destination table as the writers see it (the snapshot's range workers and CDC):
  * the encoder of every recorded column, its quoted name, and the INSERT statement whose
- * RowBinary rows are the columns in definition order, then the version, the deleted flag and,
- * for partitioned sources, the leaf partition. The one place that INSERT is built.
- * No I/O.
+ * RowBinary rows (or Native blocks) are the columns in definition order, then the version, the
+ * deleted flag and, for partitioned sources, the leaf partition. The one place that INSERT is
+ * built. No I/O.
  */
 #ifndef PGFERRY_CHTABLE_H
 #define PGFERRY_CHTABLE_H
@@ -29,9 +29,10 @@ typedef struct {
     size_t ncols;
     size_t *keycols; /* definition columns of the key, in key order; owned */
     size_t nkeys;
-    bool partition;   /* rows end with the leaf partition (META_PARTITION) */
-    char qname[600];  /* `db`.`table` (with the suffix) */
-    char *insert_sql; /* owned */
+    bool partition;          /* rows end with the leaf partition (META_PARTITION) */
+    char qname[600];         /* `db`.`table` (with the suffix) */
+    char *insert_sql;        /* owned */
+    char *insert_native_sql; /* the same INSERT taking Native blocks; owned */
 } chtable_t;
 
 /* Prepares t for def in database db; suffix ("" or "_resync") is appended to the table name.

@@ -1,4 +1,4 @@
-/* snapshot: exported snapshot, COPY text -> RowBinary -> streaming insert. */
+/* snapshot: exported snapshot, binary COPY -> Native blocks -> streaming insert. */
 #include "snapshot.h"
 #include "slotwait.h"
 #include "buf.h"
@@ -6,7 +6,8 @@
 #include "chsql.h"
 #include "applyio.h"
 #include "chtable.h"
-#include "copytext.h"
+#include "meta.h"
+#include "native.h"
 #include "log.h"
 #include "pgconn.h"
 #include "setup.h"
@@ -23,16 +24,23 @@
  * server allows a query; a range goes in several inserts instead. */
 #define INSERT_MAX_BYTES (128u << 20)
 
+/* A Native block goes out when it holds this many rows or bytes: big enough that ClickHouse's
+ * per-block work is nothing, small enough to keep a worker's memory flat. */
+#define BLOCK_ROWS 65536
+#define BLOCK_BYTES (8u << 20)
+
 typedef struct {
     PGconn *pg;
     worker_t *w;
     const Pgferry__State__TableDef *def;
     const char *label; /* what progress reports call this load */
     const chtable_t *ct;
-    uint32_t partition; /* the relation read (a leaf partition's oid) */
-    copytext_field_t *fields;
-    buf_t pending;
-    size_t offset;    /* bytes of pending already handed to curl */
+    uint32_t partition;   /* the relation read (a leaf partition's oid) */
+    native_block_t block; /* the definition's columns, then version, deleted, partition */
+    typemap_col_t *inner; /* per column: its encoder without Nullable */
+    bool header_seen;     /* the binary COPY's header (it precedes the first row) */
+    bool hold;            /* the last byte of the block sent before is kept back in held */
+    unsigned char held;
     size_t in_insert; /* bytes given to the current INSERT */
     bool copy_done;
     uint64_t rows, bytes;
@@ -40,11 +48,93 @@ typedef struct {
     char err[1024];
 } stream_state_t;
 
-/* Fills st->pending with at least `want` bytes of encoded rows, or until COPY ends. */
-static bool
-fill(stream_state_t *st, size_t want)
+static uint32_t
+be32(const unsigned char *p)
 {
-    while (!st->copy_done && st->pending.len - st->offset < want) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Adds one binary COPY row (one CopyData message, the header before the first) to the block.
+ * False with e set; *end on the trailer. */
+static bool
+add_row(stream_state_t *st, const unsigned char *p, size_t n, bool *end, char *e, size_t elen,
+        char *where, size_t wlen)
+{
+    static const unsigned char sig[11] = "PGCOPY\n\377\r\n";
+    size_t pos = 0;
+    if (!st->header_seen) {
+        if (n < 19 || memcmp(p, sig, 11) != 0) {
+            snprintf(e, elen, "not a binary COPY header");
+            return false;
+        }
+        pos = 19 + (size_t)be32(p + 15); /* signature, flags, extension length, extension */
+        if (pos > n) {
+            snprintf(e, elen, "not a binary COPY header");
+            return false;
+        }
+        st->header_seen = true;
+    }
+    if (n - pos < 2) {
+        snprintf(e, elen, "truncated binary COPY row");
+        return false;
+    }
+    int nf = (int16_t)((unsigned)p[pos] << 8 | p[pos + 1]);
+    pos += 2;
+    if (nf == -1) {
+        *end = true;
+        return true;
+    }
+    size_t ncols = st->def->n_columns;
+    if ((size_t)nf != ncols) {
+        snprintf(e, elen, "a row of %d columns, expected %zu", nf, ncols);
+        return false;
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        native_col_t *col = &st->block.cols[i];
+        if (n - pos < 4) {
+            snprintf(e, elen, "truncated binary COPY row");
+            return false;
+        }
+        uint32_t len = be32(p + pos);
+        pos += 4;
+        bool null = len == 0xffffffffu;
+        if (!null && len > n - pos) {
+            snprintf(e, elen, "truncated binary COPY row");
+            return false;
+        }
+        bool ok = true;
+        if (null && !st->ct->tm[i].nullable) {
+            snprintf(e, elen, "NULL in a NOT NULL column");
+            ok = false;
+        } else if (null) {
+            buf_byte(&col->nulls, 1);
+            typemap_encode_zero(&st->inner[i], &col->data);
+        } else {
+            if (col->nullable)
+                buf_byte(&col->nulls, 0);
+            ok = typemap_encode_binary(&st->inner[i], p + pos, len, &col->data, e, elen);
+            pos += len;
+        }
+        if (!ok) {
+            snprintf(where, wlen, "column %.64s: ", st->def->columns[i]->name);
+            return false;
+        }
+    }
+    /* version 0: snapshot rows lose to any change */
+    buf_le(&st->block.cols[ncols].data, 0, 8);
+    buf_byte(&st->block.cols[ncols + 1].data, 0);
+    if (st->ct->partition)
+        buf_le(&st->block.cols[ncols + 2].data, st->partition, 4);
+    st->block.rows++;
+    return true;
+}
+
+/* Reads rows into the block until it is full or COPY ends, then seals it (when it has rows). */
+static bool
+fill(stream_state_t *st)
+{
+    size_t bytes = 0;
+    while (!st->copy_done && st->block.rows < BLOCK_ROWS && bytes < BLOCK_BYTES) {
         char *row = NULL;
         int n = PQgetCopyData(st->pg, &row, 0);
         if (n == -1) {
@@ -58,13 +148,9 @@ fill(stream_state_t *st, size_t want)
             return false;
         }
         char e[256], where[128] = "";
-        bool ok = copytext_split(row, (size_t)n, st->fields, st->def->n_columns, e, sizeof(e));
-        for (size_t i = 0; ok && i < st->def->n_columns; i++) {
-            ok = typemap_encode(&st->ct->tm[i], st->fields[i].ptr, st->fields[i].len, &st->pending,
-                                e, sizeof(e));
-            if (!ok)
-                snprintf(where, sizeof(where), "column %.64s: ", st->def->columns[i]->name);
-        }
+        bool end = false;
+        bool ok = add_row(st, (const unsigned char *)row, (size_t)n, &end, e, sizeof(e), where,
+                          sizeof(where));
         PQfreemem(row);
         if (!ok) {
             st->cls = ERRCLASS_FATAL;
@@ -72,13 +158,9 @@ fill(stream_state_t *st, size_t want)
                      st->def->name, (unsigned long long)st->rows + 1, where, e);
             return false;
         }
-        /* version 0: snapshot rows lose to any change */
-        chtable_put_trailer(st->ct, &st->pending, 0, false, st->partition);
-        if (st->pending.oom) {
-            st->cls = ERRCLASS_TRANSIENT;
-            snprintf(st->err, sizeof(st->err), "out of memory");
-            return false;
-        }
+        if (end)
+            continue;
+        bytes += (size_t)n;
         st->rows++;
         if (st->rows % PROGRESS_EVERY_ROWS == 0 && st->w) {
             char detail[300];
@@ -92,31 +174,54 @@ fill(stream_state_t *st, size_t want)
             }
         }
     }
+    if (st->block.rows > 0 && !native_block_seal(&st->block)) {
+        st->cls = ERRCLASS_TRANSIENT;
+        snprintf(st->err, sizeof(st->err), "out of memory");
+        return false;
+    }
     return true;
 }
 
+/* curl's read callback: the sealed block's bytes, straight from its column buffers. The last
+ * byte of each block is kept back until the next block is complete (or COPY ended): ClickHouse
+ * takes a body that ends at a block boundary as complete, even when the connection was cut, so
+ * a worker killed while it waits for PostgreSQL must leave a block unfinished for ClickHouse to
+ * refuse the INSERT rather than keep part of a range. */
 static long
 produce(void *ud, char *out, size_t cap)
 {
     stream_state_t *st = ud;
-    /* at a row boundary past the limit: this INSERT ends, the next one goes on */
-    if (st->in_insert >= INSERT_MAX_BYTES && st->offset == st->pending.len)
-        return 0;
-    if (!fill(st, cap))
-        return -1;
-    size_t avail = st->pending.len - st->offset;
-    size_t n = avail < cap ? avail : cap;
-    if (n == 0)
-        return 0; /* the end (an empty table has no buffer at all) */
-    memcpy(out, st->pending.data + st->offset, n);
-    st->offset += n;
-    st->bytes += n;
-    st->in_insert += n;
-    if (st->offset == st->pending.len) {
-        buf_reset(&st->pending);
-        st->offset = 0;
+    for (;;) {
+        if (st->hold) {
+            if (!st->block.sealed && !st->copy_done && st->in_insert < INSERT_MAX_BYTES &&
+                !fill(st))
+                return -1;
+            out[0] = (char)st->held;
+            st->hold = false;
+            st->bytes++;
+            st->in_insert++;
+            return 1;
+        }
+        if (!st->block.sealed) {
+            /* at a block boundary past the limit: this INSERT ends, the next one goes on */
+            if (st->in_insert >= INSERT_MAX_BYTES || st->copy_done)
+                return 0;
+            if (!fill(st))
+                return -1;
+            if (!st->block.sealed)
+                return 0; /* the end (no rows left) */
+        }
+        size_t left = native_block_left(&st->block);
+        size_t n = native_block_read(&st->block, (unsigned char *)out, left > cap ? cap : left - 1);
+        if (left <= cap) {
+            native_block_read(&st->block, &st->held, 1);
+            st->hold = true;
+        }
+        st->bytes += n;
+        st->in_insert += n;
+        if (n > 0)
+            return (long)n;
     }
-    return (long)n;
 }
 
 /* Imports the exported snapshot into a new REPEATABLE READ, READ ONLY transaction on pg. */
@@ -165,6 +270,81 @@ get_relkind(PGconn *pg, const Pgferry__State__TableDef *def, char *kind, char *e
     return ERRCLASS_NONE;
 }
 
+/* Appends the COPY's select list. In binary COPY each value comes in its type's send format:
+ * the columns kept as String are asked for as their type's text output (the bytes the CDC
+ * stream carries), through the output function itself, since a cast to text can differ from it
+ * (inet, char(n)); text, varchar, char(n) and json send their text as it is. The other columns
+ * are cast to the type their encoder reads (a no-op unless the column's type changed). */
+static errclass_t
+select_list(PGconn *pg, const Pgferry__State__TableDef *def, const chtable_t *ct, uint32_t relid,
+            buf_t *copy, char *err, size_t errlen)
+{
+    PGresult *outfns = NULL;
+    errclass_t cls = ERRCLASS_NONE;
+    for (size_t i = 0; i < def->n_columns; i++) {
+        const Pgferry__State__ColumnDef *c = def->columns[i];
+        uint32_t b = c->base_type_oid;
+        bool as_is = c->typcategory[0] != 'A' && (b == 25 || b == 1043 || b == 1042 || b == 114);
+        if (ct->tm[i].kind == TM_STRING && !as_is && !outfns) {
+            char r[16];
+            snprintf(r, sizeof(r), "%u", relid);
+            const char *pr[] = {r};
+            outfns =
+                pgconn_query(pg,
+                             "SELECT a.attname, t.typoutput::regproc::text FROM pg_attribute a "
+                             "JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = $1::oid "
+                             "AND a.attnum > 0 AND NOT a.attisdropped",
+                             1, pr, &cls, err, errlen);
+            if (!outfns)
+                return cls;
+        }
+    }
+    static const char *casts[] = {
+        [TM_BOOL] = "bool",      [TM_INT16] = "int2",      [TM_INT32] = "int4",
+        [TM_INT64] = "int8",     [TM_UINT32] = "oid",      [TM_FLOAT32] = "float4",
+        [TM_FLOAT64] = "float8", [TM_DECIMAL] = "numeric", [TM_UUID] = "uuid",
+        [TM_BYTEA] = "bytea",
+    };
+    for (size_t i = 0; i < def->n_columns && cls == ERRCLASS_NONE; i++) {
+        const Pgferry__State__ColumnDef *c = def->columns[i];
+        char *pi = PQescapeIdentifier(pg, c->name, strlen(c->name));
+        if (!pi) {
+            snprintf(err, errlen, "out of memory");
+            cls = ERRCLASS_TRANSIENT;
+            break;
+        }
+        if (i)
+            buf_append(copy, ", ", 2);
+        const char *fn = NULL;
+        for (int r = 0; outfns && ct->tm[i].kind == TM_STRING && r < PQntuples(outfns); r++) {
+            if (strcmp(PQgetvalue(outfns, r, 0), c->name) == 0)
+                fn = PQgetvalue(outfns, r, 1);
+        }
+        uint32_t b = c->base_type_oid;
+        bool as_is = c->typcategory[0] != 'A' && (b == 25 || b == 1043 || b == 1042 || b == 114);
+        if (ct->tm[i].kind == TM_STRING && !as_is) {
+            if (!fn) {
+                snprintf(err, errlen, "column %s of %s.%s is gone from the source table", c->name,
+                         def->schema, def->name);
+                cls = ERRCLASS_TRANSIENT;
+            }
+            buf_append(copy, fn ? fn : "", fn ? strlen(fn) : 0);
+            buf_append(copy, "(", 1);
+            buf_append(copy, pi, strlen(pi));
+            buf_append(copy, ")::pg_catalog.text", 18);
+        } else {
+            buf_append(copy, pi, strlen(pi));
+            if (ct->tm[i].kind != TM_STRING) {
+                buf_append(copy, "::pg_catalog.", 13);
+                buf_append(copy, casts[ct->tm[i].kind], strlen(casts[ct->tm[i].kind]));
+            }
+        }
+        PQfreemem(pi);
+    }
+    PQclear(outfns);
+    return cls;
+}
+
 /* Streams `COPY (SELECT <columns> FROM ONLY relation [WHERE ...]) TO STDOUT` into def's
  * destination table. */
 static errclass_t
@@ -178,7 +358,6 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     memset(&st, 0, sizeof(st));
     buf_t copy;
     buf_init(&copy);
-    buf_init(&st.pending);
     PGresult *r;
     cls = chtable_init(&ct, db, def, resync ? "_resync" : "", err, errlen);
     if (cls != ERRCLASS_NONE)
@@ -190,24 +369,26 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     st.label = label;
     st.ct = &ct;
     st.partition = relid;
-    st.fields = calloc(def->n_columns ? def->n_columns : 1, sizeof(*st.fields));
-    if (!st.fields) {
+    st.inner = calloc(def->n_columns ? def->n_columns : 1, sizeof(*st.inner));
+    if (!st.inner || !native_block_init(&st.block, def->n_columns + 2 + (ct.partition ? 1 : 0))) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    buf_append(&copy, "COPY (SELECT ", 13);
     for (size_t i = 0; i < def->n_columns; i++) {
-        const Pgferry__State__ColumnDef *c = def->columns[i];
-        char *pi = PQescapeIdentifier(pg, c->name, strlen(c->name));
-        if (!pi) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
-        }
-        if (i)
-            buf_append(&copy, ", ", 2);
-        buf_append(&copy, pi, strlen(pi));
-        PQfreemem(pi);
+        st.inner[i] = ct.tm[i];
+        st.inner[i].nullable = false;
+        native_block_column(&st.block, i, chtable_col_name(def->columns[i]), ct.tm[i].ch_type,
+                            ct.tm[i].nullable);
     }
+    native_block_column(&st.block, def->n_columns, META_VERSION, "UInt64", false);
+    native_block_column(&st.block, def->n_columns + 1, META_DELETED, "UInt8", false);
+    if (ct.partition)
+        native_block_column(&st.block, def->n_columns + 2, META_PARTITION, "UInt32", false);
+    buf_append(&copy, "COPY (SELECT ", 13);
+    cls = select_list(pg, def, &ct, relid, &copy, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto out;
+    cls = ERRCLASS_TRANSIENT;
     /* ONLY: a leaf partition or plain table, never its inheritance children */
     buf_append(&copy, " FROM ONLY ", 11);
     buf_append(&copy, relation, strlen(relation));
@@ -228,7 +409,7 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             buf_append(&copy, ")", 1);
         }
     }
-    buf_append(&copy, ") TO STDOUT", 12); /* includes the NUL */
+    buf_append(&copy, ") TO STDOUT (FORMAT binary)", 28); /* includes the NUL */
     if (copy.oom) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -245,7 +426,7 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     st.cls = ERRCLASS_NONE;
     do {
         st.in_insert = 0;
-        cls = ch_client_insert_stream(ch, ct.insert_sql, produce, &st, err, errlen);
+        cls = ch_client_insert_stream(ch, ct.insert_native_sql, produce, &st, err, errlen);
         if (st.cls != ERRCLASS_NONE) {
             cls = st.cls;
             snprintf(err, errlen, "%s", st.err);
@@ -253,15 +434,15 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
         }
         if (cls != ERRCLASS_NONE)
             goto out;
-    } while (!st.copy_done || st.offset < st.pending.len);
+    } while (!st.copy_done || st.block.sealed || st.hold);
     r = PQgetResult(pg);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         char m[600];
         pgconn_message(r, pg, m, sizeof(m));
         if (pgconn_too_large(r)) {
             snprintf(err, errlen,
-                     "table %s.%s (%s): a row's text form is larger than 1 GB (a bytea value over "
-                     "512 MB, or a row over 1 GB of text), which PostgreSQL cannot produce (%s); "
+                     "table %s.%s (%s): a row is larger than 1 GB in COPY's binary form, which "
+                     "PostgreSQL cannot produce (%s); "
                      "reduce the value at the source, then resync the pipe",
                      def->schema, def->name, label, m);
             cls = ERRCLASS_FATAL;
@@ -280,8 +461,8 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     cls = ERRCLASS_NONE;
 out:
     chtable_free(&ct);
-    free(st.fields);
-    buf_free(&st.pending);
+    native_block_free(&st.block);
+    free(st.inner);
     buf_free(&copy);
     return cls;
 }

@@ -5,8 +5,9 @@
 #    the lookup path stays under 2x the value plus 64 MB;
 #  - one transaction writing 50 tables x 10 MB stays under batch_max_bytes in total (peak RSS
 #    printed, bounded);
-#  - a value whose text form passes PostgreSQL's 1 GB limit stops the pipe with a reason that
-#    names it (CDC and snapshot), never an endless retry.
+#  - a value whose text form passes PostgreSQL's 1 GB limit stops CDC with a reason that names
+#    it, never an endless retry; the snapshot, which reads COPY's binary form, loads it, and
+#    stops the same way on a row over 1 GB in binary form.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/compare.sh"
 
@@ -106,13 +107,26 @@ reason=$(pipe_json $H | jq -r .last_error.message)
 assert_contains "$reason" "larger than 1 GB"
 assert_contains "$reason" "resync the pipe"
 assert_eq "$(pipe_json $H | jq -r .worker_restarts)" 0 "no retries of a change that cannot be sent"
+log "the snapshot reads that value in COPY's binary form (600 MB, under the limit): it loads"
 HS=lvs
 create_pipe $HS "$S.huge" --mode snapshot-only >/dev/null
-wait_for 60 "pipe $HS Failed" state_is $HS Failed
-reason=$(pipe_json $HS | jq -r .last_error.message)
-assert_contains "$reason" "table $S.huge"
+wait_for 180 "pipe $HS Completed" state_is $HS Completed
+HDB="\`${CH_DB_PREFIX}$HS\`"
+wait_match 60 "the 600 MB value" "SELECT id, octet_length(b), md5(b) FROM $S.huge" \
+    "SELECT id, length(b), lower(hex(MD5(b))) FROM $HDB.huge_live"
+huge_peak=$(grep -o "\[[0-9]* snapshot-range $HS\] snapshot-range: peak RSS [0-9]* MB" "$TEST_DIR/pgferryd.log" |
+    grep -o '[0-9]* MB$' | cut -d' ' -f1 | sort -n | tail -1)
+log "range worker loading the 600 MB value: peak RSS $huge_peak MB"
+log "a row over 1 GB in binary form (two 600 MB values): the snapshot stops with the reason"
+psql_q "CREATE TABLE $S.huge2 (id int PRIMARY KEY, a bytea, b bytea);
+  INSERT INTO $S.huge2 SELECT 1, b, b FROM $S.huge"
+HS2=lvs2
+create_pipe $HS2 "$S.huge2" --mode snapshot-only >/dev/null
+wait_for 120 "pipe $HS2 Failed" state_is $HS2 Failed
+reason=$(pipe_json $HS2 | jq -r .last_error.message)
+assert_contains "$reason" "table $S.huge2"
 assert_contains "$reason" "larger than 1 GB"
 case "$reason" in *$'\n'*) fail "a reason over several lines: $reason" ;; esac
 state_is $P Running || fail "the other pipe was disturbed"
-log "peaks (MB): load $range_peak, looked-up value $lookup_peak, streamed value $value_peak, 50 tables $multi_peak"
+log "peaks (MB): load $range_peak, looked-up value $lookup_peak, streamed value $value_peak, 50 tables $multi_peak, 600 MB load $huge_peak"
 log "ok"

@@ -288,13 +288,152 @@ test_text(void **state)
     buf_free(&out);
 }
 
+/* numeric's binary send form from its fields */
+static size_t
+numeric_bin(unsigned char *out, int ndigits, int weight, unsigned sign, int dscale,
+            const int *digits)
+{
+    size_t n = 0;
+    int v[4] = {ndigits, weight, (int)sign, dscale};
+    for (int i = 0; i < 4; i++) {
+        out[n++] = (unsigned char)((unsigned)v[i] >> 8);
+        out[n++] = (unsigned char)v[i];
+    }
+    for (int i = 0; i < ndigits; i++) {
+        out[n++] = (unsigned char)(digits[i] >> 8);
+        out[n++] = (unsigned char)digits[i];
+    }
+    return n;
+}
+
+/* the binary value decodes to the same RowBinary bytes as the text value */
+static void
+bin_same(const typemap_col_t *c, const unsigned char *bin, size_t bl, const char *text)
+{
+    buf_t a, b;
+    char err[200] = "";
+    buf_init(&a);
+    buf_init(&b);
+    typemap_col_t nn = *c;
+    nn.nullable = false;
+    if (!typemap_encode_binary(&nn, bin, bl, &a, err, sizeof(err)))
+        fail_msg("binary form of %s refused: %s", text, err);
+    assert_true(typemap_encode(&nn, text, strlen(text), &b, err, sizeof(err)));
+    if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)
+        fail_msg("binary form of %s differs from its text form", text);
+    buf_free(&a);
+    buf_free(&b);
+}
+
+static void
+bin_bad(const typemap_col_t *c, const unsigned char *bin, size_t bl, const char *why)
+{
+    buf_t a;
+    char err[300] = "";
+    buf_init(&a);
+    assert_false(typemap_encode_binary(c, bin, bl, &a, err, sizeof(err)));
+    if (!strstr(err, why))
+        fail_msg("error '%s' does not say '%s'", err, why);
+    buf_free(&a);
+}
+
+static void
+test_encode_binary(void **state)
+{
+    (void)state;
+    typemap_col_t c;
+    unsigned char v[128];
+    /* integers, big-endian in PostgreSQL, little-endian in ClickHouse */
+    typemap_for_pg(PG_OID_INT2, 'N', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\x80\x00", 2, "-32768");
+    typemap_for_pg(PG_OID_INT4, 'N', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\xff\xff\xff\xfe", 4, "-2");
+    bin_bad(&c, (const unsigned char *)"\x00\x00\x00\x00\x00\x00\x00\x01", 8, "expected 4");
+    typemap_for_pg(PG_OID_INT8, 'N', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\x7f\xff\xff\xff\xff\xff\xff\xff", 8,
+             "9223372036854775807");
+    typemap_for_pg(PG_OID_OID, 'N', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\xff\xff\xff\xff", 4, "4294967295");
+    typemap_for_pg(PG_OID_BOOL, 'B', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\x01", 1, "t");
+    bin_same(&c, (const unsigned char *)"\x00", 1, "f");
+    /* floats: the IEEE bits as they are (text rounds; bits do not) */
+    typemap_for_pg(PG_OID_FLOAT8, 'N', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\x3f\xf8\x00\x00\x00\x00\x00\x00", 8, "1.5");
+    bin_same(&c, (const unsigned char *)"\x00\x00\x00\x00\x00\x00\x00\x01", 8,
+             "4.9406564584124654e-324");
+    bin_same(&c, (const unsigned char *)"\xff\xf0\x00\x00\x00\x00\x00\x00", 8, "-Infinity");
+    typemap_for_pg(PG_OID_FLOAT4, 'N', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\xc0\x20\x00\x00", 4, "-2.5");
+    typemap_for_pg(PG_OID_UUID, 'U', -1, true, V18, 0, &c);
+    bin_same(&c,
+             (const unsigned char *)"\x01\x23\x45\x67\x89\xab\xcd\xef\x00\x11\x22\x33\x44\x55\x66"
+                                    "\x77",
+             16, "01234567-89ab-cdef-0011-223344556677");
+    typemap_for_pg(PG_OID_BYTEA, 'U', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"\x00\xff\x0a", 3, "\\x00ff0a");
+    typemap_for_pg(PG_OID_TEXT_FOR_TESTS, 'S', -1, true, V18, 0, &c);
+    bin_same(&c, (const unsigned char *)"a\tb\\c\n", 6, "a\tb\\c\n");
+
+    /* numeric -> Decimal of every width */
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(12, 2), true, V18, 0, &c);
+    int d1[] = {1234, 5678, 9000}; /* 12345678.90 */
+    bin_same(&c, v, numeric_bin(v, 3, 1, 0, 2, d1), "12345678.90");
+    bin_same(&c, v, numeric_bin(v, 3, 1, 0x4000, 2, d1), "-12345678.90");
+    int d2[] = {100}; /* 0.01: weight -1, digit 0100 */
+    bin_same(&c, v, numeric_bin(v, 1, -1, 0, 2, d2), "0.01");
+    bin_same(&c, v, numeric_bin(v, 0, 0, 0, 2, NULL), "0.00");
+    int d3[] = {5}; /* 5 with trailing zero groups stripped: 50000 = 5 * 10000^1 */
+    bin_same(&c, v, numeric_bin(v, 1, 1, 0, 0, d3), "50000");
+    int d4[] = {1, 2345}; /* 0.00012345: too many fractional digits for scale 2 */
+    int d11[] = {1234, 5678, 9012, 3456, 7890, 1234, 5678, 9012, 3456, 78}; /* 40 places */
+    bin_bad(&c, v, numeric_bin(v, 2, -1, 0, 8, d4), "scale");
+    int d5[] = {99, 9999, 9999, 9999}; /* 99999999999999.99 > 12 digits */
+    bin_bad(&c, v, numeric_bin(v, 4, 3, 0, 2, d5), "precision");
+    bin_bad(&c, v, numeric_bin(v, 0, 0, 0xC000, 0, NULL), "NaN cannot be stored");
+    bin_bad(&c, v, numeric_bin(v, 0, 0, 0xD000, 0, NULL), "Infinity");
+    bin_bad(&c, v, 5, "not a binary numeric");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(4, 0), true, V18, 0, &c);
+    int d6[] = {9999};
+    bin_same(&c, v, numeric_bin(v, 1, 0, 0x4000, 0, d6), "-9999");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(38, 0), true, V18, 0, &c);
+    int d7[] = {99, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999}; /* 38 nines */
+    bin_same(&c, v, numeric_bin(v, 10, 9, 0, 0, d7), "99999999999999999999999999999999999999");
+    bin_same(&c, v, numeric_bin(v, 10, 9, 0x4000, 0, d7),
+             "-99999999999999999999999999999999999999");
+    int d8[] = {1}; /* 10^40 */
+    bin_bad(&c, v, numeric_bin(v, 1, 10, 0, 0, d8), "38 digits");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(38, 38), true, V18, 0, &c);
+    int d9[] = {1234, 5678, 9012, 3456, 7890, 1234, 5678, 9012, 3456, 7800};
+    bin_same(&c, v, numeric_bin(v, 10, -1, 0, 38, d9), "0.12345678901234567890123456789012345678");
+    bin_bad(&c, v, numeric_bin(v, 10, -1, 0, 40, d11), "scale");
+    typemap_for_pg(PG_OID_NUMERIC, 'N', NUMERIC_TYPMOD(18, 6), true, V18, 0, &c);
+    int d10[] = {1234, 5678, 9012, 3456}; /* 123456789012.345600 */
+    bin_same(&c, v, numeric_bin(v, 4, 2, 0, 6, d10), "123456789012.345600");
+    int d12[] = {12, 3456, 7890, 1234, 5600}; /* 12345678901234.56: 20 digits at scale 6 */
+    bin_bad(&c, v, numeric_bin(v, 5, 3, 0, 6, d12), "precision");
+
+    /* a NULL's zero value: as the non-Nullable column's default */
+    buf_t z;
+    buf_init(&z);
+    typemap_for_pg(PG_OID_UUID, 'U', -1, false, V18, 0, &c);
+    typemap_encode_zero(&c, &z);
+    assert_int_equal(z.len, 16);
+    typemap_for_pg(PG_OID_TEXT_FOR_TESTS, 'S', -1, false, V18, 0, &c);
+    buf_reset(&z);
+    typemap_encode_zero(&c, &z);
+    assert_int_equal(z.len, 1);
+    assert_int_equal(z.data[0], 0);
+    buf_free(&z);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choice),  cmocka_unit_test(test_encode),
         cmocka_unit_test(test_literal), cmocka_unit_test(test_absent_and_size),
-        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_text),    cmocka_unit_test(test_encode_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
