@@ -1179,6 +1179,12 @@ apply_pending_rows(const apply_t *a)
 }
 
 size_t
+apply_table_pending_rows(const apply_t *a, int table)
+{
+    return a->tables[table].nents;
+}
+
+size_t
 apply_pending_bytes(const apply_t *a)
 {
     return a->arena + (size_t)(a->pend_bytes > 0 ? a->pend_bytes : 0);

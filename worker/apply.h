@@ -98,6 +98,7 @@ errclass_t apply_flush_table(apply_t *a, int table, char *err, size_t errlen);
 
 /* Pending rows and bytes (the bytes include an estimate of the TOAST values to be looked up). */
 size_t apply_pending_rows(const apply_t *a);
+size_t apply_table_pending_rows(const apply_t *a, int table);
 size_t apply_pending_bytes(const apply_t *a);
 
 typedef struct {

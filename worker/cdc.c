@@ -42,6 +42,12 @@ typedef struct {
     uint64_t skip_before; /* transactions committed before this are in the table's load */
     uint64_t n[3][3]; /* [in the transaction, in the batch, to report][insert, update, delete] */
     uint64_t bytes;   /* inserted, to report */
+    /* pace: rows pending since (monotonic ms), the last insert (monotonic ms, 0 = none yet),
+     * and while rows are pending, the commit end before the first of them: the slot may be
+     * confirmed up to there (everything of this table committed before it is inserted) */
+    bool held;
+    uint64_t hold_at;
+    int64_t pending_since, last_insert;
 } ctable_t;
 
 typedef struct {
@@ -70,13 +76,13 @@ typedef struct {
     bool defs_changed_in_txn, defs_unsent;
     uint64_t defs_lsn; /* commit end of the last transaction that changed them */
     buf_t defs_reason;
-    /* batch */
-    size_t batch_changes;
-    int64_t batch_deadline; /* monotonic ms; 0 = no committed data pending */
+    /* batch: a table's rows go out at most once per max_wait_ms (see pace()) */
     uint32_t max_rows, max_wait_ms;
     size_t max_bytes;
     /* counters: of the current transaction, of the batch, not yet reported */
-    uint64_t t_ins, t_upd, t_del, b_ins, b_upd, b_del, b_txn, r_ins, r_upd, r_del, r_txn;
+    uint64_t b_txn, r_ins, r_upd, r_del, r_txn;
+    size_t *held; /* the tables holding rows (ctable_t.held), in no order */
+    size_t nheld;
     uint64_t total_changes, batches;
     int64_t next_status, next_report, next_slotinfo;
 } cdc_t;
@@ -311,6 +317,56 @@ maybe_slotinfo(cdc_t *c, char *err, size_t errlen)
     return ERRCLASS_NONE;
 }
 
+/* The position the slot may be confirmed at: the last commit received, or before it the
+ * commit end before the first pending row of a table still waiting for its insert. */
+static uint64_t
+ack_position(const cdc_t *c)
+{
+    uint64_t pos = c->last_commit_end;
+    for (size_t k = 0; k < c->nheld; k++) {
+        if (c->tables[c->held[k]].hold_at < pos)
+            pos = c->tables[c->held[k]].hold_at;
+    }
+    return pos;
+}
+
+/* Table t has nothing pending (inserted, or emptied by a TRUNCATE): its counts are reported
+ * and it holds the slot back no more. */
+static void
+table_inserted(cdc_t *c, ctable_t *t)
+{
+    for (size_t k = 0; t->held && k < c->nheld; k++) {
+        if (&c->tables[c->held[k]] == t) {
+            c->held[k] = c->held[--c->nheld];
+            break;
+        }
+    }
+    for (int op = 0; op < 3; op++) {
+        t->n[2][op] += t->n[1][op];
+        c->r_ins += op == 0 ? t->n[1][op] : 0;
+        c->r_upd += op == 1 ? t->n[1][op] : 0;
+        c->r_del += op == 2 ? t->n[1][op] : 0;
+        t->n[1][op] = 0;
+    }
+    t->held = false;
+}
+
+/* Confirms to the slot what every table has inserted. */
+static errclass_t
+ack(cdc_t *c, char *err, size_t errlen)
+{
+    uint64_t pos = ack_position(c);
+    if (pos <= c->flushed)
+        return ERRCLASS_NONE;
+    c->flushed = pos;
+    c->r_txn += c->b_txn;
+    c->b_txn = 0;
+    errclass_t cls = send_status(c, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        report_applied(c, false);
+    return cls;
+}
+
 /* Inserts everything pending and confirms the last commit received to the slot. */
 static errclass_t
 flush_and_ack(cdc_t *c, char *err, size_t errlen)
@@ -320,26 +376,65 @@ flush_and_ack(cdc_t *c, char *err, size_t errlen)
     errclass_t cls = apply_flush(c->ap, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
-    c->r_ins += c->b_ins;
-    c->r_upd += c->b_upd;
-    c->r_del += c->b_del;
-    c->r_txn += c->b_txn;
-    c->b_ins = c->b_upd = c->b_del = c->b_txn = 0;
-    for (size_t i = 0; i < c->ntables; i++) {
-        for (int op = 0; op < 3; op++) {
-            c->tables[i].n[2][op] += c->tables[i].n[1][op];
-            c->tables[i].n[1][op] = 0;
+    int64_t now = time_mono_ms();
+    while (c->nheld) {
+        ctable_t *t = &c->tables[c->held[c->nheld - 1]];
+        t->last_insert = now;
+        table_inserted(c, t);
+    }
+    return ack(c, err, errlen);
+}
+
+/* The pace of inserts, per table (between transactions): a table's rows are inserted once the
+ * stream has nothing more to read (idle) and its last insert is max_wait_ms old, so a quiet
+ * table's change is inserted at once and a busy table gets at most one insert per max_wait_ms
+ * (ClickHouse merges keep up with a few parts per second per table); while the stream never
+ * pauses, once its oldest pending row has waited max_wait_ms. Then the slot is confirmed as far
+ * as every table has inserted. */
+static errclass_t
+pace(cdc_t *c, bool idle, char *err, size_t errlen)
+{
+    if (c->in_txn)
+        return ERRCLASS_NONE;
+    int64_t now = time_mono_ms();
+    for (size_t k = c->nheld; k-- > 0;) { /* table_inserted moves the last entry to k */
+        ctable_t *t = &c->tables[c->held[k]];
+        if (apply_table_pending_rows(c->ap, t->ap) == 0) {
+            table_inserted(c, t);
+            continue;
         }
-    }
-    c->batch_changes = 0;
-    c->batch_deadline = 0;
-    if (c->last_commit_end > c->flushed) {
-        c->flushed = c->last_commit_end;
-        if ((cls = send_status(c, err, errlen)) != ERRCLASS_NONE)
+        int64_t due = idle ? t->last_insert + c->max_wait_ms : t->pending_since + c->max_wait_ms;
+        if (now < due)
+            continue;
+        c->batches++;
+        errclass_t cls = apply_flush_table(c->ap, t->ap, err, errlen);
+        if (cls != ERRCLASS_NONE)
             return cls;
-        report_applied(c, false);
+        t->last_insert = time_mono_ms();
+        table_inserted(c, t);
     }
-    return ERRCLASS_NONE;
+    return ack(c, err, errlen);
+}
+
+/* Milliseconds until pace() inserts something when the stream stays idle (-1: nothing
+ * pending). */
+static int64_t
+pace_wait(const cdc_t *c)
+{
+    if (c->in_txn || apply_pending_rows(c->ap) == 0)
+        return -1;
+    int64_t now = time_mono_ms(), wait = -1;
+    for (size_t k = 0; k < c->nheld; k++) {
+        const ctable_t *t = &c->tables[c->held[k]];
+        if (apply_table_pending_rows(c->ap, t->ap) == 0)
+            continue;
+        int64_t w = t->last_insert + c->max_wait_ms - now;
+        if (w < 0)
+            w = 0;
+        if (wait < 0 || w < wait)
+            wait = w;
+    }
+    return wait;
 }
 
 /* ---- relations ------------------------------------------------------------------------------ */
@@ -532,19 +627,21 @@ on_change(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
     char ok = m->u.change.old_kind;
     uint32_t part = m->u.change.relid;
     c->total_changes++;
-    c->batch_changes++;
+    if (!t->held) {
+        t->held = true;
+        t->hold_at = c->last_commit_end;
+        t->pending_since = time_mono_ms();
+        c->held[c->nheld++] = e->table;
+    }
     t->n[0][m->kind == PGO_INSERT ? 0 : m->kind == PGO_UPDATE ? 1 : 2]++;
     switch (m->kind) {
     case PGO_INSERT:
-        c->t_ins++;
         return apply_insert(c->ap, t->ap, by_definition(e, newt, c->newv), c->txn_version, part,
                             err, errlen);
     case PGO_DELETE:
-        c->t_del++;
         return apply_delete(c->ap, t->ap, by_definition(e, oldt, c->oldv), c->txn_version, part,
                             err, errlen);
     case PGO_UPDATE:
-        c->t_upd++;
         return apply_update(c->ap, t->ap, ok ? by_definition(e, oldt, c->oldv) : NULL, ok == 'O',
                             by_definition(e, newt, c->newv), c->txn_version, part, err, errlen);
     default:
@@ -660,7 +757,6 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
          * follow commit order (docs/ARCHITECTURE.md "Versions") */
         c->txn_version = m.u.begin.final_lsn;
         c->skip_txn = c->skip_before && m.u.begin.final_lsn < c->skip_before;
-        c->t_ins = c->t_upd = c->t_del = 0;
         for (size_t i = 0; i < c->ntables; i++)
             memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
         return ERRCLASS_NONE;
@@ -678,17 +774,10 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
                 c->tables[i].n[1][op] += c->tables[i].n[0][op];
             memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
         }
-        c->b_ins += c->t_ins;
-        c->b_upd += c->t_upd;
-        c->b_del += c->t_del;
         c->b_txn++;
-        int64_t now = time_mono_ms();
-        if (!c->batch_deadline)
-            c->batch_deadline = now + c->max_wait_ms;
-        if (c->batch_changes >= c->max_rows || apply_pending_bytes(c->ap) >= c->max_bytes ||
-            now >= c->batch_deadline)
+        if (apply_pending_rows(c->ap) >= c->max_rows || apply_pending_bytes(c->ap) >= c->max_bytes)
             return flush_and_ack(c, err, errlen);
-        return ERRCLASS_NONE;
+        return pace(c, false, err, errlen);
     }
     case PGO_RELATION:
         return on_relation(c, &m, err, errlen);
@@ -719,7 +808,7 @@ handle_keepalive(cdc_t *c, const unsigned char *buf, size_t len, char *err, size
         c->received = end;
     /* nothing received is waiting for ClickHouse: every transaction committed before `end`
      * has been applied, so the slot may move there (WAL of other tables or databases) */
-    bool idle = !c->in_txn && c->batch_deadline == 0 && apply_pending_rows(c->ap) == 0;
+    bool idle = !c->in_txn && apply_pending_rows(c->ap) == 0;
     if (idle && end > c->flushed) {
         c->flushed = end;
         return send_status(c, err, errlen);
@@ -849,6 +938,7 @@ cdc_free(cdc_t *c)
     for (size_t i = 0; c->tables && i < c->ntables; i++)
         chtable_free(&c->tables[i].ct);
     free(c->tables);
+    free(c->held);
     free(c->newv);
     free(c->oldv);
     relmap_destroy(&c->rels);
@@ -896,7 +986,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     c.rels = relmap_new();
     c.ap = apply_new(&applyio_ops, &c.io, chunk);
     c.tables = calloc(n_tables, sizeof(*c.tables));
-    if (!c.dec || !c.rels || !c.ap || !c.tables) {
+    c.held = calloc(n_tables ? n_tables : 1, sizeof(*c.held));
+    if (!c.dec || !c.rels || !c.ap || !c.tables || !c.held) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -983,12 +1074,9 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         if (worker_should_stop(w))
             break;
         int64_t now = time_mono_ms();
-        if (c.batch_deadline && !c.in_txn && now >= c.batch_deadline) {
-            cls = flush_and_ack(&c, err, errlen);
-            if (cls != ERRCLASS_NONE)
-                goto out;
-        }
-        if (c.reopen && !c.in_txn && !c.batch_deadline && apply_pending_rows(c.ap) == 0) {
+        if ((cls = pace(&c, true, err, errlen)) != ERRCLASS_NONE)
+            goto out;
+        if (c.reopen && !c.in_txn && apply_pending_rows(c.ap) == 0) {
             /* everything received is acknowledged: the slot resends nothing we need again */
             PQfinish(c.repl);
             c.repl = NULL;
@@ -1004,9 +1092,9 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         report_applied(&c, false);
         if ((cls = maybe_slotinfo(&c, err, errlen)) != ERRCLASS_NONE)
             goto out;
-        int64_t wait = 100;
-        if (c.batch_deadline && !c.in_txn && c.batch_deadline - now < wait)
-            wait = c.batch_deadline - now;
+        int64_t wait = 100, due = pace_wait(&c);
+        if (due >= 0 && due < wait)
+            wait = due;
         struct pollfd pfd = {PQsocket(c.repl), POLLIN, 0};
         poll(&pfd, 1, wait > 0 ? (int)wait : 0);
         if (!PQconsumeInput(c.repl)) {

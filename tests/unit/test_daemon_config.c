@@ -60,7 +60,7 @@ test_file(void **state)
 
     /* CDC batch limits, the retained-WAL threshold and the metrics endpoint */
     daemon_config_defaults(&c);
-    assert_int_equal(c.batch_max_wait_ms, 250);
+    assert_int_equal(c.batch_max_wait_ms, 200);
     assert_int_equal(c.retained_wal_warning_mb, 1024);
     assert_string_equal(c.metrics_listen, "");
     p = write_file("batch_max_rows = 5000\nbatch_max_bytes = 1048576\nbatch_max_wait_ms = 50\n"
