@@ -5,20 +5,24 @@
 #   (a) pgferry: a snapshot-only pipe, from entering Snapshot to Completed (pipe history);
 #   (b) the plain pipeline: psql COPY (SELECT ...) TO STDOUT | curl INSERT ... FORMAT TSV into
 #       an identical ClickHouse table;
-# REPEAT times (default 3, (a) and (b) alternating, each into a fresh destination table), and
-# prints every run, the medians' rows/s and ratio (one run on a shared 2-core machine varies by
-# 25 %), where the baseline's time goes (COPY alone, INSERT alone), the CPU each side used (when
-# the servers are the ones deploy/dev/servers.sh started) and the pgferry workers' peak RSS.
+# REPEAT times (default 5, (a) and (b) alternating, each into a fresh destination table), and
+# prints every run, the medians (with the spread, min-max) of wall time, rows/s and total CPU per
+# million rows of both sides, the wall-time ratio and the CPU ratio, where the baseline's time
+# goes (COPY alone, INSERT alone) and the pgferry workers' peak RSS. One run on a shared 2-core
+# machine varies by 25 %: read the medians. Total CPU is PostgreSQL's backends + the ClickHouse
+# server (including the merges a load's parts cause: each side waits until ClickHouse has no
+# merge running before its CPU is read) + pgferry's workers or psql and curl; it is measured
+# when the servers are the ones deploy/dev/servers.sh started (PGFERRY_SERVERS_DIR).
 #
 #   bench/snapshot.sh [ROWS]      (uses the servers in $PGFERRY_PG_URI/$PGFERRY_CH_URL if set,
 #                                  else starts its own and removes them afterwards)
 #   SNAPSHOT_WORKERS=N bench/snapshot.sh    range workers of the pipe (default: cores)
 #   ROWS_PER_RANGE=N bench/snapshot.sh      the pipe's --rows-per-range (default 500000)
-#   REPEAT=N bench/snapshot.sh              runs of (a) and (b) (default 3)
+#   REPEAT=N bench/snapshot.sh              runs of (a) and (b) (default 5)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROWS=${1:-2000000}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 WORKERS=${SNAPSHOT_WORKERS:-$(nproc)}
 RUNS=()
 BIN="$ROOT/build/bin"
@@ -26,8 +30,8 @@ WORK=$(mktemp -d /tmp/pgferry-bench-XXXXXX)
 chmod 755 "$WORK"
 DAEMON=""
 cleanup() {
-    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
-    [ -n "${OWN_SERVERS:-}" ] && bash "$ROOT/deploy/dev/servers.sh" destroy "$WORK/servers" >/dev/null 2>&1
+    if [ -n "$DAEMON" ]; then kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null || true; fi
+    if [ -n "${OWN_SERVERS:-}" ]; then bash "$ROOT/deploy/dev/servers.sh" destroy "$WORK/servers" >/dev/null 2>&1 || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -45,9 +49,17 @@ if [ -n "${PGFERRY_SERVERS_DIR:-}" ]; then
     CH_PID=$(cat "$PGFERRY_SERVERS_DIR/ch/pid" 2>/dev/null || true)
 fi
 cpu_mark() { echo "$(cpu_of "$PG_PID") $(cpu_of "$CH_PID")"; }
-cpu_used() { # MARK_BEFORE MARK_AFTER: "PostgreSQL X s, ClickHouse Y s"
+cpu_used() { # MARK_BEFORE MARK_AFTER: "PG_SECONDS CH_SECONDS", nothing when not measured
     awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); if (x[1] == "" || x[2] == "") exit;
-        printf "PostgreSQL %.2f s, ClickHouse %.2f s", y[1] - x[1], y[2] - x[2] }'
+        printf "%.2f %.2f", y[1] - x[1], y[2] - x[2] }'
+}
+# waits until ClickHouse runs no merge of database $1 (a load's merges are part of its cost)
+settle() {
+    sleep 0.5
+    for _ in $(seq 1 300); do
+        [ "$(ch "SELECT count() FROM system.merges WHERE database = '$1'")" = 0 ] && return
+        sleep 0.1
+    done
 }
 
 echo "== building $ROWS rows"
@@ -69,7 +81,7 @@ COLS="id, n, short, amount, created, flag::int, long, 0, 0"
 export PGOPTIONS="-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3"
 TIMEFORMAT='%U %S'
 peak=0
-A=() B=()
+A=() B=() R=() CA=() CB=() CR=()
 for run in $(seq 1 "$REPEAT"); do
     echo "== run $run of $REPEAT: (a) pgferry"
     DB="bench_$$_$run"
@@ -91,6 +103,7 @@ for run in $(seq 1 "$REPEAT"); do
     [ "$st" = Completed ] || { jq -r .last_error.message <<<"$j"; exit 1; }
     t_snap=$(jq -r '(.history[] | select(.to == "Completed") | .time_us) - (.history[] | select(.to == "Snapshot") | .time_us)' <<<"$j")
     a_s=$(calc "$t_snap / 1000000")
+    settle "$DB"
     a_cpu=$(cpu_used "$mark_a0" "$(cpu_mark)")
     a_workers=$(awk -v a="$(cpu_of "$DAEMON")" -v b="$w0" 'BEGIN { printf "%.2f", a - b }')
     [ "$(ch "SELECT count() FROM \`$DB\`.t")" = "$ROWS" ] || { echo "pgferry row count wrong"; exit 1; }
@@ -103,14 +116,24 @@ for run in $(seq 1 "$REPEAT"); do
     { time (psql -X -q "$PGFERRY_PG_URI" -c "COPY (SELECT $COLS FROM $S.t) TO STDOUT" |
         curl -sS --fail-with-body "${PGFERRY_CH_URL%/}/?query=$(jq -rn --arg q "$INS" '$q|@uri')" --data-binary @- >/dev/null); } 2>"$WORK/b.time"
     t1=$(now)
+    settle "$DB"
     b_cpu=$(cpu_used "$mark_b0" "$(cpu_mark)")
     b_clients=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/b.time")
     b_s=$(calc "$t1 - $t0")
     [ "$(ch "SELECT count() FROM \`$DB\`.base")" = "$ROWS" ] || { echo "baseline row count wrong"; exit 1; }
-    A+=("$a_s") B+=("$b_s")
+    A+=("$a_s") B+=("$b_s") R+=("$(calc "$b_s / $a_s")")
     RUNS+=("$(printf '%d  (a) %6.3f s  (b) %6.3f s  ratio %.2f' "$run" "$a_s" "$b_s" "$(calc "$b_s / $a_s")")")
-    [ -n "$a_cpu" ] && RUNS+=("$(printf '   CPU (a): %s, pgferry workers %s s' "$a_cpu" "$a_workers")") &&
-        RUNS+=("$(printf '   CPU (b): %s, psql + curl %s s' "$b_cpu" "$b_clients")")
+    if [ -n "$a_cpu" ] && [ -n "$b_cpu" ]; then
+        read -r a_pg a_ch <<<"$a_cpu"
+        read -r b_pg b_ch <<<"$b_cpu"
+        a_tot=$(calc "$a_pg + $a_ch + $a_workers") b_tot=$(calc "$b_pg + $b_ch + $b_clients")
+        CA+=("$(calc "$a_tot * 1000000 / $ROWS")") CB+=("$(calc "$b_tot * 1000000 / $ROWS")")
+        CR+=("$(calc "$a_tot / $b_tot")")
+        RUNS+=("$(printf '   CPU (a) %5.2f s: PostgreSQL %.2f s, ClickHouse %.2f s, pgferry workers %.2f s' \
+            "$a_tot" "$a_pg" "$a_ch" "$a_workers")")
+        RUNS+=("$(printf '   CPU (b) %5.2f s: PostgreSQL %.2f s, ClickHouse %.2f s, psql + curl %.2f s' \
+            "$b_tot" "$b_pg" "$b_ch" "$b_clients")")
+    fi
 done
 
 echo "== where the baseline's time goes"
@@ -125,13 +148,21 @@ ins_s=$(calc "$t1 - $t0")
 for run in $(seq 1 "$REPEAT"); do ch "DROP DATABASE \`bench_$$_$run\`" >/dev/null; done
 psql_q "DROP SCHEMA $S CASCADE"
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
 a_s=$(median "${A[@]}")
 b_s=$(median "${B[@]}")
 printf '\nrows %s (%s in PostgreSQL), %s cores, %s snapshot worker(s), %s run(s)\n' "$ROWS" "$size" "$(nproc)" "$WORKERS" "$REPEAT"
 printf '%s\n' "${RUNS[@]}"
-printf 'median:\n'
-printf '(a) pgferry snapshot       %8.3f s  %10.0f rows/s  worker peak RSS %d MB\n' "$a_s" "$(calc "$ROWS / $a_s")" $((peak / 1024))
-printf '(b) psql COPY | curl TSV   %8.3f s  %10.0f rows/s\n' "$b_s" "$(calc "$ROWS / $b_s")"
+printf 'medians (min-max of the runs):\n'
+printf '(a) pgferry snapshot       %8.3f s (%s)  %10.0f rows/s  worker peak RSS %d MB\n' "$a_s" "$(spread "${A[@]}")" "$(calc "$ROWS / $a_s")" $((peak / 1024))
+printf '(b) psql COPY | curl TSV   %8.3f s (%s)  %10.0f rows/s\n' "$b_s" "$(spread "${B[@]}")" "$(calc "$ROWS / $b_s")"
 printf '    COPY to a file alone   %8.3f s\n' "$copy_s"
 printf '    TSV INSERT alone       %8.3f s\n' "$ins_s"
-printf 'ratio pgferry/baseline (medians): %.2f (target >= 1.5)\n' "$(calc "$b_s / $a_s")"
+if [ "${#CA[@]}" -gt 0 ]; then
+    printf 'CPU per million rows: (a) %.2f s (%s), (b) %.2f s (%s)\n' "$(median "${CA[@]}")" "$(spread "${CA[@]}")" \
+        "$(median "${CB[@]}")" "$(spread "${CB[@]}")"
+    printf 'CPU ratio pgferry/baseline: %.2f (runs %s; target <= 0.7)\n' "$(median "${CR[@]}")" "$(spread "${CR[@]}")"
+else
+    printf 'CPU: not measured (the servers are not ones deploy/dev/servers.sh started)\n'
+fi
+printf 'ratio pgferry/baseline (medians): %.2f (runs %s; target >= 1.5)\n' "$(calc "$b_s / $a_s")" "$(spread "${R[@]}")"

@@ -20,13 +20,13 @@ DAEMON=""
 S="benchtoast_$$"
 DB="benchtoast_$$"
 cleanup() {
-    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
+    if [ -n "$DAEMON" ]; then kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null || true; fi
     if [ -n "${PGFERRY_PG_URI:-}" ]; then
         psql -X -q "$PGFERRY_PG_URI" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'pgferry_benchtoast' AND NOT active" >/dev/null 2>&1 || true
         psql -X -q "$PGFERRY_PG_URI" -c "DROP PUBLICATION IF EXISTS pgferry_benchtoast" -c "DROP SCHEMA IF EXISTS $S CASCADE" >/dev/null 2>&1 || true
         curl -sS "${PGFERRY_CH_URL%/}/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
     fi
-    [ -n "${OWN_SERVERS:-}" ] && bash "$ROOT/deploy/dev/servers.sh" destroy "$WORK/servers" >/dev/null 2>&1
+    if [ -n "${OWN_SERVERS:-}" ]; then bash "$ROOT/deploy/dev/servers.sh" destroy "$WORK/servers" >/dev/null 2>&1 || true; fi
     [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
