@@ -554,16 +554,17 @@ on_definitions(supervisor_t *s, proc_t *p, Pgferry__Worker__Definitions *d)
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, p->pipe, &rec) || !rec)
         return;
-    /* Only while the CDC worker is the one that keeps the definitions. A CDC worker stopped
-     * for a resync or add/remove-tables sends the definitions it changed as it acknowledges its
-     * last batch, which can come after the setup worker recorded new ones (a resync's, with
-     * every table to load again): taking them then marked every table loaded, the load planned
-     * no range and the pipe stayed in Snapshot (found by the nemesis test). What the stopped
-     * worker changed is in the new definitions (read from the source) or is seen again by the
-     * next CDC worker, which gets the Relation message anew. */
+    /* From a CDC worker, only while it is the one that keeps the definitions (the load's
+     * coordinator sends the ones it read again under its snapshot, in Snapshot). A CDC worker
+     * stopped for a resync or add/remove-tables sends the definitions it changed as it
+     * acknowledges its last batch, which can come after the setup worker recorded new ones (a
+     * resync's, with every table to load again): taking them then marked every table loaded,
+     * the load planned no range and the pipe stayed in Snapshot (found by the nemesis test).
+     * What the stopped worker changed is in the new definitions (read from the source) or is
+     * seen again by the next CDC worker, which gets the Relation message anew. */
     bool cdc_owns = rec->state == ST_RUNNING || rec->state == ST_PAUSING ||
                     rec->state == ST_PAUSED || rec->state == ST_DEGRADED || rec->state == ST_FAILED;
-    if (!cdc_owns || rec->resyncing || d->n_tables != rec->n_table_defs) {
+    if (p->role == ROLE_CDC && (!cdc_owns || rec->resyncing || d->n_tables != rec->n_table_defs)) {
         log_info("pipe %s: definitions from a stopped CDC worker ignored (pipe %s): %s", p->pipe,
                  names_state(rec->state), d->reason);
         pgferry__state__pipe_record__free_unpacked(rec, NULL);

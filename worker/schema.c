@@ -161,6 +161,24 @@ missing_default(PGconn *pg, uint32_t relid, const char *col, const typemap_col_t
     return ERRCLASS_NONE;
 }
 
+/* Whether ClickHouse column name belongs to another column of the new definition: a column
+ * of old that stays (old_msg[k] >= 0) or one already added to nd (other than self). */
+static bool
+ch_name_taken(const Pgferry__State__TableDef *old, const int *old_msg,
+              const Pgferry__State__TableDef *nd, const Pgferry__State__ColumnDef *self,
+              const char *name)
+{
+    for (size_t k = 0; k < old->n_columns; k++) {
+        if (old_msg[k] >= 0 && strcmp(chtable_col_name(old->columns[k]), name) == 0)
+            return true;
+    }
+    for (size_t i = 0; i < nd->n_columns; i++) {
+        if (nd->columns[i] != self && strcmp(chtable_col_name(nd->columns[i]), name) == 0)
+            return true;
+    }
+    return false;
+}
+
 static errclass_t
 ch_exec(ch_client_t *ch, buf_t *sql, char *err, size_t errlen)
 {
@@ -540,10 +558,34 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             goto out;
         nd->columns[nd->n_columns++] = nc;
         char type[200], q[300];
-        if (ch_column_type(chcols, nc->name, type, sizeof(type))) {
+        /* the name may be a kept column's in ClickHouse (a column renamed at the source keeps
+         * its ClickHouse name, and a new column can take the old name): the new one gets the
+         * first of name_2, name_3, ... no kept column uses (the same choice when replayed) */
+        if (ch_name_taken(old, old_msg, nd, nc, nc->name)) {
+            char cand[300];
+            for (int n = 2;; n++) {
+                snprintf(cand, sizeof(cand), "%s_%d", nc->name, n);
+                if (ch_name_taken(old, old_msg, nd, nc, cand))
+                    continue;
+                if (ch_column_type(chcols, cand, type, sizeof(type)) &&
+                    strcmp(type, tm.ch_type) != 0)
+                    continue;
+                break;
+            }
+            char *dup = strdup(cand);
+            if (!dup) {
+                snprintf(err, errlen, "out of memory");
+                cls = ERRCLASS_TRANSIENT;
+                goto out;
+            }
+            nc->ch_name = dup;
+            note(&reason, "column %s goes to ClickHouse column %s (%s is a renamed column's)",
+                 nc->name, cand, nc->name);
+        }
+        if (ch_column_type(chcols, chtable_col_name(nc), type, sizeof(type))) {
             /* already there: a replay, or a column dropped and added again */
             note(&reason, "column %s is in the stream again (ClickHouse has column %s %s)",
-                 nc->name, nc->name, type);
+                 nc->name, chtable_col_name(nc), type);
             if (strcmp(type, tm.ch_type) != 0) {
                 snprintf(err, errlen,
                          "column %s of %s came back as %s, but ClickHouse still has the earlier "
@@ -556,7 +598,7 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             continue;
         }
         bool vol = false;
-        chsql_ident(nc->name, q, sizeof(q));
+        chsql_ident(chtable_col_name(nc), q, sizeof(q));
         buf_reset(&sql);
         buf_append(&sql, "ALTER TABLE ", 12);
         buf_append(&sql, qtab, strlen(qtab));

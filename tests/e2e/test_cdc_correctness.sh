@@ -151,6 +151,16 @@ assert_contains "$hist" "column c added as Nullable(Int32)" "history: add column
 assert_contains "$hist" "column d added as Nullable(String)" "history: add column without default"
 assert_contains "$hist" "column b renamed to b2 (ClickHouse keeps column b)" "history: rename"
 assert_contains "$hist" "column a dropped at the source" "history: drop column"
+# a new column named like a renamed column's ClickHouse column (b2 is still b there): it gets
+# b_2 (it used to share b with b2, and the _live view could not be made: the pipe stopped)
+psql_q "BEGIN; ALTER TABLE $S.sc ADD COLUMN b text; UPDATE $S.sc SET b = 'new b' WHERE id = 3; COMMIT;
+  UPDATE $S.sc SET b2 = 'b2 again' WHERE id = 1;"
+wait_match 30 "sc with b2 and the new b" \
+    "SELECT id, coalesce(b2, '<null>'), coalesce(b, '<null>') FROM $S.sc ORDER BY id" \
+    "SELECT id, ifNull(b, '<null>'), ifNull(b_2, '<null>') FROM $DB.sc_live ORDER BY id"
+assert_contains "$(pipe_json $P | jq -r '.history[].reason')" "column b goes to ClickHouse column b_2" \
+    "history: the new column's ClickHouse name"
+state_is $P Running || fail "the pipe is $(pipe_state $P) after the new column b"
 
 for t in t1:id t2:id t3:a,b tr1:id tr2:id parted:id,region sc:id load:id; do
     no_duplicates "$DB.${t%%:*}" "${t#*:}"
