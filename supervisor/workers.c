@@ -409,6 +409,11 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
                     sup_set_str(&rec->confirmed_lsn, rt->plan->consistent_lsn); /* a new slot */
                 if (!sup_transition(s, rec, LC_EV_SNAPSHOT_DONE, reason, err, sizeof(err)))
                     log_warn("pipe %s: %s", p->pipe, err);
+                /* the worker of the last range waits for its next one like the others: it is
+                 * told there is none (reconcile stops the pipe's other workers when the state
+                 * no longer wants them, but a worker that sent Done is not among those it
+                 * looks at: with the coordinator already gone, this one was left waiting) */
+                next_range(s, p, rt);
                 sup_rt_clear_plan(rt);
             } else {
                 next_range(s, p, rt);

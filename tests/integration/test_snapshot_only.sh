@@ -179,6 +179,9 @@ kill -KILL "$cpid"
 kill -CONT "$FROZEN_PID"
 wait_for 120 "pipe coordkill completes" state_is coordkill Completed
 assert_eq "$(ch_q "SELECT count() FROM \`${CH_DB_PREFIX}coordkill\`.big")" "$(psql_q "SELECT count(*) FROM $S.big")" "raw rows after a full restart"
+# no worker outlives the load (the one that loaded the last range, when the load ended before
+# the coordinator's death was seen, used to wait for a next range until pgferryd stopped)
+wait_for 15 "no worker of coordkill left" bash -c "[ -z \"\$('$CTL' status coordkill --json | jq -r '.workers[].pid')\" ]"
 
 # dropping a pipe in the middle of its load stops its workers; sessions and slot go with them
 create_pipe dropme "$S.big" --mode snapshot-only --rows-per-range 1000000 >/dev/null
