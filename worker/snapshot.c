@@ -275,6 +275,16 @@ get_relkind(PGconn *pg, const Pgferry__State__TableDef *def, char *kind, char *e
  * stream carries), through the output function itself, since a cast to text can differ from it
  * (inet, char(n)); text, varchar, char(n) and json send their text as it is. The other columns
  * are cast to the type their encoder reads (a no-op unless the column's type changed). */
+/* A String column whose binary form is not already its text output: text, varchar, char(n)
+ * and json send their text as it is; anything else goes through its output function. */
+static bool
+needs_output_fn(const Pgferry__State__ColumnDef *c, const typemap_col_t *tm)
+{
+    uint32_t b = c->base_type_oid;
+    bool as_is = c->typcategory[0] != 'A' && (b == 25 || b == 1043 || b == 1042 || b == 114);
+    return tm->kind == TM_STRING && !as_is;
+}
+
 static errclass_t
 select_list(PGconn *pg, const Pgferry__State__TableDef *def, const chtable_t *ct, uint32_t relid,
             buf_t *copy, char *err, size_t errlen)
@@ -282,10 +292,7 @@ select_list(PGconn *pg, const Pgferry__State__TableDef *def, const chtable_t *ct
     PGresult *outfns = NULL;
     errclass_t cls = ERRCLASS_NONE;
     for (size_t i = 0; i < def->n_columns; i++) {
-        const Pgferry__State__ColumnDef *c = def->columns[i];
-        uint32_t b = c->base_type_oid;
-        bool as_is = c->typcategory[0] != 'A' && (b == 25 || b == 1043 || b == 1042 || b == 114);
-        if (ct->tm[i].kind == TM_STRING && !as_is && !outfns) {
+        if (needs_output_fn(def->columns[i], &ct->tm[i]) && !outfns) {
             char r[16];
             snprintf(r, sizeof(r), "%u", relid);
             const char *pr[] = {r};
@@ -316,13 +323,11 @@ select_list(PGconn *pg, const Pgferry__State__TableDef *def, const chtable_t *ct
         if (i)
             buf_append(copy, ", ", 2);
         const char *fn = NULL;
-        for (int r = 0; outfns && ct->tm[i].kind == TM_STRING && r < PQntuples(outfns); r++) {
+        for (int r = 0; outfns && needs_output_fn(c, &ct->tm[i]) && r < PQntuples(outfns); r++) {
             if (strcmp(PQgetvalue(outfns, r, 0), c->name) == 0)
                 fn = PQgetvalue(outfns, r, 1);
         }
-        uint32_t b = c->base_type_oid;
-        bool as_is = c->typcategory[0] != 'A' && (b == 25 || b == 1043 || b == 1042 || b == 114);
-        if (ct->tm[i].kind == TM_STRING && !as_is) {
+        if (needs_output_fn(c, &ct->tm[i])) {
             if (!fn) {
                 snprintf(err, errlen, "column %s of %s.%s is gone from the source table", c->name,
                          def->schema, def->name);

@@ -18,10 +18,7 @@ create_pipe $P "$S.t" >/dev/null
 wait_for 60 "pipe $P Running" state_is $P Running
 DB="\`${CH_DB_PREFIX}$P\`"
 # a long pace and a large batch: the change below stays pending in the worker
-old=$(worker_pids $P)
-"$CTL" set $P batch_max_wait_ms=60000 batch_max_rows=2000000 >/dev/null
-wait_for 30 "a new CDC worker" bash -c "p=\$('$CTL' status $P --json | jq -r '.workers[].pid'); [ -n \"\$p\" ] && [ \"\$p\" != '$old' ]"
-wait_for 30 "streaming" bash -c "'$CTL' status $P --json | jq -r '.workers[].activity' | grep -q streaming"
+set_and_restart $P batch_max_wait_ms=60000 batch_max_rows=2000000
 # the table's first insert after the restart goes at once; its next waits for the pace
 psql_q "INSERT INTO $S.t VALUES (1001, 1001)"
 wait_match 30 "t" "SELECT count(*) FROM $S.t" "SELECT count() FROM $DB.t_live"

@@ -110,6 +110,17 @@ pipe_state() { pipe_json "$1" | jq -r .state; }
 state_is() { [ "$(pipe_state "$1")" = "$2" ]; }
 worker_pids() { pipe_json "$1" | jq -r '.workers[].pid'; }
 has_worker() { [ -n "$(worker_pids "$1")" ]; }
+# set_and_restart NAME KEY=VALUE...: changes a Running pipe's settings and waits until the new
+# CDC worker (set restarts it) streams
+set_and_restart() {
+    local name=$1 old
+    shift
+    old=$(worker_pids "$name")
+    "$CTL" set "$name" "$@" >/dev/null || fail "set $name $*"
+    wait_for 60 "pipe $name Running" state_is "$name" Running
+    wait_for 30 "a new CDC worker of $name" bash -c "p=\$('$CTL' status $name --json | jq -r '.workers[].pid'); [ -n \"\$p\" ] && [ \"\$p\" != '$old' ]"
+    wait_for 30 "$name streaming" bash -c "'$CTL' status $name --json | jq -r '.workers[].activity' | grep -q streaming"
+}
 
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: expected '$2', got '$1'"; }
 assert_contains() {
