@@ -26,6 +26,8 @@ usage(FILE *out)
             "  create NAME --source URI --dest URL --tables T1,T2 [--mode M]\n"
             "         [--dest-database DB] [--dest-user U] [--dest-password-file F]\n"
             "         [--dest-password-env VAR]\n"
+            "         [--cluster NAME [--cluster-layout replicated|sharded] [--zk-path P]\n"
+            "          [--insert-quorum N]]\n"
             "         [--publication P] [--slot S] [--snapshot-workers N] [--rows-per-range N]\n"
             "         [--numeric decimal|text] [--exclude-columns S.T.C[,...]]\n"
             "         [--target S.T=NAME] [--order-by S.T=C[,...]] [--partition-by S.T=EXPR]\n"
@@ -198,7 +200,21 @@ cmd_create(const opts_t *o, int argc, char **argv)
             spec.dest_password_file = v;
         else if (strcmp(k, "--dest-password-env") == 0)
             spec.dest_password_env = v;
-        else if (strcmp(k, "--publication") == 0)
+        else if (strcmp(k, "--cluster") == 0)
+            spec.cluster = v;
+        else if (strcmp(k, "--cluster-layout") == 0)
+            spec.cluster_layout = v;
+        else if (strcmp(k, "--zk-path") == 0)
+            spec.zk_path = v;
+        else if (strcmp(k, "--insert-quorum") == 0) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 0 || n > 16) {
+                fprintf(stderr, "pgferryctl create: --insert-quorum takes 0 to 16\n");
+                return EXIT_USAGE;
+            }
+            spec.insert_quorum = (uint32_t)n;
+        } else if (strcmp(k, "--publication") == 0)
             spec.publication = v;
         else if (strcmp(k, "--slot") == 0)
             spec.slot = v;

@@ -1,5 +1,6 @@
 /* render: formatting only. */
 #include "render.h"
+#include "chcluster.h"
 #include "names.h"
 #include "tablename.h"
 #include "timeutil.h"
@@ -75,6 +76,13 @@ render_status_text(FILE *out, const Pgferry__Control__PipeStatus *st, int64_t no
         fprintf(out, "streams from %s\n", r->source_server);
     fprintf(out, "destination  %s database %s%s%s%s\n", sp->dest_url, sp->dest_database,
             r->dest_version[0] ? "  (" : "", r->dest_version, r->dest_version[0] ? ")" : "");
+    if (sp->cluster[0]) {
+        fprintf(out, "cluster      %s, layout %s", sp->cluster,
+                sp->cluster_layout[0] ? sp->cluster_layout : "replicated");
+        if (sp->insert_quorum > 1)
+            fprintf(out, ", insert_quorum %u", sp->insert_quorum);
+        fprintf(out, "\n");
+    }
     for (size_t i = 0; i < sp->n_tables; i++) {
         char tn[300];
         table_name(sp->tables[i], tn, sizeof(tn));
@@ -231,6 +239,12 @@ render_status_json(json_t *j, const Pgferry__Control__PipeStatus *st)
     json_kv_uint(j, "batch_max_bytes", sp->batch_max_bytes);
     json_kv_uint(j, "batch_max_wait_ms", sp->batch_max_wait_ms);
     json_kv_str(j, "numeric", sp->numeric_text ? "text" : "decimal");
+    if (sp->cluster[0]) {
+        json_kv_str(j, "cluster", sp->cluster);
+        json_kv_str(j, "cluster_layout", sp->cluster_layout[0] ? sp->cluster_layout : "replicated");
+        json_kv_str(j, "zk_path", sp->zk_path[0] ? sp->zk_path : CHCLUSTER_DEFAULT_ZK_PATH);
+        json_kv_uint(j, "insert_quorum", sp->insert_quorum);
+    }
     json_key(j, "tables");
     json_arr_begin(j);
     for (size_t i = 0; i < sp->n_tables; i++) {

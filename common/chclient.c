@@ -4,6 +4,7 @@
  */
 #include "chclient.h"
 #include "churl.h"
+#include "chsql.h"
 #include "log.h"
 
 #include <curl/curl.h>
@@ -15,7 +16,12 @@
 
 struct ch_client {
     CURL *curl;
-    char *base; /* scheme://host:port/ without credentials */
+    char **bases; /* scheme://host:port/ of each endpoint, without credentials */
+    size_t n_bases;
+    size_t cur;        /* the endpoint in use */
+    unsigned switches; /* endpoint changes so far */
+    char *settings;    /* "k=v&k=v" added to every request, or NULL */
+    bool no_failover;  /* stay on the endpoint in use (checks of one endpoint) */
     char *user;
     char *password;
     long timeout_ms; /* whole request; 0 = the default 300 s */
@@ -82,6 +88,51 @@ read_password_file(const char *path, char *err, size_t errlen)
     return strdup(buf);
 }
 
+/* Parses one endpoint URL: its base into *base, its user and password (if any) into *uuser,
+ * *upass (curl_free them). */
+static bool
+parse_endpoint(const char *url, char **base, char **uuser, char **upass, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    bool ok = false;
+    *base = NULL;
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "destination is not a valid URL (expected http://host:8123)");
+        goto out;
+    }
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        snprintf(err, errlen, "destination URL scheme must be http or https, not %s", scheme);
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        snprintf(err, errlen, "destination URL has no usable port");
+        goto out;
+    }
+    curl_url_get(u, CURLUPART_USER, uuser, CURLU_URLDECODE);
+    curl_url_get(u, CURLUPART_PASSWORD, upass, CURLU_URLDECODE);
+    size_t bl = strlen(scheme) + strlen(host) + strlen(port) + 8;
+    *base = malloc(bl);
+    if (!*base) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(*base, bl, "%s://%s:%s/", scheme, host, port);
+    ok = true;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 ch_client_t *
 ch_client_new(const char *url, const char *user, const char *password_file, char *err,
               size_t errlen)
@@ -91,38 +142,35 @@ ch_client_new(const char *url, const char *user, const char *password_file, char
         curl_global_init(CURL_GLOBAL_DEFAULT);
         global_init = 1;
     }
-    if (!ch_url_check(url, err, errlen))
+    if (!ch_url_list_check(url, err, errlen))
         return NULL;
     ch_client_t *c = calloc(1, sizeof(*c));
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *uuser = NULL, *upass = NULL;
-    if (!c || !u) {
+    char *list = strdup(url), *uuser = NULL, *upass = NULL;
+    size_t n = 1;
+    for (const char *p = url; *p; p++)
+        n += *p == ',';
+    if (!c || !list || !(c->bases = calloc(n, sizeof(char *)))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "destination is not a valid URL (expected http://host:8123)");
-        goto fail;
+    /* the first endpoint with credentials gives them to all */
+    char *save = NULL;
+    for (char *one = strtok_r(list, ",", &save); one; one = strtok_r(NULL, ",", &save)) {
+        char *uu = NULL, *up = NULL;
+        if (!parse_endpoint(one, &c->bases[c->n_bases], &uu, &up, err, errlen)) {
+            curl_free(uu);
+            curl_free(up);
+            goto fail;
+        }
+        c->n_bases++;
+        if (!uuser && uu && *uu) {
+            uuser = uu;
+            upass = up;
+        } else {
+            curl_free(uu);
+            curl_free(up);
+        }
     }
-    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
-        snprintf(err, errlen, "destination URL scheme must be http or https, not %s", scheme);
-        goto fail;
-    }
-    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        snprintf(err, errlen, "destination URL has no usable port");
-        goto fail;
-    }
-    curl_url_get(u, CURLUPART_USER, &uuser, CURLU_URLDECODE);
-    curl_url_get(u, CURLUPART_PASSWORD, &upass, CURLU_URLDECODE);
-    size_t bl = strlen(scheme) + strlen(host) + strlen(port) + 8;
-    c->base = malloc(bl);
-    if (!c->base) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    snprintf(c->base, bl, "%s://%s:%s/", scheme, host, port);
     c->user = strdup(user && *user ? user : (uuser && *uuser ? uuser : "default"));
     if (password_file && *password_file) {
         c->password = read_password_file(password_file, err, errlen);
@@ -136,21 +184,14 @@ ch_client_new(const char *url, const char *user, const char *password_file, char
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
+    free(list);
     curl_free(uuser);
     curl_free(upass);
-    curl_url_cleanup(u);
     return c;
 fail:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
+    free(list);
     curl_free(uuser);
     curl_free(upass);
-    if (u)
-        curl_url_cleanup(u);
     ch_client_destroy(&c);
     return NULL;
 }
@@ -190,6 +231,76 @@ ch_client_set_timeout(ch_client_t *c, long timeout_ms)
     c->timeout_ms = timeout_ms;
 }
 
+bool
+ch_client_set_settings(ch_client_t *c, const char *settings)
+{
+    char *copy = settings && *settings ? strdup(settings) : NULL;
+    if (settings && *settings && !copy)
+        return false;
+    free(c->settings);
+    c->settings = copy;
+    return true;
+}
+
+const char *
+ch_client_endpoint(const ch_client_t *c)
+{
+    return c->bases[c->cur];
+}
+
+size_t
+ch_client_endpoints(const ch_client_t *c)
+{
+    return c->n_bases;
+}
+
+unsigned
+ch_client_switches(const ch_client_t *c)
+{
+    return c->switches;
+}
+
+void
+ch_client_use(ch_client_t *c, size_t i, bool failover)
+{
+    if (i < c->n_bases)
+        c->cur = i;
+    c->no_failover = !failover;
+}
+
+errclass_t
+ch_client_probe_remote(ch_client_t *c, const char *host, unsigned port, char *err, size_t errlen)
+{
+    /* the client's own user and password, for a node the endpoint reaches over its native
+     * protocol; the statement holds the password and is never logged */
+    char qa[600], qu[600], qp[600], addr[400];
+    snprintf(addr, sizeof(addr), "%s:%u", host, port);
+    chsql_string(addr, qa, sizeof(qa));
+    chsql_string(c->user, qu, sizeof(qu));
+    chsql_string(c->password, qp, sizeof(qp));
+    char sql[2000];
+    snprintf(sql, sizeof(sql),
+             "SELECT count() FROM remote(%s, system.one, %s, %s) SETTINGS connect_timeout = 5", qa,
+             qu, qp);
+    errclass_t cls = ch_client_query(c, sql, NULL, err, errlen);
+    memset(sql, 0, sizeof(sql));
+    memset(qp, 0, sizeof(qp));
+    if (cls != ERRCLASS_NONE && c->password[0] && strstr(err, c->password))
+        snprintf(err, errlen, "ClickHouse at %s cannot reach %s (its error quoted the password)",
+                 c->bases[c->cur], addr);
+    return cls;
+}
+
+/* The next endpoint becomes the one in use. */
+static void
+next_endpoint(ch_client_t *c, const char *why)
+{
+    size_t from = c->cur;
+    c->cur = (c->cur + 1) % c->n_bases;
+    c->switches++;
+    log_warn("ClickHouse endpoint %s failed (%s); using %s", c->bases[from], why, c->bases[c->cur]);
+}
+
 void
 ch_client_destroy(ch_client_t **cp)
 {
@@ -198,7 +309,10 @@ ch_client_destroy(ch_client_t **cp)
         return;
     if (c->curl)
         curl_easy_cleanup(c->curl);
-    free(c->base);
+    for (size_t i = 0; c->bases && i < c->n_bases; i++)
+        free(c->bases[i]);
+    free(c->bases);
+    free(c->settings);
     free(c->user);
     if (c->password) {
         memset(c->password, 0, strlen(c->password));
@@ -289,25 +403,51 @@ on_read(char *buf, size_t size, size_t nitems, void *ud)
     return (size_t)n;
 }
 
-/* POSTs data (or a streamed body, or a multipart form) to url_query (a query string such as
- * "?query=..." or "") and classifies the outcome; the reply body goes to *out when out is not
- * NULL, or to recv->fn as it arrives when recv is given. */
+/* Errors after which another endpoint may do better: the node is unreachable or on its way
+ * down, or it lost its coordinator session (its replicated tables are read-only). */
+static bool
+endpoint_failed(CURLcode rc, long status, const char *body)
+{
+    if (rc != CURLE_OK)
+        return true;
+    if (status == 200)
+        return false;
+    switch (ch_error_code(body)) {
+    case 0: /* no exception code: a proxy, or a server going up or down */
+        return status >= 500;
+    case 225: /* NO_ZOOKEEPER */
+    case 242: /* TABLE_IS_READ_ONLY */
+    case 999: /* KEEPER_EXCEPTION */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* One POST of data (or a streamed body, or a multipart form) to the endpoint in use, url_query
+ * (a query string such as "?query=..." or "") and the client's settings; the reply body goes
+ * to *out when out is not NULL, or to recv->fn as it arrives when recv is given. *failed is set
+ * when the endpoint itself failed (see endpoint_failed). */
 static errclass_t
-perform(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
-        curl_mime *mime, body_t *recv, char **out, size_t *outlen, char *err, size_t errlen)
+perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
+             curl_mime *mime, body_t *recv, char **out, size_t *outlen, bool *failed, char *err,
+             size_t errlen)
 {
     struct curl_slist *hdrs = NULL;
     body_t local = {0};
     body_t *body = recv ? recv : &local;
+    const char *base = c->bases[c->cur];
+    *failed = false;
     body->limit = 64 * 1024 * 1024;
     body->curl = c->curl;
-    size_t ul = strlen(c->base) + strlen(url_query) + 1;
+    size_t ul = strlen(base) + strlen(url_query) + (c->settings ? strlen(c->settings) : 0) + 2;
     char *url = malloc(ul);
     if (!url) {
         snprintf(err, errlen, "out of memory");
         return ERRCLASS_TRANSIENT;
     }
-    snprintf(url, ul, "%s%s", c->base, url_query);
+    snprintf(url, ul, "%s%s%s%s", base, url_query, c->settings ? (url_query[0] ? "&" : "?") : "",
+             c->settings ? c->settings : "");
     curl_easy_reset(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
@@ -336,19 +476,24 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
     if (stream && stream->aborted) {
         snprintf(err, errlen, "aborted by the producer");
         free(body->data);
+        body->data = NULL;
         return ERRCLASS_FATAL;
     }
     if (body->stopped) {
         free(body->data);
+        body->data = NULL;
         return ERRCLASS_NONE; /* the receiver had what it wanted */
     }
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    *failed = endpoint_failed(rc, status, body->data);
     if (rc != CURLE_OK) {
-        snprintf(err, errlen, "ClickHouse at %s unreachable: %s", c->base, curl_easy_strerror(rc));
+        snprintf(err, errlen, "ClickHouse at %s unreachable: %s", base, curl_easy_strerror(rc));
         free(body->data);
+        body->data = NULL;
         return ERRCLASS_TRANSIENT;
     }
-    long status = 0;
-    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         const char *msg = body->data ? body->data : "";
         /* first line only, without the "e.what()" tail of older servers */
@@ -360,9 +505,13 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
         char *tail = strstr(line, ", e.what()");
         if (tail)
             *tail = '\0';
-        snprintf(err, errlen, "ClickHouse HTTP %ld: %s", status, line);
+        if (c->n_bases > 1)
+            snprintf(err, errlen, "ClickHouse HTTP %ld at %s: %s", status, base, line);
+        else
+            snprintf(err, errlen, "ClickHouse HTTP %ld: %s", status, line);
         errclass_t cls = ch_classify(status, msg);
         free(body->data);
+        body->data = NULL;
         return cls;
     }
     if (outlen)
@@ -371,7 +520,31 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
         *out = body->data ? body->data : strdup("");
     else
         free(body->data);
+    body->data = NULL;
     return ERRCLASS_NONE;
+}
+
+/* perform_once on the endpoint in use; when that endpoint failed, the next one becomes the one
+ * in use, and a request that can be sent again (a body in memory, the reply not streamed to a
+ * receiver) is sent to it at once, each endpoint tried once. A streamed request fails with the
+ * endpoint switched, and its caller's retry goes to the new one. */
+static errclass_t
+perform(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
+        curl_mime *mime, body_t *recv, char **out, size_t *outlen, char *err, size_t errlen)
+{
+    bool resend = !stream && !recv;
+    for (size_t attempt = 0;; attempt++) {
+        bool failed;
+        errclass_t cls = perform_once(c, url_query, data, len, stream, mime, recv, out, outlen,
+                                      &failed, err, errlen);
+        if (cls == ERRCLASS_NONE || !failed || c->n_bases < 2 || c->no_failover)
+            return cls;
+        next_endpoint(c, err);
+        if (!resend || attempt + 1 >= c->n_bases)
+            return cls;
+        if (recv)
+            recv->len = 0;
+    }
 }
 
 errclass_t

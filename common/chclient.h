@@ -12,7 +12,8 @@
 
 typedef struct ch_client ch_client_t;
 
-/* url: http(s)://[user[:password]@]host:port[/]. user/password_file override the URL's when
+/* url: http(s)://[user[:password]@]host:port[/][,http(s)://...] (the first endpoint with a user
+ * gives the user and password to all). user/password_file override the URL's when
  * non-empty. Returns NULL with err set on a bad URL or unreadable password file. */
 ch_client_t *ch_client_new(const char *url, const char *user, const char *password_file, char *err,
                            size_t errlen);
@@ -23,6 +24,24 @@ ch_client_t *ch_client_new_env(const char *url, const char *user, const char *pa
 void ch_client_destroy(ch_client_t **c);
 /* The longest a whole request may take (connect included); default 300 s. */
 void ch_client_set_timeout(ch_client_t *c, long timeout_ms);
+/* ClickHouse settings sent with every request, as URL parameters "k=v&k=v" (NULL/"" = none).
+ * False when out of memory. */
+bool ch_client_set_settings(ch_client_t *c, const char *settings);
+/* url may list several endpoints separated by ','. The client uses one at a time, starting with
+ * the first; when it fails (unreachable, or its replicated tables read-only for want of
+ * ZooKeeper) the next becomes the one in use, and a request whose body is in memory is sent to
+ * it at once. ch_client_switches counts those changes: a caller that reads what it wrote
+ * before a change must first bring the new endpoint's replicas up to date. */
+const char *ch_client_endpoint(const ch_client_t *c); /* base URL, no credentials */
+size_t ch_client_endpoints(const ch_client_t *c);
+unsigned ch_client_switches(const ch_client_t *c);
+/* Endpoint i becomes the one in use; failover false keeps it there when it fails (a check of
+ * that endpoint), true lets it move on again. */
+void ch_client_use(ch_client_t *c, size_t i, bool failover);
+/* Asks the endpoint in use to reach host:port (a node of its cluster, native protocol) with the
+ * client's own user and password: SELECT ... FROM remote(...). */
+errclass_t ch_client_probe_remote(ch_client_t *c, const char *host, unsigned port, char *err,
+                                  size_t errlen);
 
 /* Runs sql; on success *out (if out) is a malloc'd NUL-terminated body the caller frees.
  * Returns ERRCLASS_NONE on success, else the class with a message in err. */

@@ -90,3 +90,40 @@ ch_url_check(const char *url, char *err, size_t errlen)
     }
     return true;
 }
+
+bool
+ch_url_list_check(const char *list, char *err, size_t errlen)
+{
+    size_t n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char one[2048];
+        if (len == 0) {
+            snprintf(err, errlen, "destination list has an empty entry (URLs separated by ',')");
+            return false;
+        }
+        if (len >= sizeof(one)) {
+            snprintf(err, errlen, "destination URL is longer than %zu bytes", sizeof(one) - 1);
+            return false;
+        }
+        if (++n > CH_URL_MAX_ENDPOINTS) {
+            snprintf(err, errlen, "destination lists more than %d endpoints", CH_URL_MAX_ENDPOINTS);
+            return false;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (!ch_url_check(one, err, errlen)) {
+            if (n > 1 || end) {
+                char why[512];
+                snprintf(why, sizeof(why), "%s", err);
+                snprintf(err, errlen, "destination endpoint %zu: %s", n, why);
+            }
+            return false;
+        }
+        if (!end)
+            return true;
+        p = end + 1;
+    }
+}

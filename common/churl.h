@@ -13,4 +13,9 @@
  * hold a password). */
 bool ch_url_check(const char *url, char *err, size_t errlen);
 
+/* Several endpoints of one destination, separated by ',' (at most CH_URL_MAX_ENDPOINTS), each
+ * checked as by ch_url_check. A ',' inside a password must be percent-encoded (%2C). */
+#define CH_URL_MAX_ENDPOINTS 16
+bool ch_url_list_check(const char *list, char *err, size_t errlen);
+
 #endif

@@ -16,6 +16,7 @@
 #include "tablename.h"
 #include "timeutil.h"
 #include "churl.h"
+#include "chcluster.h"
 #include "secrets.h"
 
 #include <ctype.h>
@@ -202,7 +203,9 @@ do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }
-    if (!ch_url_check(in->dest_url, err, sizeof(err))) {
+    if (!ch_url_list_check(in->dest_url, err, sizeof(err)) ||
+        !chcluster_check(in->cluster, in->cluster_layout, in->zk_path, in->insert_quorum, err,
+                         sizeof(err))) {
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
     }

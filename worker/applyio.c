@@ -4,6 +4,7 @@
 #include "log.h"
 #include "meta.h"
 #include "pgconn.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,54 @@ on_reply(void *ud, const char *data, size_t len)
     return true;
 }
 
+errclass_t
+applyio_synced(applyio_t *io, const char *target, char *err, size_t errlen)
+{
+    if (!io->cl || !chcluster_on(io->cl))
+        return ERRCLASS_NONE;
+    /* sharded: the Distributed table picks a replica of each shard itself, and one that came
+     * back since the last sync is picked again: every read is preceded by a sync */
+    if (io->cl->sharded)
+        return worker_sync_replica(io->ch, io->cl, io->db, target, err, errlen);
+    unsigned sw = ch_client_switches(io->ch);
+    size_t i;
+    for (i = 0; i < io->nsynced; i++) {
+        if (strcmp(io->synced[i].target, target) == 0)
+            break;
+    }
+    if (i < io->nsynced && io->synced[i].switches == sw)
+        return ERRCLASS_NONE;
+    errclass_t cls = worker_sync_replica(io->ch, io->cl, io->db, target, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    if (i == io->nsynced) {
+        applyio_synced_t *n = realloc(io->synced, (io->nsynced + 1) * sizeof(*n));
+        char *name = strdup(target);
+        if (!n || !name) {
+            free(name);
+            if (n)
+                io->synced = n;
+            snprintf(err, errlen, "out of memory");
+            return ERRCLASS_TRANSIENT;
+        }
+        io->synced = n;
+        io->synced[io->nsynced++].target = name;
+    }
+    /* what the client switched to while syncing is synced again next time */
+    io->synced[i].switches = sw;
+    return ERRCLASS_NONE;
+}
+
+void
+applyio_free(applyio_t *io)
+{
+    for (size_t i = 0; i < io->nsynced; i++)
+        free(io->synced[i].target);
+    free(io->synced);
+    io->synced = NULL;
+    io->nsynced = 0;
+}
+
 static errclass_t
 io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const unsigned char *keys,
           size_t keys_len, size_t nkeys, size_t budget, apply_row_fn on_row, void *cbud,
@@ -227,6 +276,9 @@ io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const 
 {
     (void)nkeys;
     applyio_t *io = ud;
+    errclass_t scls = applyio_synced(io, t->def->target, err, errlen);
+    if (scls != ERRCLASS_NONE)
+        return scls;
     buf_t sql, st;
     buf_init(&sql);
     buf_init(&st);
@@ -477,14 +529,30 @@ merges_cmd(ch_client_t *ch, const char *what, const char *db, const char *table,
 }
 
 errclass_t
-applyio_start_merges(ch_client_t *ch, const char *db, const char *table, char *err, size_t errlen)
+applyio_start_merges(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *table,
+                     char *err, size_t errlen)
 {
+    if (chcluster_on(cl))
+        return ERRCLASS_NONE; /* a cluster's truncate never stops them */
     return merges_cmd(ch, "START", db, table, err, errlen);
 }
 
 errclass_t
-applyio_truncate(ch_client_t *ch, const char *db, const char *table, char *err, size_t errlen)
+applyio_truncate(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *table,
+                 char *err, size_t errlen)
 {
+    if (chcluster_on(cl)) {
+        /* A replicated table's TRUNCATE is passed to the replicas' leader with the server's
+         * own credentials, which a secured cluster refuses; a mutation is replicated through
+         * ZooKeeper instead. It applies to every part older than itself (rows written after
+         * it stay), on every replica, including one that is down now when it comes back. */
+        char data[300], q[300], qn[300], sql[1000];
+        chcluster_data_table(cl, table, data, sizeof(data));
+        chsql_ident(db, q, sizeof(q));
+        chsql_ident(data, qn, sizeof(qn));
+        snprintf(sql, sizeof(sql), "ALTER TABLE %s.%s%s DELETE WHERE 1", q, qn, cl->on);
+        return ch_client_query(ch, sql, NULL, err, errlen);
+    }
     errclass_t cls = merges_cmd(ch, "STOP", db, table, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
@@ -538,7 +606,7 @@ static errclass_t
 io_truncate(void *ud, const chtable_t *t, char *err, size_t errlen)
 {
     applyio_t *io = ud;
-    errclass_t cls = applyio_truncate(io->ch, io->db, t->def->target, err, errlen);
+    errclass_t cls = applyio_truncate(io->ch, io->cl, io->db, t->def->target, err, errlen);
     if (cls == ERRCLASS_NONE)
         log_info("truncated %s (TRUNCATE at the source)", t->qname);
     return cls;
@@ -571,7 +639,11 @@ io_truncate_partition(void *ud, const chtable_t *t, uint32_t partition, uint64_t
                      "WHERE `" META_PARTITION "` = %u AND `" META_DELETED "` = 0",
                      t->qname, kl, kl, (unsigned long long)version, partition, t->qname, partition);
     buf_free(&keys);
-    errclass_t cls;
+    errclass_t cls = applyio_synced(io, t->def->target, err, errlen);
+    if (cls != ERRCLASS_NONE) {
+        buf_free(&sql);
+        return cls;
+    }
     if (n < 0 || (size_t)n >= sizeof(head)) {
         snprintf(err, errlen, "key of %s too long for a partition truncate", t->qname);
         cls = ERRCLASS_FATAL;

@@ -62,6 +62,7 @@ typedef struct {
     relmap_t *rels;
     apply_t *ap;
     applyio_t io;
+    chcluster_t cl;
     const pgo_value_t **newv, **oldv; /* scratch: a change's values in definition order */
     size_t capv;
     /* positions */
@@ -563,7 +564,7 @@ on_relation(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
         return cls;
     Pgferry__State__TableDef *nd = NULL;
     char reason[2000];
-    cls = schema_apply(c->sql, c->ch, c->spec->dest_database, c->spec->tables[t->index],
+    cls = schema_apply(c->sql, c->ch, &c->cl, c->spec->dest_database, c->spec->tables[t->index],
                        c->spec->publication_owned ? NULL : c->spec->publication, tm_flags(c),
                        c->defs[t->index], m, &nd, reason, sizeof(reason), err, errlen);
     if (cls != ERRCLASS_NONE)
@@ -943,6 +944,7 @@ cdc_free(cdc_t *c)
     free(c->oldv);
     relmap_destroy(&c->rels);
     apply_destroy(&c->ap);
+    applyio_free(&c->io);
     buf_free(&c->defs_reason);
     pgoutput_decoder_destroy(&c->dec);
     ch_client_destroy(&c->ch);
@@ -977,7 +979,19 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     c.ch = worker_dest_client(spec, err, errlen);
     if (!c.ch)
         return ERRCLASS_FATAL;
+    worker_cluster(spec, &c.cl);
+    {
+        /* CDC's inserts are what is acknowledged to the source: the pipe's insert_quorum */
+        char settings[200];
+        worker_dest_settings(spec, true, settings, sizeof(settings));
+        if (!ch_client_set_settings(c.ch, settings)) {
+            ch_client_destroy(&c.ch);
+            snprintf(err, errlen, "out of memory");
+            return ERRCLASS_TRANSIENT;
+        }
+    }
     c.io.ch = c.ch;
+    c.io.cl = &c.cl;
     c.io.db = spec->dest_database;
     c.io.pg = &c.sql;
     c.io.ensure_pg = io_ensure;
@@ -997,7 +1011,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         if (cls != ERRCLASS_NONE)
             goto out;
         /* a worker that died inside a TRUNCATE may have left the table's merges stopped */
-        cls = applyio_start_merges(c.ch, spec->dest_database, tables[i]->target, err, errlen);
+        cls =
+            applyio_start_merges(c.ch, &c.cl, spec->dest_database, tables[i]->target, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto out;
         c.tables[i].ap = apply_add_table(c.ap, &c.tables[i].ct);

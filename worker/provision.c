@@ -1,5 +1,6 @@
 /* provision: read-only checks against both servers. */
 #include "provision.h"
+#include "chsql.h"
 #include "chclient.h"
 #include "log.h"
 #include "pgconn.h"
@@ -219,6 +220,128 @@ done:
     return cls;
 }
 
+/* first line of a query's output, or "" */
+static errclass_t
+query_line(ch_client_t *ch, const char *sql, char *line, size_t linelen, char *err, size_t errlen)
+{
+    char *out = NULL;
+    errclass_t cls = ch_client_query(ch, sql, &out, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        snprintf(line, linelen, "%.*s", (int)strcspn(out ? out : "", "\n"), out ? out : "");
+    free(out);
+    return cls;
+}
+
+/* A cluster destination: on every endpoint, the cluster is defined (one shard for the
+ * replicated layout), the {shard} and {replica} macros are, and ZooKeeper is configured and
+ * answers; every node of the cluster answers the first endpoint. Errors name what is missing
+ * and where. */
+static errclass_t
+check_cluster(const Pgferry__State__PipeSpec *spec, ch_client_t *ch, char *err, size_t errlen)
+{
+    char qc[450], sql[1200], line[1200];
+    chsql_string(spec->cluster, qc, sizeof(qc));
+    bool sharded = strcmp(spec->cluster_layout, "sharded") == 0;
+    errclass_t cls = ERRCLASS_NONE;
+    for (size_t i = 0; i < ch_client_endpoints(ch) && cls == ERRCLASS_NONE; i++) {
+        ch_client_use(ch, i, false);
+        const char *ep = ch_client_endpoint(ch);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(), uniqExact(shard_num) FROM system.clusters WHERE cluster = %s",
+                 qc);
+        if ((cls = query_line(ch, sql, line, sizeof(line), err, errlen)) != ERRCLASS_NONE) {
+            char why[600];
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, errlen, "ClickHouse endpoint %s does not answer: %s", ep, why);
+            break;
+        }
+        unsigned long nodes = 0, shards = 0;
+        sscanf(line, "%lu\t%lu", &nodes, &shards);
+        if (nodes == 0) {
+            snprintf(
+                sql, sizeof(sql),
+                "SELECT arrayStringConcat(groupUniqArray(cluster), ', ') FROM system.clusters");
+            if (query_line(ch, sql, line, sizeof(line), err, errlen) != ERRCLASS_NONE)
+                line[0] = '\0';
+            snprintf(err, errlen,
+                     "cluster %s is not defined in remote_servers of ClickHouse at %s (it has: "
+                     "%.600s)",
+                     spec->cluster, ep, line[0] ? line : "none");
+            return ERRCLASS_FATAL;
+        }
+        if (!sharded && shards > 1) {
+            snprintf(err, errlen,
+                     "cluster %s has %lu shards; the replicated layout keeps all rows on every "
+                     "node and needs one shard (--cluster-layout sharded for more)",
+                     spec->cluster, shards);
+            return ERRCLASS_FATAL;
+        }
+        const char *macros[] = {"shard", "replica"};
+        for (size_t m = 0; m < 2; m++) {
+            snprintf(sql, sizeof(sql), "SELECT count() FROM system.macros WHERE macro = '%s'",
+                     macros[m]);
+            if ((cls = query_line(ch, sql, line, sizeof(line), err, errlen)) != ERRCLASS_NONE)
+                break;
+            if (atoi(line) == 0) {
+                snprintf(err, errlen,
+                         "ClickHouse at %s defines no {%s} macro (<macros> in its config); "
+                         "replicated tables of cluster %s need {shard} and {replica}",
+                         ep, macros[m], spec->cluster);
+                return ERRCLASS_FATAL;
+            }
+        }
+        if (cls != ERRCLASS_NONE)
+            break;
+        cls = query_line(ch, "SELECT count() FROM system.zookeeper WHERE path = '/'", line,
+                         sizeof(line), err, errlen);
+        if (cls != ERRCLASS_NONE) {
+            int code = ch_error_code(err);
+            char why[600];
+            snprintf(why, sizeof(why), "%s", err);
+            if (code == 225 || strstr(why, "no ZooKeeper") || strstr(why, "No ZooKeeper")) {
+                snprintf(err, errlen,
+                         "ZooKeeper is not configured on ClickHouse at %s (<zookeeper> in its "
+                         "config); replicated tables need it",
+                         ep);
+                return ERRCLASS_FATAL;
+            }
+            snprintf(err, errlen, "ZooKeeper of ClickHouse at %s does not answer: %s", ep, why);
+            break;
+        }
+    }
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    /* every node of the cluster, as the first endpoint reaches it */
+    ch_client_use(ch, 0, false);
+    char *nodes = NULL;
+    snprintf(sql, sizeof(sql),
+             "SELECT host_name, port FROM system.clusters WHERE cluster = %s FORMAT TabSeparated",
+             qc);
+    if ((cls = ch_client_query(ch, sql, &nodes, err, errlen)) != ERRCLASS_NONE)
+        return cls;
+    for (char *p = nodes; p && *p && cls == ERRCLASS_NONE;) {
+        char *eol = strchr(p, '\n');
+        if (eol)
+            *eol = '\0';
+        char host[300];
+        unsigned port = 0;
+        if (sscanf(p, "%299[^\t]\t%u", host, &port) == 2) {
+            cls = ch_client_probe_remote(ch, host, port, err, errlen);
+            if (cls != ERRCLASS_NONE) {
+                char why[600];
+                snprintf(why, sizeof(why), "%s", err);
+                snprintf(err, errlen,
+                         "node %s:%u of cluster %s does not answer (asked from %s): %s", host, port,
+                         spec->cluster, ch_client_endpoint(ch), why);
+            }
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    free(nodes);
+    ch_client_use(ch, 0, true);
+    return cls;
+}
+
 static errclass_t
 check_dest(const Pgferry__State__PipeSpec *spec, provision_result_t *out, char *err, size_t errlen)
 {
@@ -227,6 +350,13 @@ check_dest(const Pgferry__State__PipeSpec *spec, provision_result_t *out, char *
         return ERRCLASS_FATAL;
     errclass_t cls;
     char *v = ch_client_version(ch, &cls, err, errlen);
+    if (v && spec->cluster[0]) {
+        cls = check_cluster(spec, ch, err, errlen);
+        if (cls != ERRCLASS_NONE) {
+            free(v);
+            v = NULL;
+        }
+    }
     ch_client_destroy(&ch);
     if (!v)
         return cls;

@@ -335,14 +335,15 @@ publication_changed(PGconn *pg, const char *user_pub, const Pgferry__State__Tabl
 }
 
 errclass_t
-schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__TableSpec *ts,
-             const char *user_pub, unsigned tm_flags, const Pgferry__State__TableDef *old,
-             const pgo_msg_t *rel, Pgferry__State__TableDef **out, char *reason_out,
-             size_t reasonlen, char *err, size_t errlen)
+schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
+             const Pgferry__State__TableSpec *ts, const char *user_pub, unsigned tm_flags,
+             const Pgferry__State__TableDef *old, const pgo_msg_t *rel,
+             Pgferry__State__TableDef **out, char *reason_out, size_t reasonlen, char *err,
+             size_t errlen)
 {
     size_t nm = rel->u.relation.ncols, no = old->n_columns;
     Pgferry__State__TableDef *nd = NULL;
-    char *chcols = NULL, qtab[600];
+    char *chcols = NULL, qtab[900];
     buf_t reason, sql;
     buf_init(&reason);
     buf_init(&sql);
@@ -454,7 +455,9 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     cls = publication_changed(pg, user_pub, old, rel, old_msg, shown, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
-    cls = ch_columns(ch, db, old->target, &chcols, err, errlen);
+    char data[300];
+    chcluster_data_table(cl, old->target, data, sizeof(data));
+    cls = ch_columns(ch, db, data, &chcols, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
     nd = calloc(1, sizeof(*nd));
@@ -497,8 +500,9 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
     {
         char q[300], qt[300];
         chsql_ident(db, q, sizeof(q));
-        chsql_ident(old->target, qt, sizeof(qt));
-        snprintf(qtab, sizeof(qtab), "%s.%s", q, qt);
+        chsql_ident(data, qt, sizeof(qt));
+        /* the statements go on with " ADD COLUMN" and the like */
+        snprintf(qtab, sizeof(qtab), "%s.%s%s", q, qt, cl->on);
     }
     /* 3. the new definition, in stream order */
     for (size_t j = 0; j < nm; j++) {
@@ -641,15 +645,16 @@ schema_apply(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
         note(&reason, "column %s dropped at the source (ClickHouse keeps column %s%s)", oc->name,
              chtable_col_name(oc), ", NULL in new rows");
     }
-    /* 5. the live-rows view lists the columns */
+    /* 5. a sharded layout's Distributed table takes the data table's columns again */
+    cls = setup_redo_dist(ch, cl, db, nd, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto out;
+    /* 6. the live-rows view lists the columns */
     {
-        char view[300], qv[300], q[300], drop[700];
+        char view[300];
         snprintf(view, sizeof(view), "%s_live", old->target);
-        chsql_ident(view, qv, sizeof(qv));
-        chsql_ident(db, q, sizeof(q));
-        snprintf(drop, sizeof(drop), "DROP TABLE IF EXISTS %s.%s", q, qv);
-        cls = ch_client_query(ch, drop, NULL, err, errlen);
-        char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(db, nd) : NULL;
+        cls = setup_drop(ch, cl, db, view, false, err, errlen);
+        char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(cl, db, nd) : NULL;
         if (cls == ERRCLASS_NONE && !vddl) {
             snprintf(err, errlen, "out of memory");
             cls = ERRCLASS_TRANSIENT;

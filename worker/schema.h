@@ -18,6 +18,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 #include "chclient.h"
+#include "chcluster.h"
 #include "errclass.h"
 #include "pgoutput.h"
 #include "state.pb-c.h"
@@ -27,7 +28,7 @@
  * with setup_free_def) and reason a sentence for the pipe's history. user_pub: the user's
  * publication the pipe reads (NULL for the pipe's own): a column it stops publishing, or one
  * the pipe left out that the stream now carries, stops the pipe with resync as the way out. */
-errclass_t schema_apply(PGconn *pg, ch_client_t *ch, const char *db,
+errclass_t schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
                         const Pgferry__State__TableSpec *ts, const char *user_pub,
                         unsigned tm_flags, const Pgferry__State__TableDef *old,
                         const pgo_msg_t *rel, Pgferry__State__TableDef **out, char *reason,

@@ -453,23 +453,40 @@ put(buf_t *b, const char *s)
 }
 
 char *
-setup_table_ddl(const char *db, const Pgferry__State__TableDef *def)
+setup_table_ddl(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def)
 {
-    return setup_table_ddl_named(db, def, def->target);
+    return setup_table_ddl_named(cl, db, def, def->target);
+}
+
+/* the key columns of def, quoted, in key order, into keys (n = how many) */
+static size_t
+key_idents(const Pgferry__State__TableDef *def, char (*keys)[300], size_t max)
+{
+    size_t n = 0;
+    for (uint32_t k = 1; k <= def->n_columns; k++) {
+        for (size_t i = 0; i < def->n_columns; i++) {
+            if (def->columns[i]->key_position == k && n < max)
+                chsql_ident(chtable_col_name(def->columns[i]), keys[n++], sizeof(keys[0]));
+        }
+    }
+    return n;
 }
 
 char *
-setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *name)
+setup_table_ddl_named(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def,
+                      const char *name)
 {
     buf_t b;
-    char q[300], qt[300];
+    char q[300], qt[300], data[300], engine[4000];
     buf_init(&b);
+    chcluster_data_table(cl, name, data, sizeof(data));
     chsql_ident(db, q, sizeof(q));
-    chsql_ident(name, qt, sizeof(qt));
+    chsql_ident(data, qt, sizeof(qt));
     put(&b, "CREATE TABLE IF NOT EXISTS ");
     put(&b, q);
     put(&b, ".");
     put(&b, qt);
+    put(&b, cl->on);
     put(&b, " (");
     for (size_t i = 0; i < def->n_columns; i++) {
         chsql_ident(chtable_col_name(def->columns[i]), q, sizeof(q));
@@ -482,7 +499,9 @@ setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const
             "` DateTime DEFAULT now()");
     if (def->partition_column)
         put(&b, ", `" META_PARTITION "` UInt32");
-    put(&b, ") ENGINE = ReplacingMergeTree(`" META_VERSION "`)");
+    chcluster_engine(cl, db, data, "`" META_VERSION "`", engine, sizeof(engine));
+    put(&b, ") ENGINE = ");
+    put(&b, engine);
     if (def->partition_by && def->partition_by[0]) {
         put(&b, " PARTITION BY (");
         put(&b, def->partition_by);
@@ -490,16 +509,17 @@ setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const
     }
     put(&b, " ORDER BY (");
     /* key columns in key order */
-    int written = 0;
-    for (uint32_t k = 1; k <= def->n_columns; k++) {
-        for (size_t i = 0; i < def->n_columns; i++) {
-            if (def->columns[i]->key_position == k) {
-                chsql_ident(chtable_col_name(def->columns[i]), q, sizeof(q));
-                put(&b, written++ ? ", " : "");
-                put(&b, q);
-            }
-        }
+    char(*keys)[300] = calloc(def->n_columns ? def->n_columns : 1, sizeof(*keys));
+    if (!keys) {
+        buf_free(&b);
+        return NULL;
     }
+    size_t nk = key_idents(def, keys, def->n_columns);
+    for (size_t k = 0; k < nk; k++) {
+        put(&b, k ? ", " : "");
+        put(&b, keys[k]);
+    }
+    free(keys);
     put(&b, ")");
     buf_byte(&b, '\0');
     if (b.oom) {
@@ -510,15 +530,101 @@ setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const
 }
 
 char *
-setup_view_ddl(const char *db, const Pgferry__State__TableDef *def)
+setup_dist_ddl(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def,
+               const char *name, const char *data)
 {
-    char view[300];
-    snprintf(view, sizeof(view), "%s_live", def->target);
-    return setup_view_ddl_named(db, def, view);
+    if (!cl->sharded)
+        return NULL;
+    char q[300], qt[300], ql[300];
+    chsql_ident(db, q, sizeof(q));
+    chsql_ident(name, qt, sizeof(qt));
+    chsql_ident(data, ql, sizeof(ql));
+    char(*keys)[300] = calloc(def->n_columns ? def->n_columns : 1, sizeof(*keys));
+    const char **kp = calloc(def->n_columns ? def->n_columns : 1, sizeof(*kp));
+    size_t elen = 1200 + 320 * def->n_columns;
+    char *engine = malloc(elen);
+    buf_t b;
+    buf_init(&b);
+    if (keys && kp && engine) {
+        size_t nk = key_idents(def, keys, def->n_columns);
+        for (size_t k = 0; k < nk; k++)
+            kp[k] = keys[k];
+        chcluster_distributed_engine(cl, db, data, kp, nk, engine, elen);
+        put(&b, "CREATE TABLE IF NOT EXISTS ");
+        put(&b, q);
+        put(&b, ".");
+        put(&b, qt);
+        put(&b, cl->on);
+        put(&b, " AS ");
+        put(&b, q);
+        put(&b, ".");
+        put(&b, ql);
+        put(&b, " ENGINE = ");
+        put(&b, engine);
+        buf_byte(&b, '\0');
+    } else {
+        b.oom = true;
+    }
+    free(keys);
+    free(kp);
+    free(engine);
+    if (b.oom) {
+        buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+errclass_t
+setup_create_table(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                   const Pgferry__State__TableDef *def, const char *name, char *err, size_t errlen)
+{
+    char data[300];
+    chcluster_data_table(cl, name, data, sizeof(data));
+    char *ddl = setup_table_ddl_named(cl, db, def, name);
+    char *dist = cl->sharded ? setup_dist_ddl(cl, db, def, name, data) : NULL;
+    errclass_t cls = ERRCLASS_TRANSIENT;
+    if (!ddl || (cl->sharded && !dist))
+        snprintf(err, errlen, "out of memory");
+    else
+        cls = ch_client_query(ch, ddl, NULL, err, errlen);
+    if (cls == ERRCLASS_NONE && dist)
+        cls = ch_client_query(ch, dist, NULL, err, errlen);
+    free(ddl);
+    free(dist);
+    return cls;
+}
+
+errclass_t
+setup_drop(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *name, bool with_data,
+           char *err, size_t errlen)
+{
+    char q[300], qt[300], sql[1200];
+    chsql_ident(db, q, sizeof(q));
+    chsql_ident(name, qt, sizeof(qt));
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s%s", q, qt, cl->on);
+    errclass_t cls = ch_client_query(ch, sql, NULL, err, errlen);
+    if (cls == ERRCLASS_NONE && with_data && cl->sharded) {
+        char data[300];
+        chcluster_data_table(cl, name, data, sizeof(data));
+        chsql_ident(data, qt, sizeof(qt));
+        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s%s", q, qt, cl->on);
+        cls = ch_client_query(ch, sql, NULL, err, errlen);
+    }
+    return cls;
 }
 
 char *
-setup_view_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *view)
+setup_view_ddl(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def)
+{
+    char view[300];
+    snprintf(view, sizeof(view), "%s_live", def->target);
+    return setup_view_ddl_named(cl, db, def, view);
+}
+
+char *
+setup_view_ddl_named(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def,
+                     const char *view)
 {
     buf_t b;
     char q[300], qt[300];
@@ -529,6 +635,7 @@ setup_view_ddl_named(const char *db, const Pgferry__State__TableDef *def, const 
     put(&b, q);
     put(&b, ".");
     put(&b, qt);
+    put(&b, cl->on);
     put(&b, " AS SELECT ");
     for (size_t i = 0; i < def->n_columns; i++) {
         chsql_ident(chtable_col_name(def->columns[i]), qt, sizeof(qt));
@@ -584,12 +691,13 @@ tsv_escape(const char *in, buf_t *b)
 
 /* The destination table must have exactly our columns, types and key. */
 static errclass_t
-verify_table(ch_client_t *ch, const char *db, const Pgferry__State__TableDef *def, char *err,
-             size_t errlen)
+verify_table(ch_client_t *ch, const chcluster_t *cl, const char *db,
+             const Pgferry__State__TableDef *def, char *err, size_t errlen)
 {
-    char qdb[300], qt[300], sql[1024];
+    char qdb[300], qt[300], sql[1024], data[300];
+    chcluster_data_table(cl, def->target, data, sizeof(data));
     chsql_string(db, qdb, sizeof(qdb));
-    chsql_string(def->target, qt, sizeof(qt));
+    chsql_string(data, qt, sizeof(qt));
     snprintf(sql, sizeof(sql),
              "SELECT name, type, is_in_sorting_key FROM system.columns WHERE database = %s AND "
              "table = %s FORMAT TabSeparated",
@@ -625,7 +733,7 @@ verify_table(ch_client_t *ch, const char *db, const Pgferry__State__TableDef *de
         snprintf(err, errlen,
                  "destination table %s.%s exists with a different definition (has '%.*s', "
                  "pgferry needs '%.*s'); drop it or choose another --dest-database",
-                 db, def->target, (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
+                 db, data, (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
         for (char *p = err; *p; p++) {
             if (*p == '\t')
                 *p = ' ';
@@ -756,23 +864,15 @@ find_def(Pgferry__State__TableDef *const *defs, size_t n, const Pgferry__State__
 
 /* Resync: a fresh, empty <target>_resync table next to each destination table. */
 static errclass_t
-resync_tables(ch_client_t *ch, const char *db, setup_result_t *out, char *err, size_t errlen)
+resync_tables(ch_client_t *ch, const chcluster_t *cl, const char *db, setup_result_t *out,
+              char *err, size_t errlen)
 {
     for (size_t i = 0; i < out->n_tables; i++) {
-        char name[300], q[300], qt[300], drop[700];
+        char name[300];
         snprintf(name, sizeof(name), "%s_resync", out->tables[i]->target);
-        chsql_ident(db, q, sizeof(q));
-        chsql_ident(name, qt, sizeof(qt));
-        snprintf(drop, sizeof(drop), "DROP TABLE IF EXISTS %s.%s", q, qt);
-        errclass_t cls = ch_client_query(ch, drop, NULL, err, errlen);
-        char *ddl = cls == ERRCLASS_NONE ? setup_table_ddl_named(db, out->tables[i], name) : NULL;
-        if (cls == ERRCLASS_NONE && !ddl) {
-            snprintf(err, errlen, "out of memory");
-            cls = ERRCLASS_TRANSIENT;
-        }
+        errclass_t cls = setup_drop(ch, cl, db, name, true, err, errlen);
         if (cls == ERRCLASS_NONE)
-            cls = ch_client_query(ch, ddl, NULL, err, errlen);
-        free(ddl);
+            cls = setup_create_table(ch, cl, db, out->tables[i], name, err, errlen);
         if (cls != ERRCLASS_NONE)
             return cls;
     }
@@ -881,34 +981,33 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     PQfinish(pg);
     pg = NULL;
 
-    char qdb[300], sql[400];
+    char qdb[300], sql[700];
+    chcluster_t cl;
+    worker_cluster(spec, &cl);
     chsql_ident(spec->dest_database, qdb, sizeof(qdb));
-    snprintf(sql, sizeof(sql), "CREATE DATABASE IF NOT EXISTS %s", qdb);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE IF NOT EXISTS %s%s", qdb, cl.on);
     cls = ch_client_query(ch, sql, NULL, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
     if (resync) {
-        cls = resync_tables(ch, spec->dest_database, out, err, errlen);
+        cls = resync_tables(ch, &cl, spec->dest_database, out, err, errlen);
         goto done;
     }
     for (size_t i = 0; i < out->n_tables; i++) {
         if (kept[i])
             continue;
-        char *ddl = setup_table_ddl(spec->dest_database, out->tables[i]);
-        char *vddl = setup_view_ddl(spec->dest_database, out->tables[i]);
-        if (!ddl || !vddl) {
-            free(ddl);
-            free(vddl);
+        char *vddl = setup_view_ddl(&cl, spec->dest_database, out->tables[i]);
+        if (!vddl) {
             snprintf(err, errlen, "out of memory");
             cls = ERRCLASS_TRANSIENT;
             goto done;
         }
-        cls = ch_client_query(ch, ddl, NULL, err, errlen);
+        cls = setup_create_table(ch, &cl, spec->dest_database, out->tables[i],
+                                 out->tables[i]->target, err, errlen);
         if (cls == ERRCLASS_NONE)
-            cls = verify_table(ch, spec->dest_database, out->tables[i], err, errlen);
+            cls = verify_table(ch, &cl, spec->dest_database, out->tables[i], err, errlen);
         if (cls == ERRCLASS_NONE)
             cls = ch_client_query(ch, vddl, NULL, err, errlen);
-        free(ddl);
         free(vddl);
         if (cls != ERRCLASS_NONE)
             goto done;
@@ -951,8 +1050,8 @@ ch_exists(ch_client_t *ch, const char *db, const char *name, bool *out, char *er
 /* Puts `fresh` in the place of `name` with one RENAME statement (the old one, if any, moves
  * to `old` and is dropped afterwards). Safe to run again after a crash at any point. */
 static errclass_t
-swap_in(ch_client_t *ch, const char *db, const char *name, const char *fresh, const char *old,
-        char *err, size_t errlen)
+swap_in(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *name, const char *fresh,
+        const char *old, char *err, size_t errlen)
 {
     bool has_name, has_fresh, has_old;
     errclass_t cls = ch_exists(ch, db, name, &has_name, err, errlen);
@@ -960,26 +1059,52 @@ swap_in(ch_client_t *ch, const char *db, const char *name, const char *fresh, co
         cls = ch_exists(ch, db, fresh, &has_fresh, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
-    char q[300], a[300], b[300], c[300], sql[2600];
+    char q[300], a[300], b[300], c[300], sql[2900];
     chsql_ident(db, q, sizeof(q));
     chsql_ident(name, a, sizeof(a));
     chsql_ident(fresh, b, sizeof(b));
     chsql_ident(old, c, sizeof(c));
     if (has_fresh) {
         if (has_name)
-            snprintf(sql, sizeof(sql), "RENAME TABLE %s.%s TO %s.%s, %s.%s TO %s.%s", q, a, q, c, q,
-                     b, q, a);
+            snprintf(sql, sizeof(sql), "RENAME TABLE %s.%s TO %s.%s, %s.%s TO %s.%s%s", q, a, q, c,
+                     q, b, q, a, cl->on);
         else
-            snprintf(sql, sizeof(sql), "RENAME TABLE %s.%s TO %s.%s", q, b, q, a);
+            snprintf(sql, sizeof(sql), "RENAME TABLE %s.%s TO %s.%s%s", q, b, q, a, cl->on);
         cls = ch_client_query(ch, sql, NULL, err, errlen);
         if (cls != ERRCLASS_NONE)
             return cls;
     }
     cls = ch_exists(ch, db, old, &has_old, err, errlen);
     if (cls == ERRCLASS_NONE && has_old) {
-        snprintf(sql, sizeof(sql), "DROP TABLE %s.%s", q, c);
+        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s%s", q, c, cl->on);
         cls = ch_client_query(ch, sql, NULL, err, errlen);
     }
+    return cls;
+}
+
+errclass_t
+setup_redo_dist(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                const Pgferry__State__TableDef *def, char *err, size_t errlen)
+{
+    if (!cl->sharded)
+        return ERRCLASS_NONE;
+    char fresh[300], old[300];
+    snprintf(fresh, sizeof(fresh), "%s_pgferry_dnew", def->target);
+    snprintf(old, sizeof(old), "%s_pgferry_dold", def->target);
+    /* a Distributed table named fresh over target_local (the name it reads at query time) */
+    char data[300];
+    chcluster_data_table(cl, def->target, data, sizeof(data));
+    char *ddl = setup_dist_ddl(cl, db, def, fresh, data);
+    if (!ddl) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    errclass_t cls = setup_drop(ch, cl, db, fresh, false, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        cls = ch_client_query(ch, ddl, NULL, err, errlen);
+    free(ddl);
+    if (cls == ERRCLASS_NONE)
+        cls = swap_in(ch, cl, db, def->target, fresh, old, err, errlen);
     return cls;
 }
 
@@ -992,6 +1117,8 @@ setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         return ERRCLASS_FATAL;
     errclass_t cls = ERRCLASS_NONE;
     const char *db = spec->dest_database;
+    chcluster_t cl;
+    worker_cluster(spec, &cl);
     for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++) {
         const Pgferry__State__TableDef *d = tables[i];
         char fresh[300], old[300], view[300], vfresh[300], vold[300];
@@ -1000,24 +1127,35 @@ setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         snprintf(view, sizeof(view), "%s_live", d->target);
         snprintf(vfresh, sizeof(vfresh), "%s_live_pgferry_new", d->target);
         snprintf(vold, sizeof(vold), "%s_live_pgferry_old", d->target);
-        cls = swap_in(ch, db, d->target, fresh, old, err, errlen);
+        if (cl.sharded) {
+            /* the rows: target_resync_local takes target_local's place; then target, a
+             * Distributed table over target_local with the new columns, and target_resync
+             * (the Distributed table the load wrote through) goes */
+            char dl[300], fl[300], ol[300];
+            chcluster_data_table(&cl, d->target, dl, sizeof(dl));
+            chcluster_data_table(&cl, fresh, fl, sizeof(fl));
+            chcluster_data_table(&cl, old, ol, sizeof(ol));
+            cls = swap_in(ch, &cl, db, dl, fl, ol, err, errlen);
+            if (cls == ERRCLASS_NONE)
+                cls = setup_redo_dist(ch, &cl, db, d, err, errlen);
+            if (cls == ERRCLASS_NONE)
+                cls = setup_drop(ch, &cl, db, fresh, false, err, errlen);
+        } else {
+            cls = swap_in(ch, &cl, db, d->target, fresh, old, err, errlen);
+        }
         if (cls != ERRCLASS_NONE)
             break;
         /* the view lists the columns, which a resync may have changed: a new one, swapped in
          * the same way, so it never goes missing */
-        char *vddl = setup_view_ddl_named(db, d, vfresh);
-        char q[300], qv[300], sql[800];
-        chsql_ident(db, q, sizeof(q));
-        chsql_ident(vfresh, qv, sizeof(qv));
-        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s", q, qv);
-        cls = vddl ? ch_client_query(ch, sql, NULL, err, errlen) : ERRCLASS_TRANSIENT;
+        char *vddl = setup_view_ddl_named(&cl, db, d, vfresh);
+        cls = vddl ? setup_drop(ch, &cl, db, vfresh, false, err, errlen) : ERRCLASS_TRANSIENT;
         if (!vddl)
             snprintf(err, errlen, "out of memory");
         if (cls == ERRCLASS_NONE)
             cls = ch_client_query(ch, vddl, NULL, err, errlen);
         free(vddl);
         if (cls == ERRCLASS_NONE)
-            cls = swap_in(ch, db, view, vfresh, vold, err, errlen);
+            cls = swap_in(ch, &cl, db, view, vfresh, vold, err, errlen);
         if (cls == ERRCLASS_NONE && w) {
             char msg[400];
             snprintf(msg, sizeof(msg), "swapped %s.%s", db, d->target);

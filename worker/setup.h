@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include "errclass.h"
 #include "state.pb-c.h"
+#include "chcluster.h"
 #include "chtable.h"
 #include "worker.h"
 
@@ -73,14 +74,33 @@ errclass_t setup_type_info(PGconn *c, uint32_t type_oid, int32_t typmod, setup_t
 /* Whether the pipe's spec leaves column col of table t out. */
 bool setup_column_excluded(const Pgferry__State__TableSpec *t, const char *col);
 
-/* The CREATE VIEW statement of def's live rows. Caller frees. */
-char *setup_view_ddl(const char *db, const Pgferry__State__TableDef *def);
-char *setup_view_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *view);
+/* The CREATE VIEW statement of def's live rows (ON CLUSTER on a cluster). Caller frees. */
+char *setup_view_ddl(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def);
+char *setup_view_ddl_named(const chcluster_t *cl, const char *db,
+                           const Pgferry__State__TableDef *def, const char *view);
 
-/* The CREATE TABLE statement of def under another name. Caller frees. */
-char *setup_table_ddl_named(const char *db, const Pgferry__State__TableDef *def, const char *name);
+/* The CREATE TABLE statement of the table holding def's rows under the name `name` (name_local
+ * in a sharded layout). Caller frees. */
+char *setup_table_ddl_named(const chcluster_t *cl, const char *db,
+                            const Pgferry__State__TableDef *def, const char *name);
 
 /* The CREATE TABLE statement for def in database db (exposed for tests). Caller frees. */
-char *setup_table_ddl(const char *db, const Pgferry__State__TableDef *def);
+char *setup_table_ddl(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def);
+/* Sharded layout: the Distributed table `name` over the data table `data`; NULL otherwise.
+ * Caller frees. */
+char *setup_dist_ddl(const chcluster_t *cl, const char *db, const Pgferry__State__TableDef *def,
+                     const char *name, const char *data);
+/* Creates (IF NOT EXISTS) the table(s) of def under the name `name`. */
+errclass_t setup_create_table(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                              const Pgferry__State__TableDef *def, const char *name, char *err,
+                              size_t errlen);
+/* Sharded layout: def's Distributed table made again over target_local (its columns as they
+ * are now), swapped in with one RENAME. No-op otherwise. */
+errclass_t setup_redo_dist(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                           const Pgferry__State__TableDef *def, char *err, size_t errlen);
+/* DROP TABLE IF EXISTS db.name (a view too), and its name_local when with_data in a sharded
+ * layout. */
+errclass_t setup_drop(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *name,
+                      bool with_data, char *err, size_t errlen);
 
 #endif

@@ -747,24 +747,19 @@ refresh_definitions(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
             setup_free_def(cur);
             continue;
         }
-        char dest[300], q[300], qt[300], sql[800];
+        char dest[300];
+        chcluster_t cl;
+        worker_cluster(spec, &cl);
         snprintf(dest, sizeof(dest), "%s%s", cur->target, resync ? "_resync" : "");
-        chsql_ident(spec->dest_database, q, sizeof(q));
-        chsql_ident(dest, qt, sizeof(qt));
-        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s", q, qt);
-        cls = ch_client_query(ch, sql, NULL, err, errlen);
-        char *ddl =
-            cls == ERRCLASS_NONE ? setup_table_ddl_named(spec->dest_database, cur, dest) : NULL;
-        if (cls == ERRCLASS_NONE && ddl)
-            cls = ch_client_query(ch, ddl, NULL, err, errlen);
-        free(ddl);
+        cls = setup_drop(ch, &cl, spec->dest_database, dest, true, err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls = setup_create_table(ch, &cl, spec->dest_database, cur, dest, err, errlen);
         if (cls == ERRCLASS_NONE && !resync) {
-            char view[320], qv[300];
+            char view[320];
             snprintf(view, sizeof(view), "%s_live", cur->target);
-            chsql_ident(view, qv, sizeof(qv));
-            snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s.%s", q, qv);
-            cls = ch_client_query(ch, sql, NULL, err, errlen);
-            char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(spec->dest_database, cur) : NULL;
+            cls = setup_drop(ch, &cl, spec->dest_database, view, false, err, errlen);
+            char *vddl =
+                cls == ERRCLASS_NONE ? setup_view_ddl(&cl, spec->dest_database, cur) : NULL;
             if (cls == ERRCLASS_NONE && vddl)
                 cls = ch_client_query(ch, vddl, NULL, err, errlen);
             free(vddl);
@@ -918,7 +913,9 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
             continue;
         char dest[300];
         snprintf(dest, sizeof(dest), "%s%s", tables[i]->target, resync ? "_resync" : "");
-        cls = applyio_truncate(ch, spec->dest_database, dest, err, errlen);
+        chcluster_t cl;
+        worker_cluster(spec, &cl);
+        cls = applyio_truncate(ch, &cl, spec->dest_database, dest, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto done;
     }

@@ -4,6 +4,7 @@
 #include "chsql.h"
 #include "log.h"
 #include "pgconn.h"
+#include "setup.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -97,14 +98,18 @@ static bool
 drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const *defs,
                  size_t ndefs, bool whole, char *report, size_t len)
 {
-    char err[1024], s[1200], q[300], qt[300];
+    char err[1024], s[1200], q[300];
     ch_client_t *ch = worker_dest_client(spec, err, sizeof(err));
     if (!ch) {
         snprintf(s, sizeof(s), "destination tables NOT dropped (%.900s)", err);
         add(report, len, s);
         return false;
     }
-    ch_client_set_timeout(ch, 20000); /* a DROP answers at once; a hung server is reported */
+    chcluster_t cl;
+    worker_cluster(spec, &cl);
+    /* a DROP answers at once; a hung server is reported. ON CLUSTER waits for every node (up
+     * to the servers' distributed_ddl_task_timeout, 180 s by default). */
+    ch_client_set_timeout(ch, chcluster_on(&cl) ? 200000 : 20000);
     bool ok = true;
     size_t dropped = 0;
     chsql_ident(spec->dest_database, q, sizeof(q));
@@ -112,9 +117,8 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
         for (int view = 1; view >= 0 && ok; view--) {
             char name[300];
             snprintf(name, sizeof(name), "%s%s", defs[i]->target, view ? "_live" : "");
-            chsql_ident(name, qt, sizeof(qt));
-            snprintf(s, sizeof(s), "DROP TABLE IF EXISTS %s.%s", q, qt);
-            if (ch_client_query(ch, s, NULL, err, sizeof(err)) != ERRCLASS_NONE) {
+            if (setup_drop(ch, &cl, spec->dest_database, name, !view, err, sizeof(err)) !=
+                ERRCLASS_NONE) {
                 snprintf(s, sizeof(s), "destination table %s.%s NOT dropped (%.500s)",
                          spec->dest_database, name, err);
                 add(report, len, s);
@@ -137,7 +141,7 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
             add(report, len, s);
             ok = false;
         } else if (out && atoi(out) == 0) {
-            snprintf(s, sizeof(s), "DROP DATABASE IF EXISTS %s", q);
+            snprintf(s, sizeof(s), "DROP DATABASE IF EXISTS %s%s", q, cl.on);
             if (ch_client_query(ch, s, NULL, err, sizeof(err)) == ERRCLASS_NONE) {
                 snprintf(s, sizeof(s), "database %s dropped", spec->dest_database);
             } else {

@@ -680,8 +680,13 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         tablename_format(d->schema, d->name, src, sizeof(src));
         snprintf(v.shown, sizeof(v.shown), "%s -> %s.%s", src, spec->dest_database, d->target);
         bool differs = false;
-        cls = source_relation(pg, spec, d, v.pgtable, sizeof(v.pgtable), &v, &rep, &differs, err,
-                              errlen);
+        /* on a cluster, the replicas read hold everything written through any endpoint */
+        chcluster_t cl;
+        worker_cluster(spec, &cl);
+        cls = worker_sync_replica(ch, &cl, spec->dest_database, d->target, err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls = source_relation(pg, spec, d, v.pgtable, sizeof(v.pgtable), &v, &rep, &differs,
+                                  err, errlen);
         if (cls != ERRCLASS_NONE) {
             free(v.tm);
             goto out;

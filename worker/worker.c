@@ -6,6 +6,7 @@
 #include "names.h"
 #include "timeutil.h"
 #include "secrets.h"
+#include "chsql.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -190,8 +191,93 @@ worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err, size_t errle
                !secret_env_check(prefix ? prefix : "", spec->dest_password_env, err, errlen)) {
         return NULL;
     }
-    return ch_client_new_env(spec->dest_url, spec->dest_user, file, spec->dest_password_env, err,
-                             errlen);
+    ch_client_t *c = ch_client_new_env(spec->dest_url, spec->dest_user, file,
+                                       spec->dest_password_env, err, errlen);
+    char settings[200];
+    worker_dest_settings(spec, false, settings, sizeof(settings));
+    if (c && !ch_client_set_settings(c, settings)) {
+        ch_client_destroy(&c);
+        snprintf(err, errlen, "out of memory");
+    }
+    if (c && ch_client_endpoints(c) > 1) {
+        /* start on the first endpoint that answers (a query is sent on to the next endpoint
+         * when one fails); when none does, the worker's own first request says so */
+        char e[512];
+        (void)ch_client_query(c, "SELECT 1", NULL, e, sizeof(e));
+    }
+    return c;
+}
+
+void
+worker_cluster(const Pgferry__State__PipeSpec *spec, chcluster_t *cl)
+{
+    chcluster_init(cl, spec->cluster, spec->cluster_layout, spec->zk_path);
+}
+
+void
+worker_dest_settings(const Pgferry__State__PipeSpec *spec, bool quorum, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (!spec->cluster[0])
+        return;
+    /* a sharded layout's inserts into the Distributed table return once every shard has its
+     * rows (not when they are queued on the node written to); reads and writes go to the
+     * replicas in the configured order, the same ones while they are healthy */
+    bool sharded = strcmp(spec->cluster_layout, "sharded") == 0;
+    snprintf(out, outlen, "%s%s",
+             sharded ? "insert_distributed_sync=1&load_balancing=in_order" : "",
+             quorum && spec->insert_quorum > 1 ? (sharded ? "&" : "") : "");
+    if (quorum && spec->insert_quorum > 1) {
+        size_t n = strlen(out);
+        snprintf(out + n, outlen - n, "insert_quorum=%u", spec->insert_quorum);
+    }
+}
+
+errclass_t
+worker_sync_replica(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
+                    char *err, size_t errlen)
+{
+    if (!chcluster_on(cl))
+        return ERRCLASS_NONE;
+    char data[300], q[300], qt[300], sql[800];
+    chcluster_data_table(cl, target, data, sizeof(data));
+    chsql_ident(db, q, sizeof(q));
+    chsql_ident(data, qt, sizeof(qt));
+    snprintf(sql, sizeof(sql), "SYSTEM SYNC REPLICA %s.%s", q, qt);
+    /* a sharded layout's reads go through the Distributed table to a replica of each shard:
+     * every endpoint's replica is synced (one that does not answer serves no read either) */
+    size_t n = cl->sharded ? ch_client_endpoints(ch) : 1, start = 0;
+    const char *in_use = ch_client_endpoint(ch);
+    for (size_t i = 0; i < ch_client_endpoints(ch); i++) {
+        ch_client_use(ch, i, false);
+        if (ch_client_endpoint(ch) == in_use)
+            start = i;
+    }
+    errclass_t cls = ERRCLASS_NONE;
+    size_t synced = 0;
+    for (size_t k = 0; k < n && cls == ERRCLASS_NONE; k++) {
+        ch_client_use(ch, (start + k) % ch_client_endpoints(ch), n == 1);
+        cls = ch_client_query(ch, sql, NULL, err, errlen);
+        if (cls != ERRCLASS_NONE && n > 1 && strstr(err, "unreachable")) {
+            cls = ERRCLASS_NONE; /* a node that is down */
+            continue;
+        }
+        synced += cls == ERRCLASS_NONE;
+        if (cls != ERRCLASS_NONE) {
+            char why[512];
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, errlen,
+                     "replica of %s.%s at %s is not up to date with what pgferry wrote (SYSTEM "
+                     "SYNC REPLICA: %s)",
+                     db, data, ch_client_endpoint(ch), why);
+        }
+    }
+    ch_client_use(ch, start, true);
+    if (cls == ERRCLASS_NONE && synced == 0) {
+        snprintf(err, errlen, "no ClickHouse endpoint answers to sync %s.%s", db, data);
+        cls = ERRCLASS_TRANSIENT;
+    }
+    return cls;
 }
 
 bool

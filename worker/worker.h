@@ -16,10 +16,22 @@
 typedef struct worker worker_t;
 
 #include "chclient.h"
+#include "chcluster.h"
 #include "state.pb-c.h"
 
 /* The ClickHouse client for a pipe's destination (URL, user, password file or variable). */
 ch_client_t *worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err, size_t errlen);
+/* The pipe's cluster layout (chcluster.h). */
+void worker_cluster(const Pgferry__State__PipeSpec *spec, chcluster_t *cl);
+/* The ClickHouse settings of the pipe's requests ("" on one node); quorum adds the pipe's
+ * insert_quorum (CDC's inserts: what is acknowledged to the source). */
+void worker_dest_settings(const Pgferry__State__PipeSpec *spec, bool quorum, char *out,
+                          size_t outlen);
+/* On a cluster, waits until the replica of target's data table at the endpoint in use has
+ * every part the replication log names (SYSTEM SYNC REPLICA): run before reading what was
+ * written, by this process through another endpoint or by another process. No-op on one node. */
+errclass_t worker_sync_replica(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                               const char *target, char *err, size_t errlen);
 
 /* Installs the stop-signal handlers (SIGTERM, SIGINT). With exit_at_once the process exits
  * inside the handler (for roles that hold nothing worth finishing, e.g. provisioning, which

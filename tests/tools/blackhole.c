@@ -2,6 +2,7 @@
  * pgferry-test-blackhole: listens on 127.0.0.1 (ephemeral port, printed on stdout), accepts
  * connections and never answers: a server that hangs. Exits after 600 s at the latest.
  */
+#include "listen_lo.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,19 +15,9 @@
 int
 main(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof(a);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(s, 64) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &al) != 0) {
-        perror("blackhole");
+    int s = listen_lo("blackhole");
+    if (s < 0)
         return 1;
-    }
-    printf("%d\n", ntohs(a.sin_port));
-    fflush(stdout);
     time_t end = time(NULL) + 600;
     int held[256], n = 0;
     while (time(NULL) < end) {

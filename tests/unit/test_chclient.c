@@ -41,6 +41,44 @@ test_refused_is_transient(void **state)
     ch_client_destroy(&c);
 }
 
+/* several endpoints: a failed one hands over to the next, the request is sent there at once,
+ * and the switches are counted (here every endpoint refuses: each is tried once) */
+static void
+test_endpoint_failover(void **state)
+{
+    (void)state;
+    char err[256];
+    ch_client_t *c =
+        ch_client_new("http://u:secret@127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3", NULL,
+                      NULL, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(ch_client_endpoints(c), 3);
+    assert_string_equal(ch_client_endpoint(c), "http://127.0.0.1:1/");
+    assert_int_equal(ch_client_switches(c), 0);
+    assert_int_equal(ch_client_query(c, "SELECT 1", NULL, err, sizeof(err)), ERRCLASS_TRANSIENT);
+    assert_int_equal(ch_client_switches(c), 3);
+    /* back at the first after one round; the message names the last endpoint tried */
+    assert_string_equal(ch_client_endpoint(c), "http://127.0.0.1:1/");
+    assert_non_null(strstr(err, "127.0.0.1:3"));
+    assert_null(strstr(err, "secret"));
+    /* an insert whose body is in memory goes to each endpoint too */
+    assert_int_equal(ch_client_insert(c, "INSERT INTO t FORMAT TSV", "1\n", 2, err, sizeof(err)),
+                     ERRCLASS_TRANSIENT);
+    assert_int_equal(ch_client_switches(c), 6);
+    assert_true(ch_client_set_settings(c, "insert_quorum=2"));
+    ch_client_destroy(&c);
+    /* one endpoint: nothing to switch to */
+    c = ch_client_new("http://127.0.0.1:1", NULL, NULL, err, sizeof(err));
+    assert_int_equal(ch_client_query(c, "SELECT 1", NULL, err, sizeof(err)), ERRCLASS_TRANSIENT);
+    assert_int_equal(ch_client_switches(c), 0);
+    ch_client_destroy(&c);
+    assert_null(
+        ch_client_new("http://127.0.0.1:1,,http://127.0.0.1:2", NULL, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "empty entry"));
+    assert_null(ch_client_new("http://127.0.0.1:1,ftp://h:2", NULL, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "endpoint 2"));
+}
+
 static void
 test_version_number(void **state)
 {
@@ -106,6 +144,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_refused_is_transient),
+        cmocka_unit_test(test_endpoint_failover),
         cmocka_unit_test(test_version_number),
         cmocka_unit_test(test_classify),
     };

@@ -58,7 +58,11 @@ test_order_by_key_columns(void **state)
     assert_int_equal(cols[3].key_position, 1); /* region first */
     assert_int_equal(cols[0].key_position, 2); /* then the rest of the key */
     assert_int_equal(cols[1].key_position, 0);
-    char *ddl = setup_table_ddl("db", &def);
+    chcluster_t one;
+    chcluster_init(&one, "", "", "");
+    char *ddl = setup_table_ddl(&one, "db", &def);
+    assert_non_null(strstr(ddl, "ENGINE = ReplacingMergeTree(`_pgferry_version`)"));
+    assert_null(strstr(ddl, "ON CLUSTER"));
     assert_non_null(strstr(ddl, "ORDER BY (`region`, `id`)"));
     assert_null(strstr(ddl, "PARTITION BY"));
     free(ddl);
@@ -80,9 +84,46 @@ test_order_by_full_identity(void **state)
     assert_int_equal(cols[0].key_position, 2);
     assert_int_equal(cols[3].key_position, 3);
     def.partition_by = "tenant % 4";
-    char *ddl = setup_table_ddl("db", &def);
+    chcluster_t one;
+    chcluster_init(&one, "", "", "");
+    char *ddl = setup_table_ddl(&one, "db", &def);
     assert_non_null(strstr(ddl, "PARTITION BY (tenant % 4) ORDER BY (`tenant`, `id`, `region`)"));
     free(ddl);
+}
+
+/* on a cluster: ON CLUSTER, Replicated engine with its own path, Distributed when sharded */
+static void
+test_cluster_ddl(void **state)
+{
+    (void)state;
+    make_def();
+    def.partition_by = NULL;
+    chcluster_t rep, sh;
+    chcluster_init(&rep, "c1", "replicated", "");
+    char *a = setup_table_ddl(&rep, "db", &def), *b = setup_table_ddl(&rep, "db", &def);
+    assert_non_null(strstr(a, "CREATE TABLE IF NOT EXISTS `db`.`t` ON CLUSTER 'c1' ("));
+    assert_non_null(strstr(a, "ENGINE = ReplicatedReplacingMergeTree("
+                              "'/clickhouse/tables/{shard}/pgferry/db/t/"));
+    assert_non_null(strstr(a, "', '{replica}', `_pgferry_version`) ORDER BY (`id`"));
+    /* every CREATE gets a path of its own (a resync creates the same name again) */
+    assert_string_not_equal(a, b);
+    assert_null(setup_dist_ddl(&rep, "db", &def, "t", "t"));
+    free(a);
+    free(b);
+    chcluster_init(&sh, "c2", "sharded", "/zk/{shard}/{database}.{table}/{uid}");
+    a = setup_table_ddl(&sh, "db", &def);
+    assert_non_null(strstr(a, "CREATE TABLE IF NOT EXISTS `db`.`t_local` ON CLUSTER 'c2' ("));
+    assert_non_null(strstr(a, "ReplicatedReplacingMergeTree('/zk/{shard}/db.t_local/"));
+    b = setup_dist_ddl(&sh, "db", &def, "t", "t_local");
+    assert_string_equal(b, "CREATE TABLE IF NOT EXISTS `db`.`t` ON CLUSTER 'c2' AS `db`.`t_local` "
+                           "ENGINE = Distributed('c2', 'db', 't_local', "
+                           "cityHash64(toString(`id`), toString(`region`)))");
+    free(a);
+    free(b);
+    a = setup_view_ddl(&sh, "db", &def);
+    assert_non_null(strstr(a, "CREATE VIEW IF NOT EXISTS `db`.`t_live` ON CLUSTER 'c2' AS SELECT"));
+    assert_non_null(strstr(a, "FROM `db`.`t` FINAL"));
+    free(a);
 }
 
 static void
@@ -121,6 +162,7 @@ main(void)
         cmocka_unit_test(test_order_by_key_columns),
         cmocka_unit_test(test_order_by_full_identity),
         cmocka_unit_test(test_order_by_refusals),
+        cmocka_unit_test(test_cluster_ddl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
