@@ -254,6 +254,12 @@ ch_client_endpoints(const ch_client_t *c)
     return c->n_bases;
 }
 
+size_t
+ch_client_current(const ch_client_t *c)
+{
+    return c->cur;
+}
+
 unsigned
 ch_client_switches(const ch_client_t *c)
 {
@@ -505,10 +511,16 @@ perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len
         char *tail = strstr(line, ", e.what()");
         if (tail)
             *tail = '\0';
+        /* errors of the coordinator: say so */
+        int code = ch_error_code(msg);
+        const char *hint = code == 242 ? " (a replicated table is read-only while its server has "
+                                         "no ZooKeeper session)"
+                           : code == 225 || code == 999 ? " (the server's ZooKeeper)"
+                                                        : "";
         if (c->n_bases > 1)
-            snprintf(err, errlen, "ClickHouse HTTP %ld at %s: %s", status, base, line);
+            snprintf(err, errlen, "ClickHouse HTTP %ld at %s: %s%s", status, base, line, hint);
         else
-            snprintf(err, errlen, "ClickHouse HTTP %ld: %s", status, line);
+            snprintf(err, errlen, "ClickHouse HTTP %ld: %s%s", status, line, hint);
         errclass_t cls = ch_classify(status, msg);
         free(body->data);
         body->data = NULL;
@@ -542,8 +554,6 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
         next_endpoint(c, err);
         if (!resend || attempt + 1 >= c->n_bases)
             return cls;
-        if (recv)
-            recv->len = 0;
     }
 }
 

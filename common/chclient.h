@@ -34,6 +34,7 @@ bool ch_client_set_settings(ch_client_t *c, const char *settings);
  * before a change must first bring the new endpoint's replicas up to date. */
 const char *ch_client_endpoint(const ch_client_t *c); /* base URL, no credentials */
 size_t ch_client_endpoints(const ch_client_t *c);
+size_t ch_client_current(const ch_client_t *c); /* index of the endpoint in use */
 unsigned ch_client_switches(const ch_client_t *c);
 /* Endpoint i becomes the one in use; failover false keeps it there when it fails (a check of
  * that endpoint), true lets it move on again. */

@@ -442,8 +442,29 @@ catch_up(PGconn *pg, const char *slot, char *err, size_t errlen)
 /* Waits (up to 60 s) until ClickHouse has carried out the mutations of the pipe's database: a
  * TRUNCATE is followed by one, and after a ClickHouse restart it deletes the rows of parts the
  * TRUNCATE left on disk; comparing before that would report rows that are about to go. */
+static errclass_t settle_mutations_here(ch_client_t *ch, const char *db, char *err, size_t errlen);
+
+/* On a cluster every endpoint's mutations (a shard's are visible on its own nodes only); an
+ * endpoint that does not answer is skipped. */
 static errclass_t
-settle_mutations(ch_client_t *ch, const char *db, char *err, size_t errlen)
+settle_mutations(ch_client_t *ch, const chcluster_t *cl, const char *db, char *err, size_t errlen)
+{
+    if (!chcluster_on(cl) || ch_client_endpoints(ch) < 2)
+        return settle_mutations_here(ch, db, err, errlen);
+    size_t start = ch_client_current(ch);
+    errclass_t cls = ERRCLASS_NONE;
+    for (size_t i = 0; i < ch_client_endpoints(ch) && cls == ERRCLASS_NONE; i++) {
+        ch_client_use(ch, i, false);
+        cls = settle_mutations_here(ch, db, err, errlen);
+        if (cls != ERRCLASS_NONE && strstr(err, "unreachable"))
+            cls = ERRCLASS_NONE;
+    }
+    ch_client_use(ch, start, true);
+    return cls;
+}
+
+static errclass_t
+settle_mutations_here(ch_client_t *ch, const char *db, char *err, size_t errlen)
 {
     char qdb[300], sql[600];
     chsql_string(db, qdb, sizeof(qdb));
@@ -523,9 +544,14 @@ verify_table(vt_t *v, bool streaming, buf_t *rep, bool *match, char *err, size_t
     }
     if (nd > 0 && streaming) {
         /* the stream may have been between the two reads: look again once caught up */
+        chcluster_t cl;
+        worker_cluster(v->spec, &cl);
         cls = catch_up(v->pg, v->spec->slot, err, errlen);
         if (cls == ERRCLASS_NONE)
-            cls = settle_mutations(v->ch, v->spec->dest_database, err, errlen);
+            cls = settle_mutations(v->ch, &cl, v->spec->dest_database, err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls =
+                worker_sync_replica(v->ch, &cl, v->spec->dest_database, v->d->target, err, errlen);
         if (cls == ERRCLASS_NONE)
             cls = buckets(v, pgb2, chb2, &pgrows, &chrows, err, errlen);
         if (cls != ERRCLASS_NONE)
@@ -654,7 +680,9 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         if (cls != ERRCLASS_NONE)
             goto out;
     }
-    cls = settle_mutations(ch, spec->dest_database, err, errlen);
+    chcluster_t cl;
+    worker_cluster(spec, &cl);
+    cls = settle_mutations(ch, &cl, spec->dest_database, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
     size_t done = 0;
@@ -681,8 +709,6 @@ verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
         snprintf(v.shown, sizeof(v.shown), "%s -> %s.%s", src, spec->dest_database, d->target);
         bool differs = false;
         /* on a cluster, the replicas read hold everything written through any endpoint */
-        chcluster_t cl;
-        worker_cluster(spec, &cl);
         cls = worker_sync_replica(ch, &cl, spec->dest_database, d->target, err, errlen);
         if (cls == ERRCLASS_NONE)
             cls = source_relation(pg, spec, d, v.pgtable, sizeof(v.pgtable), &v, &rep, &differs,

@@ -246,13 +246,7 @@ worker_sync_replica(ch_client_t *ch, const chcluster_t *cl, const char *db, cons
     snprintf(sql, sizeof(sql), "SYSTEM SYNC REPLICA %s.%s", q, qt);
     /* a sharded layout's reads go through the Distributed table to a replica of each shard:
      * every endpoint's replica is synced (one that does not answer serves no read either) */
-    size_t n = cl->sharded ? ch_client_endpoints(ch) : 1, start = 0;
-    const char *in_use = ch_client_endpoint(ch);
-    for (size_t i = 0; i < ch_client_endpoints(ch); i++) {
-        ch_client_use(ch, i, false);
-        if (ch_client_endpoint(ch) == in_use)
-            start = i;
-    }
+    size_t n = cl->sharded ? ch_client_endpoints(ch) : 1, start = ch_client_current(ch);
     errclass_t cls = ERRCLASS_NONE;
     size_t synced = 0;
     for (size_t k = 0; k < n && cls == ERRCLASS_NONE; k++) {

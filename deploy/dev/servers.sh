@@ -387,7 +387,7 @@ admin.enableServer=false
 CONF
     chown -R "$u" "$DIR/zk"
     # the package's jar names its dependencies in its manifest
-    local cmd=(java -Xmx192m -XX:+UseSerialGC -cp "$DIR/zk/conf:/usr/share/java/zookeeper.jar"
+    local cmd=(java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$DIR/zk/conf:/usr/share/java/zookeeper.jar"
         -Dzookeeper.log.dir="$DIR/zk" org.apache.zookeeper.server.quorum.QuorumPeerMain
         "$DIR/zk/conf/zoo.cfg")
     if [ "$(id -u)" = 0 ]; then
@@ -426,7 +426,7 @@ node_start() {
     extra="    <interserver_http_host>127.0.0.1</interserver_http_host>
     <interserver_http_port>$(node_var "$n" INTER)</interserver_http_port>
     <zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node>
-        <session_timeout_ms>10000</session_timeout_ms><operation_timeout_ms>5000</operation_timeout_ms></zookeeper>
+        <session_timeout_ms>20000</session_timeout_ms><operation_timeout_ms>10000</operation_timeout_ms></zookeeper>
     <macros><shard>$shard</shard><replica>n$n</replica></macros>
     <remote_servers>
         <pgferry_replicated><shard><internal_replication>true</internal_replication>$(cluster_replica 1)$(cluster_replica 2)</shard></pgferry_replicated>
@@ -450,6 +450,31 @@ ENV
         urls="$urls${urls:+,}http://127.0.0.1:$(node_var "$n" HTTP)"
     done
     echo "export PGFERRY_CH_NODE_ENDPOINTS='$urls'"
+}
+
+# cluster_ready: every node has its ZooKeeper session and runs distributed DDL (a fresh
+# ZooKeeper's JVM can take a while on a busy machine; tests must not start before)
+cluster_ready() {
+    local n i url ok
+    for n in $NODES; do
+        url="http://127.0.0.1:$(node_var "$n" HTTP)/"
+        ok=""
+        for i in $(seq 1 600); do
+            if curl -sf --max-time 5 -u "default:$CH_PASSWORD" "$url" \
+                --data-binary "SELECT count() FROM system.zookeeper WHERE path = '/'" >/dev/null 2>&1; then
+                ok=1; break
+            fi
+            sleep 0.1
+        done
+        [ -n "$ok" ] || die "ClickHouse n$n has no ZooKeeper session after 60 s"
+    done
+    url="http://127.0.0.1:$(node_var 1 HTTP)/?distributed_ddl_task_timeout=60"
+    curl -sf --max-time 90 -u "default:$CH_PASSWORD" "$url" \
+        --data-binary "CREATE DATABASE IF NOT EXISTS pgferry_cluster_probe ON CLUSTER pgferry_sharded" >/dev/null ||
+        die "distributed DDL does not run on every node within 60 s"
+    curl -sf --max-time 90 -u "default:$CH_PASSWORD" "$url" \
+        --data-binary "DROP DATABASE IF EXISTS pgferry_cluster_probe ON CLUSTER pgferry_sharded" >/dev/null ||
+        die "distributed DDL does not run on every node within 60 s"
 }
 
 cluster_stop() {
@@ -512,6 +537,7 @@ start-cluster)
     cluster_ports
     zk_start
     for n in $NODES; do node_start "$n"; done
+    cluster_ready
     cluster_env
     ;;
 cluster-env) [ -f "$DIR/cluster-ports" ] || die "no cluster in $DIR (run: $0 start-cluster)"; cluster_ports; cluster_env ;;

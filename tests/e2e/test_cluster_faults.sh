@@ -98,11 +98,27 @@ sleep 1
 node_ctl stop-zk
 wait_for 60 "pipe clfk Degraded" state_is clfk Degraded
 log "Degraded: $(pipe_json clfk | jq -r .last_error.message)"
-sleep 5
+wait_for 30 "the reason names ZooKeeper" bash -c "'$CTL' status clfk --json | jq -r .last_error.message | grep -q ZooKeeper"
+# a pipe created now: Provisioning names ZooKeeper
+TEST_PIPES+=(clzk)
+"$CTL" create clzk --source "$PGFERRY_PG_URI" --tables "$S.f" --dest-database "${CH_DB_PREFIX}clzk" \
+    --dest "$PGFERRY_CH_NODE1_URL" --cluster "$CLUSTER" >/dev/null
+wait_for 60 "clzk names ZooKeeper" bash -c "'$CTL' status clzk --json | jq -r '.last_error.message' | grep -q 'ZooKeeper of ClickHouse at'"
+"$CTL" drop clzk >/dev/null
 node_ctl start-zk
 wait_for 120 "pipe clfk Running again by itself" state_is clfk Running
 stop_writer
 node_match 1 120 "w on n1 after ZooKeeper" "$Q" "$CQ"
 node_match 2 120 "w on n2 after ZooKeeper" "$Q" "$CQ"
 "$CTL" verify clfk >"$TEST_DIR/verify.out" || { cat "$TEST_DIR/verify.out" >&2; fail "verify of clfk"; }
+
+log "4. a node of the cluster down: Provisioning names it"
+node_ctl stop-node 3
+TEST_PIPES+=(clnode)
+"$CTL" create clnode --source "$PGFERRY_PG_URI" --tables "$S.f" --dest-database "${CH_DB_PREFIX}clnode" \
+    --dest "$PGFERRY_CH_NODE1_URL" --cluster "$PGFERRY_CLUSTER_SHARDED" --cluster-layout sharded >/dev/null
+wait_for 60 "clnode names the node" bash -c "'$CTL' status clnode --json | jq -r '.last_error.message' | grep -q 'of cluster $PGFERRY_CLUSTER_SHARDED does not answer'"
+log "$("$CTL" status clnode --json | jq -r '.last_error.message')"
+"$CTL" drop clnode >/dev/null
+node_ctl start-node 3
 log "PASS"

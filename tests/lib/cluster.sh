@@ -31,7 +31,9 @@ cluster_drop_test_dbs() {
     done
 }
 EXIT_HOOKS+=(cluster_drop_test_dbs)
-[ -z "$OWN_CLUSTER" ] || EXIT_HOOKS+=("bash '$CLUSTER_SERVERS' destroy '$OWN_CLUSTER'")
+# the cluster's data goes, its logs stay in the test's directory (kept when the test fails)
+[ -z "$OWN_CLUSTER" ] ||
+    EXIT_HOOKS+=("bash '$CLUSTER_SERVERS' stop '$OWN_CLUSTER'; rm -rf '$OWN_CLUSTER'/n?/data '$OWN_CLUSTER'/zk/data")
 
 # node_match N SECONDS WHAT PGSQL CHSQL: like wait_match, against node N
 node_match() {
