@@ -364,10 +364,13 @@ node_var() { local v="N$1_$2"; echo "${!v}"; }
 
 zk_running() { [ -f "$DIR/zk/pid" ] && kill -0 "$(cat "$DIR/zk/pid")" 2>/dev/null; }
 
+# serving sessions, not only listening: ZooKeeper accepts connections (and answers ruok) before
+# it serves, and a ClickHouse 18.16 whose first session handshake fails there crashes later in
+# its DDL worker (a NULL ZooKeeper; seen on a busy machine)
 zk_answers() {
     local r
-    r=$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; printf ruok >&3; cat <&3" 2>/dev/null) || true
-    [ "$r" = imok ]
+    r=$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; printf srvr >&3; cat <&3" 2>/dev/null) || true
+    case "$r" in *"Mode: standalone"*) return 0 ;; *) return 1 ;; esac
 }
 
 zk_start() {
@@ -387,7 +390,7 @@ admin.enableServer=false
 CONF
     chown -R "$u" "$DIR/zk"
     # the package's jar names its dependencies in its manifest
-    local cmd=(java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$DIR/zk/conf:/usr/share/java/zookeeper.jar"
+    local cmd=(java -Xmx192m -XX:+UseSerialGC -cp "$DIR/zk/conf:/usr/share/java/zookeeper.jar"
         -Dzookeeper.log.dir="$DIR/zk" org.apache.zookeeper.server.quorum.QuorumPeerMain
         "$DIR/zk/conf/zoo.cfg")
     if [ "$(id -u)" = 0 ]; then

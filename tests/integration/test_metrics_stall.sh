@@ -70,7 +70,9 @@ rm -f "$TEST_DIR/loris"
 wait_match 30 "t" "SELECT id, v FROM $S.t ORDER BY id" \
     "SELECT id, v FROM \`${CH_DB_PREFIX}st\`.t_live ORDER BY id"
 n=$(psql_q "SELECT count(*) FROM $S.t")
-[ "$n" -gt 150 ] || fail "the writer wrote only $((n - 100)) rows"
+# the writer ran all along (about 50 rows in those 8 s on a 2-core machine, fewer when busy);
+# that all of them arrived is wait_match's
+[ "$n" -ge 120 ] || fail "the writer wrote only $((n - 100)) rows"
 assert_eq "$(pipe_state st)" Running "pipe state after the slow clients"
 stop_daemon || fail "pgferryd exited non-zero"
 log "ok"
