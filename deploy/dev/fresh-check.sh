@@ -49,6 +49,8 @@ MIRROR=$(mirror | head -1)
 
 [ -n "$DIR" ] || DIR=$(mktemp -d /var/tmp/pgferry-fresh-XXXXXX)
 mkdir -p "$DIR"
+# the root's "/" as on a real machine: mktemp makes it 0700, which no service user can traverse
+chmod 755 "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
 cleanup() {
