@@ -139,6 +139,15 @@ probe_asks_cleartext(const char *host, const char *port, const char *user, const
     if (probe_read(fd, &code, 4))
         asks = ntohl(code) == 3; /* AuthenticationCleartextPassword */
 out:
+    /* end like a client that gave up: the server reads EOF and ends quietly; what it sent is
+     * read (closing over unread data would reset the connection, which the server logs) */
+    shutdown(fd, SHUT_WR);
+    for (int i = 0; i < 64; i++) {
+        char sink[512];
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 2000) != 1 || read(fd, sink, sizeof(sink)) <= 0)
+            break;
+    }
     close(fd);
     return asks;
 }

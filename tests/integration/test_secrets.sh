@@ -71,7 +71,12 @@ refused kw4 "sslrootcert /etc/passwd refused: it is not inside secrets_dir" \
     --source "$PGFERRY_PG_URI?sslrootcert=/etc/passwd" --dest "$PGFERRY_CH_URL"
 
 # 3. bound secrets work, and a worker holds no descriptor of pgferryd's state or sockets
-create_pipe good "$S.t" --dest "http://default@$CH_HOSTPART" --dest-password-file ch.pw >/dev/null
+# (the source over the server's Unix socket when there is one: the clear-text check asks there)
+SRC="$PGFERRY_PG_URI"
+[ -z "${PGFERRY_PG_SOCKET_DIR:-}" ] || SRC="host=$PGFERRY_PG_SOCKET_DIR port=$PGFERRY_PG_PORT dbname=postgres user=postgres"
+TEST_PIPES+=(good)
+"$CTL" create good --source "$SRC" --dest "http://default@$CH_HOSTPART" --tables "$S.t" \
+    --dest-password-file ch.pw --dest-database "${CH_DB_PREFIX}good" >/dev/null
 wait_for 60 "pipe good Running" state_is good Running
 wpid=$(worker_pids good | head -1)
 [ -n "$wpid" ] || fail "no worker of good"
@@ -124,4 +129,14 @@ wait_for 30 "the fake server is asked" grep -q '^startup' "$TEST_DIR/pg.rec"
 wait_for 30 "pipe envpw reports the failed connection" bash -c "'$CTL' status envpw --json | jq -e '.last_error.message | length > 0' >/dev/null"
 ! grep -q "Pg-Env-Secret" "$TEST_DIR/pg.rec" || fail "pgferryd's PGPASSWORD was sent to a server a client chose"
 ! grep -q '^password' "$TEST_DIR/pg.rec" || fail "a password was sent"
+
+# 7. a reload (SIGHUP) applies changed bindings to create: ch.pw now goes to the listener only
+echo "secret_bind = ch.pw = $RAW" >>"$TEST_DIR/pgferryd.conf"
+kill -HUP "$DAEMON_PID"
+wait_for 10 "reload" grep -q "configuration reloaded" "$TEST_DIR/pgferryd.log"
+refused moved "destination $CH_HOSTPART is not bound to this secret" --source "$PGFERRY_PG_URI" \
+    --dest "http://default@$CH_HOSTPART" --dest-password-file ch.pw
+"$CTL" create moved --source "$PGFERRY_PG_URI" --dest "http://default@$RAW" --tables "$S.t" \
+    --dest-password-file ch.pw --dest-database "${CH_DB_PREFIX}moved" >/dev/null
+TEST_PIPES+=(moved)
 log "ok"
