@@ -210,7 +210,7 @@ source_allowed(const char *conninfo, bool replication, char *err, size_t errlen)
             sslmode = o->val;
     }
     const char *allow = getenv("PGFERRY_ALLOW_CLEARTEXT_PASSWORD");
-    if (ok && !(allow && strcmp(allow, "1") == 0) && PQlibVersion() < 160000) {
+    if (ok && !(allow && strcmp(allow, "true") == 0) && PQlibVersion() < 160000) {
         /* libpq 16 refuses by itself (require_auth, below); older ones are asked first */
         struct passwd *pw = getpwuid(geteuid());
         user = opt_or_env(user, "PGUSER", pw ? pw->pw_name : "postgres");
@@ -258,7 +258,7 @@ pgconn_connect(const char *conninfo, const char *app_name, bool replication, err
         return NULL;
     }
     const char *allow = getenv("PGFERRY_ALLOW_CLEARTEXT_PASSWORD");
-    bool require_auth = !(allow && strcmp(allow, "1") == 0) && PQlibVersion() >= 160000;
+    bool require_auth = !(allow && strcmp(allow, "true") == 0) && PQlibVersion() >= 160000;
     const char *keys[] = {"dbname", "application_name", "connect_timeout", "options", NULL, NULL,
                           NULL};
     const char *vals[] = {conninfo, app_name, "10", PGCONN_PINNED_OPTIONS, NULL, NULL, NULL};

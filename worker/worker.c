@@ -195,7 +195,7 @@ worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err, size_t errle
         /* and only to the endpoints the operator bound the secret to, as pgferryd's
          * configuration says now (the stored spec is not trusted alone) */
         static secret_bind_t binds[SECRET_BIND_MAX];
-        size_t nb = secret_binds_parse(getenv("PGFERRY_SECRET_BINDS"), binds, SECRET_BIND_MAX);
+        size_t nb = secret_binds_parse(getenv("PGFERRY_BOUND_SECRETS"), binds, SECRET_BIND_MAX);
         char label[400];
         const secret_bind_t *b;
         if (file[0]) {

@@ -204,7 +204,7 @@ test_secret_rules(void **state)
                     "PGSSLKEY=/k",
                     "PGFERRY_SECRET_X=pw",
                     "PGHOST=h",
-                    "PGFERRY_SECRET_BINDS=forged",
+                    "PGFERRY_BOUND_SECRETS=forged",
                     NULL};
     char **env = daemon_config_worker_env(&c, base);
     assert_non_null(env);
@@ -218,9 +218,9 @@ test_secret_rules(void **state)
         secret |= strcmp(env[i], "PGFERRY_SECRET_X=pw") == 0;
         host |= strcmp(env[i], "PGHOST=h") == 0;
         passfile |= strcmp(env[i], "PGPASSFILE=/dev/null/pgferry-none") == 0;
-        binds |= strcmp(env[i], "PGFERRY_SECRET_BINDS=ch.pw=ch9:8123\n"
+        binds |= strcmp(env[i], "PGFERRY_BOUND_SECRETS=ch.pw=ch9:8123\n"
                                 "PGFERRY_SECRET_X=https://ch3") == 0;
-        clear |= strcmp(env[i], "PGFERRY_ALLOW_CLEARTEXT_PASSWORD=1") == 0;
+        clear |= strcmp(env[i], "PGFERRY_ALLOW_CLEARTEXT_PASSWORD=true") == 0;
     }
     assert_true(path && secret && host && passfile && binds && clear);
     daemon_config_free_env(env);
