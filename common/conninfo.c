@@ -1,7 +1,9 @@
 /* conninfo: libpq's connection-string syntax, checked without libpq (PostgreSQL 15's keywords). */
 #include "conninfo.h"
+#include "secrets.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,9 +107,72 @@ check_ports(const char *v, size_t n, char *err, size_t errlen)
     return true;
 }
 
-static bool
-check_pair(const char *k, size_t kl, const char *v, size_t vl, char *err, size_t errlen)
+/* set while conninfo_check_files walks a string: the file keywords are checked instead */
+typedef struct {
+    const char *dir;
+} files_ctx_t;
+
+bool
+conninfo_file_keyword_check(const char *key, const char *val, const char *secrets_dir, char *err,
+                            size_t errlen)
 {
+    /* files a control client could make the worker send or use as the operator's identity */
+    static const char *const refused[] = {"passfile", "service", "sslkey", "sslcert", NULL};
+    /* public material a connection may need (certificate authorities, revocation lists) */
+    static const char *const confined[] = {"sslrootcert", "sslcrl", "sslcrldir", NULL};
+    if (!val)
+        return true;
+    /* present at all, even empty: libpq takes an empty one as "the default file" (~/.pgpass,
+     * ~/.postgresql/postgresql.key), past the workers' environment */
+    if (in_list(refused, key, strlen(key))) {
+        snprintf(err, errlen,
+                 "connection option \"%s\" refused in the source connection string: pgferry "
+                 "does not let a pipe choose files of pgferryd's host (passwords: in the "
+                 "connection string, or source_passfile in pgferryd's configuration)",
+                 key);
+        return false;
+    }
+    if (in_list(confined, key, strlen(key)) && *val) {
+        char resolved[PATH_MAX], e[600];
+        if (strcmp(key, "sslcrldir") == 0) {
+            /* a directory: secrets_dir itself or one inside it */
+            char rdir[PATH_MAX], joined[2 * PATH_MAX], rval[PATH_MAX];
+            bool ok = secrets_dir && *secrets_dir && realpath(secrets_dir, rdir);
+            if (ok) {
+                snprintf(joined, sizeof(joined), "%s%s%s", val[0] == '/' ? "" : rdir,
+                         val[0] == '/' ? "" : "/", val);
+                size_t dl = strlen(rdir);
+                ok = realpath(joined, rval) && strncmp(rval, rdir, dl) == 0 &&
+                     (rval[dl] == '\0' || rval[dl] == '/');
+            }
+            if (!ok) {
+                snprintf(err, errlen,
+                         "connection option \"sslcrldir\" refused in the source connection "
+                         "string: it must be secrets_dir or a directory inside it");
+                return false;
+            }
+            return true;
+        }
+        if (!secret_path_check(secrets_dir, key, val, resolved, sizeof(resolved), e, sizeof(e))) {
+            snprintf(err, errlen, "in the source connection string: %s", e);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool
+check_pair(const char *k, size_t kl, const char *v, size_t vl, char *err, size_t errlen,
+           const files_ctx_t *fc)
+{
+    if (fc) {
+        char key[64];
+        if (kl >= sizeof(key))
+            return true;
+        memcpy(key, k, kl);
+        key[kl] = '\0';
+        return conninfo_file_keyword_check(key, v, fc->dir, err, errlen);
+    }
     if (!in_list(keywords, k, kl)) {
         snprintf(err, errlen, "invalid connection option \"%.*s\" in the source connection string",
                  (int)(kl > 40 ? 40 : kl), k);
@@ -160,7 +225,7 @@ decode(const char *s, size_t n, char *out, size_t outlen, size_t *olen)
 }
 
 static bool
-check_uri(const char *s, char *err, size_t errlen)
+check_uri(const char *s, char *err, size_t errlen, const files_ctx_t *fc)
 {
     const char *p = strstr(s, "://") + 3;
     /* user[:password]@ */
@@ -234,7 +299,7 @@ check_uri(const char *s, char *err, size_t errlen)
         }
         /* libpq reads ssl=true as sslmode=require */
         if (!(strcmp(k, "ssl") == 0 && strcmp(v, "true") == 0) &&
-            !check_pair(k, kl, v, vl, err, errlen))
+            !check_pair(k, kl, v, vl, err, errlen, fc))
             return false;
         q = amp ? amp + 1 : q + len;
     }
@@ -242,7 +307,7 @@ check_uri(const char *s, char *err, size_t errlen)
 }
 
 static bool
-check_pairs(const char *s, char *err, size_t errlen)
+check_pairs(const char *s, char *err, size_t errlen, const files_ctx_t *fc)
 {
     const char *p = s;
     for (;;) {
@@ -294,7 +359,7 @@ check_pairs(const char *s, char *err, size_t errlen)
             }
         }
         v[vl] = '\0';
-        if (!check_pair(k, kl, v, vl, err, errlen))
+        if (!check_pair(k, kl, v, vl, err, errlen, fc))
             return false;
     }
 }
@@ -317,6 +382,16 @@ conninfo_check(const char *s, char *err, size_t errlen)
         }
     }
     if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
-        return check_uri(s, err, errlen);
-    return check_pairs(s, err, errlen);
+        return check_uri(s, err, errlen, NULL);
+    return check_pairs(s, err, errlen, NULL);
+}
+
+bool
+conninfo_check_files(const char *s, const char *secrets_dir, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    files_ctx_t fc = {secrets_dir ? secrets_dir : ""};
+    if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
+        return check_uri(s, err, errlen, &fc);
+    return check_pairs(s, err, errlen, &fc);
 }

@@ -158,6 +158,30 @@ copy_shape(Pgferry__State__TableSpec *to, const Pgferry__State__TableSpec *from)
     return true;
 }
 
+/* A reserved secret goes only to the endpoints the operator bound it to (secret_bind). */
+static bool
+control_secret_bound(const daemon_config_t *cfg, const Pgferry__State__PipeSpec *in, char *err,
+                     size_t errlen)
+{
+    char resolved[PATH_MAX], label[400];
+    const secret_bind_t *b;
+    if (in->dest_password_file[0]) {
+        if (!secret_file_check(cfg->secrets_dir, in->dest_password_file, resolved, sizeof(resolved),
+                               err, errlen))
+            return false;
+        b = secret_bind_find(cfg->secret_binds, cfg->n_secret_binds, cfg->secrets_dir, resolved,
+                             NULL);
+        snprintf(label, sizeof(label), "--dest-password-file %.300s", in->dest_password_file);
+    } else if (in->dest_password_env[0]) {
+        b = secret_bind_find(cfg->secret_binds, cfg->n_secret_binds, NULL, NULL,
+                             in->dest_password_env);
+        snprintf(label, sizeof(label), "--dest-password-env %.300s", in->dest_password_env);
+    } else {
+        return true;
+    }
+    return secret_dest_allowed(b, label, in->dest_url, err, errlen);
+}
+
 static void
 do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
 {
@@ -176,7 +200,8 @@ do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
                    "a pipe needs --source (PostgreSQL URI) and --dest (ClickHouse URL)");
         return;
     }
-    if (!conninfo_check(in->source, err, sizeof(err))) {
+    if (!conninfo_check(in->source, err, sizeof(err)) ||
+        !conninfo_check_files(in->source, s->cfg.secrets_dir, err, sizeof(err))) {
         /* a malformed source would only fail every worker's connect, for good */
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         return;
@@ -204,6 +229,7 @@ do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
         return;
     }
     if (!ch_url_list_check(in->dest_url, err, sizeof(err)) ||
+        !control_secret_bound(&s->cfg, in, err, sizeof(err)) ||
         !chcluster_check(in->cluster, in->cluster_layout, in->zk_path, in->insert_quorum, err,
                          sizeof(err))) {
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);

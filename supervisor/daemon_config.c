@@ -41,6 +41,12 @@ static const key_t_ keys[] = {
                     "created 0700; none = files refused)"},
     {"secret_env_prefix", "pipes' --dest-password-env must start with it (default "
                           "PGFERRY_SECRET_; none = variables refused)"},
+    {"secret_bind", "NAME = HOST:PORT[, HOST:PORT...]: where the secret file or variable NAME "
+                    "may be sent (repeatable; file only; unbound secrets are refused)"},
+    {"allow_cleartext_password",
+     "true lets workers answer a source's clear-text password request (default false)"},
+    {"source_passfile", "libpq password file of the workers (default none: no pgpass, no "
+                        "PGPASSWORD; entries must name host and port)"},
 };
 
 void
@@ -133,6 +139,59 @@ daemon_config_set(daemon_config_t *c, const char *key, const char *value, char *
         }
         STR(secret_env_prefix);
     }
+    if (strcmp(key, "secret_bind") == 0) {
+        const char *eq = strchr(value, '=');
+        char name[sizeof(c->secret_binds[0].name)];
+        size_t nl = eq ? (size_t)(eq - value) : 0;
+        while (nl > 0 && isspace((unsigned char)value[nl - 1]))
+            nl--;
+        if (!eq || nl == 0 || nl >= sizeof(name)) {
+            snprintf(err, errlen,
+                     "bad value '%.200s' for secret_bind: expected NAME = HOST:PORT[, ...]", value);
+            return false;
+        }
+        memcpy(name, value, nl);
+        name[nl] = '\0';
+        const char *eps = eq + 1;
+        while (isspace((unsigned char)*eps))
+            eps++;
+        char e[256];
+        if (!*eps || strlen(eps) >= sizeof(c->secret_binds[0].endpoints) ||
+            !secret_endpoints_check(eps, e, sizeof(e))) {
+            snprintf(err, errlen, "bad value for secret_bind %s: %s", name,
+                     *eps ? (strlen(eps) >= sizeof(c->secret_binds[0].endpoints)
+                                 ? "too many endpoints"
+                                 : e)
+                          : "no endpoint");
+            return false;
+        }
+        size_t i = 0;
+        while (i < c->n_secret_binds && strcmp(c->secret_binds[i].name, name) != 0)
+            i++;
+        if (i == SECRET_BIND_MAX) {
+            snprintf(err, errlen, "more than %d secret_bind lines", SECRET_BIND_MAX);
+            return false;
+        }
+        if (i == c->n_secret_binds)
+            c->n_secret_binds++;
+        snprintf(c->secret_binds[i].name, sizeof(c->secret_binds[i].name), "%s", name);
+        snprintf(c->secret_binds[i].endpoints, sizeof(c->secret_binds[i].endpoints), "%s", eps);
+        return true;
+    }
+    if (strcmp(key, "allow_cleartext_password") == 0) {
+        if (strcmp(value, "true") == 0)
+            c->allow_cleartext_password = true;
+        else if (strcmp(value, "false") == 0)
+            c->allow_cleartext_password = false;
+        else {
+            snprintf(err, errlen,
+                     "bad value '%s' for allow_cleartext_password: expected true or false", value);
+            return false;
+        }
+        return true;
+    }
+    if (strcmp(key, "source_passfile") == 0)
+        STR(source_passfile);
     if (strcmp(key, "log_level") == 0) {
         if (!log_parse_level(value, &c->log_level)) {
             snprintf(err, errlen,
@@ -245,6 +304,8 @@ bool
 daemon_config_load_env(daemon_config_t *c, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(keys[i].key, "secret_bind") == 0)
+            continue; /* PGFERRY_SECRET_BIND would be a secret variable's name */
         char name[64] = "PGFERRY_";
         size_t l = strlen(name);
         for (const char *p = keys[i].key; *p && l + 1 < sizeof(name); p++)
@@ -288,6 +349,10 @@ daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t er
     }
     if (strcmp(c->secret_env_prefix, "none") == 0)
         c->secret_env_prefix[0] = '\0';
+    if (strcmp(c->source_passfile, "none") == 0)
+        c->source_passfile[0] = '\0';
+    if (c->source_passfile[0] && !daemon_config_passfile_check(c->source_passfile, err, errlen))
+        return false;
     if (!c->control_endpoint[0])
         snprintf(c->control_endpoint, sizeof(c->control_endpoint), "ipc://%s/control.sock",
                  c->state_dir);
@@ -354,6 +419,136 @@ daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t er
         return false;
     }
     return true;
+}
+
+bool
+daemon_config_passfile_check(const char *path, char *err, size_t errlen)
+{
+    if (path[0] != '/') {
+        snprintf(err, errlen, "source_passfile %s: must be an absolute path (or none)", path);
+        return false;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "source_passfile %s: cannot read: %s", path, strerror(errno));
+        return false;
+    }
+    /* hostname:port:database:username:password; a '*' host or port would send the password to
+     * any server a control client names */
+    char line[2048];
+    int lineno = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char fields[2][300];
+        size_t fi = 0, fl = 0;
+        for (const char *p = s; *p && fi < 2; p++) {
+            if (*p == '\\' && p[1]) {
+                p++;
+            } else if (*p == ':') {
+                fields[fi][fl] = '\0';
+                fi++;
+                fl = 0;
+                continue;
+            }
+            if (fl + 1 < sizeof(fields[0]))
+                fields[fi][fl++] = *p;
+        }
+        if (fi < 2 || strcmp(fields[0], "*") == 0 || strcmp(fields[1], "*") == 0 || !fields[0][0] ||
+            !fields[1][0]) {
+            snprintf(err, errlen,
+                     "source_passfile %s:%d: every entry must name its host and port (no '*'): "
+                     "a password goes only to the server it names",
+                     path, lineno);
+            ok = false;
+        }
+    }
+    fclose(f);
+    return ok;
+}
+
+static bool
+env_dropped(const char *kv)
+{
+    /* libpq's password, service and client-key variables, and the rules set below */
+    static const char *const names[] = {"PGPASSWORD",
+                                        "PGPASSFILE",
+                                        "PGSERVICE",
+                                        "PGSERVICEFILE",
+                                        "PGSYSCONFDIR",
+                                        "PGSSLKEY",
+                                        "PGSSLCERT",
+                                        "PGSSLROOTCERT",
+                                        "PGSSLCRL",
+                                        "PGSSLCRLDIR",
+                                        "PGFERRY_BOUND_SECRETS",
+                                        "PGFERRY_ALLOW_CLEARTEXT_PASSWORD",
+                                        "PGFERRY_SECRETS_DIR",
+                                        "PGFERRY_SECRET_ENV_PREFIX",
+                                        NULL};
+    for (size_t i = 0; names[i]; i++) {
+        size_t l = strlen(names[i]);
+        if (strncmp(kv, names[i], l) == 0 && kv[l] == '=')
+            return true;
+    }
+    return false;
+}
+
+char **
+daemon_config_worker_env(const daemon_config_t *c, char *const *base)
+{
+    size_t n = 0;
+    while (base && base[n])
+        n++;
+    char **env = calloc(n + 10, sizeof(char *));
+    if (!env)
+        return NULL;
+    size_t o = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (!env_dropped(base[i]))
+            ok = (env[o++] = strdup(base[i])) != NULL;
+    }
+    static char binds[SECRET_BIND_MAX * 700];
+    secret_binds_format(c->secret_binds, c->n_secret_binds, binds, sizeof(binds));
+    /* a path that cannot exist: libpq then reads no ~/.pgpass; the client certificate and key
+     * of ~/.postgresql are not offered to servers a control client chose */
+    const char *none = "/dev/null/pgferry-none";
+    const char *const add[][2] = {
+        {"PGPASSFILE", c->source_passfile[0] ? c->source_passfile : none},
+        {"PGSSLCERT", none},
+        {"PGSSLKEY", none},
+        {"PGFERRY_BOUND_SECRETS", binds},
+        {"PGFERRY_ALLOW_CLEARTEXT_PASSWORD", c->allow_cleartext_password ? "true" : "false"},
+        {"PGFERRY_SECRETS_DIR", c->secrets_dir},
+        {"PGFERRY_SECRET_ENV_PREFIX", c->secret_env_prefix},
+    };
+    for (size_t i = 0; i < sizeof(add) / sizeof(add[0]) && ok; i++) {
+        size_t l = strlen(add[i][0]) + strlen(add[i][1]) + 2;
+        if ((env[o] = malloc(l)) == NULL) {
+            ok = false;
+            break;
+        }
+        snprintf(env[o++], l, "%s=%s", add[i][0], add[i][1]);
+    }
+    if (!ok) {
+        daemon_config_free_env(env);
+        return NULL;
+    }
+    return env;
+}
+
+void
+daemon_config_free_env(char **env)
+{
+    if (!env)
+        return;
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
 }
 
 void

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "log.h"
+#include "secrets.h"
 
 typedef struct {
     char state_dir[512];
@@ -36,6 +37,10 @@ typedef struct {
     char curve_authorized_keys[512];  /* client public keys allowed on control_remote */
     char secrets_dir[512];            /* --dest-password-file must be inside; "" = off */
     char secret_env_prefix[64];       /* --dest-password-env must start with it; "" = off */
+    secret_bind_t secret_binds[SECRET_BIND_MAX]; /* where each reserved secret may go */
+    size_t n_secret_binds;
+    bool allow_cleartext_password; /* workers may answer a clear-text password request */
+    char source_passfile[512];     /* the workers' PGPASSFILE; "" = none */
 } daemon_config_t;
 
 void daemon_config_defaults(daemon_config_t *c);
@@ -47,6 +52,15 @@ bool daemon_config_load_file(daemon_config_t *c, const char *path, char *err, si
 bool daemon_config_load_env(daemon_config_t *c, char *err, size_t errlen);
 /* Fills derived defaults and checks consistency. */
 bool daemon_config_finish(daemon_config_t *c, const char *argv0, char *err, size_t errlen);
+/* The environment of a worker: base without the libpq variables that would send pgferryd's
+ * passwords, keys or service files to a server a control client chose, plus the password rules
+ * (bindings, clear-text policy, PGPASSFILE). A NULL-terminated array of malloc'd strings
+ * (daemon_config_free_env), NULL when out of memory. */
+char **daemon_config_worker_env(const daemon_config_t *c, char *const *base);
+void daemon_config_free_env(char **env);
+/* A source_passfile whose every entry names its host and port (libpq then sends each password
+ * only to the server it is for). */
+bool daemon_config_passfile_check(const char *path, char *err, size_t errlen);
 /* Prints the keys with their meaning (for --help). */
 void daemon_config_print_keys(void);
 

@@ -1,6 +1,7 @@
 /*
  * proctable: process creation and bookkeeping. The fork child touches no ZeroMQ context,
- * LMDB environment or libpq connection: it only resets signals and execs.
+ * LMDB environment or libpq connection: it only resets signals, marks every descriptor but
+ * stdin, stdout and stderr close-on-exec (the state store, sockets, the lock) and execs.
  */
 #include "proctable.h"
 #include "log.h"
@@ -14,13 +15,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 struct proctable {
     proc_t *procs;
     size_t n, cap;
+    char **env;
 };
+
+extern char **environ;
+
+void
+proctable_set_env(proctable_t *t, char **env)
+{
+    if (t->env) {
+        for (size_t i = 0; t->env[i]; i++)
+            free(t->env[i]);
+        free(t->env);
+    }
+    t->env = env;
+}
+
+/* In the fork child: every descriptor from 3 up is closed at exec (the exec-report pipe is
+ * close-on-exec already). close_range where the kernel has it, else one fcntl per number. */
+static void
+cloexec_from_3(int maxfd)
+{
+#ifdef CLOSE_RANGE_CLOEXEC
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+#endif
+    for (int fd = 3; fd < maxfd; fd++)
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
 
 proctable_t *
 proctable_new(void)
@@ -34,6 +63,7 @@ proctable_destroy(proctable_t **tp)
     if (!*tp)
         return;
     free((*tp)->procs);
+    proctable_set_env(*tp, NULL);
     free(*tp);
     *tp = NULL;
 }
@@ -57,6 +87,12 @@ proctable_spawn(proctable_t *t, const char *pipe, worker_role_t role, char *cons
         snprintf(err, errlen, "pipe2: %s", strerror(errno));
         return NULL;
     }
+    struct rlimit rl;
+    int maxfd =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1048576
+            ? (int)rl.rlim_cur
+            : 1048576;
+    char **envp = t->env ? t->env : environ;
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
@@ -73,7 +109,8 @@ proctable_spawn(proctable_t *t, const char *pipe, worker_role_t role, char *cons
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         close(fds[0]);
-        execv(argv[0], argv);
+        cloexec_from_3(maxfd);
+        execve(argv[0], argv, envp);
         int e = errno;
         ssize_t w = write(fds[1], &e, sizeof(e));
         (void)w;

@@ -40,6 +40,9 @@ typedef struct proctable proctable_t;
 
 proctable_t *proctable_new(void);
 void proctable_destroy(proctable_t **t);
+/* The environment workers get from now on (NULL-terminated, malloc'd strings; the table takes
+ * it and frees the previous one). NULL: pgferryd's own. */
+void proctable_set_env(proctable_t *t, char **env);
 
 /* fork+exec argv[0] with argv. The child dies with SIGTERM when the supervisor dies. On
  * success adds a proc_t for pipe/role and returns it (owned by the table). */

@@ -88,6 +88,10 @@ supervisor_new(const daemon_config_t *cfg)
     s->zctx = zmq_ctx_new();
     if (!s->procs || !s->zctx)
         goto fail;
+    char **wenv = daemon_config_worker_env(&s->cfg, environ);
+    if (!wenv)
+        goto fail;
+    proctable_set_env(s->procs, wenv);
     s->ctl = zmq_socket(s->zctx, ZMQ_ROUTER);
     s->wrk = zmq_socket(s->zctx, ZMQ_ROUTER);
     if (!s->ctl || !s->wrk || !ipc_socket_defaults(s->ctl, 0) || !ipc_socket_defaults(s->wrk, 0))
@@ -172,7 +176,8 @@ notify_systemd(const char *state)
 /* SIGHUP: re-reads the configuration file and applies what can change while running (log
  * level and format, backoff, failure limits, grace period, pipe limits). Sockets, the state
  * directory and the password rules (secrets_dir, secret_env_prefix) need a restart; a file that no
- * longer parses changes nothing. */
+ * longer parses changes nothing. The secrets' bindings, allow_cleartext_password and
+ * source_passfile apply to workers started after the reload (and to create). */
 static void
 reload_config(supervisor_t *s)
 {
@@ -187,7 +192,21 @@ reload_config(supervisor_t *s)
     if (!daemon_config_load_file(&c, s->cfg.config_file, err, sizeof(err)) ||
         !daemon_config_load_env(&c, err, sizeof(err))) {
         log_error("reload refused, keeping the running settings: %s", err);
+    } else if (strcmp(c.source_passfile, "none") != 0 && c.source_passfile[0] &&
+               !daemon_config_passfile_check(c.source_passfile, err, sizeof(err))) {
+        log_error("reload refused, keeping the running settings: %s", err);
     } else {
+        if (strcmp(c.source_passfile, "none") == 0)
+            c.source_passfile[0] = '\0';
+        memcpy(s->cfg.secret_binds, c.secret_binds, sizeof(c.secret_binds));
+        s->cfg.n_secret_binds = c.n_secret_binds;
+        s->cfg.allow_cleartext_password = c.allow_cleartext_password;
+        memcpy(s->cfg.source_passfile, c.source_passfile, sizeof(c.source_passfile));
+        char **wenv = daemon_config_worker_env(&s->cfg, environ);
+        if (wenv)
+            proctable_set_env(s->procs, wenv);
+        else
+            log_error("out of memory: workers keep the previous environment");
         if (strcmp(c.state_dir, s->cfg.state_dir) != 0 ||
             (c.control_endpoint[0] && strcmp(c.control_endpoint, s->cfg.control_endpoint) != 0))
             log_warn("state_dir and control_endpoint change only with a restart");

@@ -191,6 +191,23 @@ worker_dest_client(const Pgferry__State__PipeSpec *spec, char *err, size_t errle
                !secret_env_check(prefix ? prefix : "", spec->dest_password_env, err, errlen)) {
         return NULL;
     }
+    if (file[0] || spec->dest_password_env[0]) {
+        /* and only to the endpoints the operator bound the secret to, as pgferryd's
+         * configuration says now (the stored spec is not trusted alone) */
+        static secret_bind_t binds[SECRET_BIND_MAX];
+        size_t nb = secret_binds_parse(getenv("PGFERRY_BOUND_SECRETS"), binds, SECRET_BIND_MAX);
+        char label[400];
+        const secret_bind_t *b;
+        if (file[0]) {
+            b = secret_bind_find(binds, nb, dir, resolved, NULL);
+            snprintf(label, sizeof(label), "--dest-password-file %.300s", spec->dest_password_file);
+        } else {
+            b = secret_bind_find(binds, nb, NULL, NULL, spec->dest_password_env);
+            snprintf(label, sizeof(label), "--dest-password-env %.300s", spec->dest_password_env);
+        }
+        if (!secret_dest_allowed(b, label, spec->dest_url, err, errlen))
+            return NULL;
+    }
     ch_client_t *c = ch_client_new_env(spec->dest_url, spec->dest_user, file,
                                        spec->dest_password_env, err, errlen);
     char settings[200];

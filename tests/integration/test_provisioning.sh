@@ -26,12 +26,14 @@ psql_q "SELECT pg_create_logical_replication_slot('pgferry_$TAKEN', 'pgoutput')"
 PG_CLEANUP_SQL="$PG_CLEANUP_SQL SELECT pg_drop_replication_slot('pgferry_$TAKEN');"
 
 
-export PGFERRY_SECRET_CH_PW="$PGFERRY_CH_PASSWORD"     # the daemon's environment holds a password
-start_daemon
-unset PGFERRY_SECRET_CH_PW
-
 PG_HOSTPART=${PGFERRY_PG_URI#*@}                 # 127.0.0.1:port/postgres
 CH_HOSTPART=${PGFERRY_CH_URL#*@}                 # 127.0.0.1:port
+
+export PGFERRY_SECRET_CH_PW="$PGFERRY_CH_PASSWORD"     # the daemon's environment holds a password
+# reserved secrets go only to the endpoints they are bound to: here the test ClickHouse
+start_daemon --secret-bind "PGFERRY_SECRET_CH_PW=$CH_HOSTPART" \
+    --secret-bind "PGFERRY_SECRET_NOT_SET=$CH_HOSTPART" --secret-bind "ch.pw=$CH_HOSTPART"
+unset PGFERRY_SECRET_CH_PW
 
 create_pipe good "$S.good,$S.\"Mixed Case\",$S.parted,$S.ri" >/dev/null
 create_pipe nokey "$S.good,$S.nokey" >/dev/null

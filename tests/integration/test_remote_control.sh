@@ -31,7 +31,7 @@ assert_eq "$rc" 2 "tcp:// without keys exit code"
 assert_contains "$out" "needs CURVE keys" "tcp:// without keys message"
 
 start_daemon --control-remote "$EP" --curve-key-file "$K/server.key" \
-    --curve-authorized-keys "$K/authorized_keys"
+    --curve-authorized-keys "$K/authorized_keys" --secret-bind "ch.pw=${PGFERRY_CH_URL#*@}"
 grep -q "remote control on $EP (CURVE" "$TEST_DIR/pgferryd.log" || fail "remote endpoint not announced"
 
 remote() { # KEYFILE SERVERKEY ARGS...: pgferryctl over tcp with a short timeout
@@ -66,6 +66,8 @@ refused_remote steal3 "not inside secrets_dir" --dest-password-file sneaky.pw
 refused_remote steal4 "No such file" --dest-password-file nosuch.pw
 refused_remote steal5 "only variables named PGFERRY_SECRET_<NAME>" --dest-password-env HOME
 refused_remote steal6 "only variables named PGFERRY_SECRET_<NAME>" --dest-password-env PGFERRY_CH_URL
+# ... nor send a file of secrets_dir to an endpoint the operator did not bind it to
+refused_remote steal7 "destination 127.0.0.1:1 is not bound to this secret" --dest-password-file ch.pw
 out=$(remote "$K/alice.key" "$K/server.key.pub" create allowed --source "$PGFERRY_PG_URI" \
     --dest "$PGFERRY_CH_URL" --tables public.t --dest-password-file ch.pw --dest-database "${CH_DB_PREFIX}allowed")
 TEST_PIPES+=(allowed)

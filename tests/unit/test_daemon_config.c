@@ -145,12 +145,94 @@ test_env_and_finish(void **state)
     assert_false(daemon_config_finish(&c, "pgferryd", err, sizeof(err)));
 }
 
+/* secret_bind lines, the clear-text switch, source_passfile and the workers' environment */
+static void
+test_secret_rules(void **state)
+{
+    (void)state;
+    daemon_config_t c;
+    char err[600];
+    daemon_config_defaults(&c);
+    assert_int_equal(c.n_secret_binds, 0);
+    assert_false(c.allow_cleartext_password);
+    assert_true(daemon_config_set(&c, "secret_bind", "ch.pw = ch1:8123, http://ch2:8123", err,
+                                  sizeof(err)));
+    assert_true(
+        daemon_config_set(&c, "secret_bind", "PGFERRY_SECRET_X=https://ch3", err, sizeof(err)));
+    assert_true(daemon_config_set(&c, "secret_bind", "ch.pw = ch9:8123", err, sizeof(err)));
+    assert_int_equal(c.n_secret_binds, 2); /* the later line of a name replaces the earlier */
+    assert_string_equal(c.secret_binds[0].name, "ch.pw");
+    assert_string_equal(c.secret_binds[0].endpoints, "ch9:8123");
+    assert_string_equal(c.secret_binds[1].name, "PGFERRY_SECRET_X");
+    const char *bad[] = {
+        "ch.pw", "= ch1:8123", "ch.pw =", "ch.pw = ch1", "ch.pw = ch1:8123,", "ch.pw = ch1:99999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (daemon_config_set(&c, "secret_bind", bad[i], err, sizeof(err)))
+            fail_msg("accepted secret_bind %s", bad[i]);
+    }
+    assert_true(daemon_config_set(&c, "allow_cleartext_password", "true", err, sizeof(err)));
+    assert_true(c.allow_cleartext_password);
+    assert_false(daemon_config_set(&c, "allow_cleartext_password", "yes", err, sizeof(err)));
+
+    /* source_passfile entries must name host and port */
+    char pf[] = "/tmp/pgferry-pgpass-XXXXXX";
+    int fd = mkstemp(pf);
+    assert_true(fd >= 0);
+    const char *pt = "# c\nh1:5432:db:u:pw\nh\\:x:5433:*:*:pw\n";
+    assert_true(write(fd, pt, strlen(pt)) == (ssize_t)strlen(pt));
+    close(fd);
+    assert_true(daemon_config_passfile_check(pf, err, sizeof(err)));
+    FILE *f = fopen(pf, "a");
+    fputs("*:5432:*:*:pw\n", f);
+    fclose(f);
+    assert_false(daemon_config_passfile_check(pf, err, sizeof(err)));
+    assert_non_null(strstr(err, ":4: every entry must name its host and port"));
+    assert_null(strstr(err, "pw"));
+    f = fopen(pf, "w");
+    fputs("h1:*:*:*:pw\n", f);
+    fclose(f);
+    assert_false(daemon_config_passfile_check(pf, err, sizeof(err)));
+    assert_false(daemon_config_passfile_check("rel", err, sizeof(err)));
+    unlink(pf);
+
+    /* workers: no libpq password, service or key variables of pgferryd; the rules instead */
+    snprintf(c.secrets_dir, sizeof(c.secrets_dir), "/s");
+    char *base[] = {"PATH=/bin",
+                    "PGPASSWORD=leak",
+                    "PGPASSFILE=/home/x/.pgpass",
+                    "PGSERVICE=p",
+                    "PGSSLKEY=/k",
+                    "PGFERRY_SECRET_X=pw",
+                    "PGHOST=h",
+                    "PGFERRY_BOUND_SECRETS=forged",
+                    NULL};
+    char **env = daemon_config_worker_env(&c, base);
+    assert_non_null(env);
+    bool path = false, secret = false, host = false, passfile = false, binds = false, clear = false;
+    for (size_t i = 0; env[i]; i++) {
+        if (strncmp(env[i], "PGPASSWORD=", 11) == 0 || strncmp(env[i], "PGSERVICE=", 10) == 0 ||
+            strcmp(env[i], "PGSSLKEY=/k") == 0 || strstr(env[i], "forged") ||
+            strstr(env[i], ".pgpass"))
+            fail_msg("the worker gets %s", env[i]);
+        path |= strcmp(env[i], "PATH=/bin") == 0;
+        secret |= strcmp(env[i], "PGFERRY_SECRET_X=pw") == 0;
+        host |= strcmp(env[i], "PGHOST=h") == 0;
+        passfile |= strcmp(env[i], "PGPASSFILE=/dev/null/pgferry-none") == 0;
+        binds |= strcmp(env[i], "PGFERRY_BOUND_SECRETS=ch.pw=ch9:8123\n"
+                                "PGFERRY_SECRET_X=https://ch3") == 0;
+        clear |= strcmp(env[i], "PGFERRY_ALLOW_CLEARTEXT_PASSWORD=true") == 0;
+    }
+    assert_true(path && secret && host && passfile && binds && clear);
+    daemon_config_free_env(env);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_env_and_finish),
+        cmocka_unit_test(test_secret_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,12 +129,101 @@ test_env(void **state)
     assert_non_null(strstr(err, "variables are off"));
 }
 
+/* endpoints compare as lowercase host and numeric port, URL default ports filled in */
+static void
+test_endpoint_norm(void **state)
+{
+    (void)state;
+    char out[300], err[300];
+    struct {
+        const char *in, *want;
+    } good[] = {
+        {"ch1:8123", "ch1:8123"},        {" CH1.Example.COM:08123 ", "ch1.example.com:8123"},
+        {"http://ch1:8123", "ch1:8123"}, {"http://user:p%40ss@Ch1:8123/db?x=1", "ch1:8123"},
+        {"http://ch1", "ch1:80"},        {"HTTPS://ch1/", "ch1:443"},
+        {"[::1]:8123", "[::1]:8123"},    {"http://[FE80::1]", "[fe80::1]:80"},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!secret_endpoint_norm(good[i].in, strlen(good[i].in), out, sizeof(out), err,
+                                  sizeof(err)))
+            fail_msg("refused %s: %s", good[i].in, err);
+        assert_string_equal(out, good[i].want);
+    }
+    const char *bad[] = {"ch1",   "ch1:",  "ch1:0", "ch1:65536", "ch1:80x",
+                         ":8123", "c h:1", "[::1",  "http://",   "ch/1:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (secret_endpoint_norm(bad[i], strlen(bad[i]), out, sizeof(out), err, sizeof(err)))
+            fail_msg("accepted %s as %s", bad[i], out);
+    }
+    assert_true(secret_endpoints_check("ch1:8123, http://ch2", err, sizeof(err)));
+    assert_false(secret_endpoints_check("ch1:8123,", err, sizeof(err)));
+}
+
+/* every endpoint of a destination must be bound to the secret; unbound secrets go nowhere */
+static void
+test_bindings(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX + 16], resolved[PATH_MAX], err[600];
+    snprintf(dir, sizeof(dir), "%s/secrets", root);
+    secret_bind_t binds[4];
+    memset(binds, 0, sizeof(binds));
+    snprintf(binds[0].name, sizeof(binds[0].name), "ch.pw");
+    snprintf(binds[0].endpoints, sizeof(binds[0].endpoints), "CH1:8123, http://ch2:8123");
+    snprintf(binds[1].name, sizeof(binds[1].name), "PGFERRY_SECRET_CH");
+    snprintf(binds[1].endpoints, sizeof(binds[1].endpoints), "https://ch3");
+    snprintf(binds[2].name, sizeof(binds[2].name), "link.pw"); /* resolves outside: never */
+    snprintf(binds[2].endpoints, sizeof(binds[2].endpoints), "ch1:8123");
+
+    /* a file binding matches by resolved path: absolute, relative, through a symlink */
+    assert_true(secret_file_check(dir, "ch.pw", resolved, sizeof(resolved), err, sizeof(err)));
+    assert_ptr_equal(secret_bind_find(binds, 3, dir, resolved, NULL), &binds[0]);
+    char inlink[PATH_MAX + 32];
+    snprintf(inlink, sizeof(inlink), "%s/inlink.pw", root);
+    assert_true(secret_file_check(dir, inlink, resolved, sizeof(resolved), err, sizeof(err)));
+    assert_ptr_equal(secret_bind_find(binds, 3, dir, resolved, NULL), &binds[0]);
+    assert_true(secret_file_check(dir, "sub/b.pw", resolved, sizeof(resolved), err, sizeof(err)));
+    assert_null(secret_bind_find(binds, 3, dir, resolved, NULL));
+    assert_ptr_equal(secret_bind_find(binds, 3, NULL, NULL, "PGFERRY_SECRET_CH"), &binds[1]);
+    assert_null(secret_bind_find(binds, 3, NULL, NULL, "PGFERRY_SECRET_OTHER"));
+
+    assert_true(secret_dest_allowed(&binds[0], "f", "http://u@ch1:8123", err, sizeof(err)));
+    assert_true(
+        secret_dest_allowed(&binds[0], "f", "http://CH2:8123/,http://ch1:8123", err, sizeof(err)));
+    assert_false(
+        secret_dest_allowed(&binds[0], "f", "http://ch1:8123,http://evil:8123", err, sizeof(err)));
+    assert_non_null(strstr(err, "destination evil:8123 is not bound"));
+    assert_false(secret_dest_allowed(&binds[0], "f", "http://ch1:8124", err, sizeof(err)));
+    assert_false(secret_dest_allowed(&binds[0], "f", "http://ch1", err, sizeof(err)));
+    assert_non_null(strstr(err, "ch1:80 is not bound"));
+    assert_false(secret_dest_allowed(&binds[0], "f", "http://ch1.evil:8123", err, sizeof(err)));
+    assert_true(secret_dest_allowed(&binds[1], "e", "https://u@ch3/", err, sizeof(err)));
+    assert_false(secret_dest_allowed(&binds[1], "e", "http://ch3", err, sizeof(err)));
+    assert_false(
+        secret_dest_allowed(NULL, "--dest-password-env X", "http://ch1:8123", err, sizeof(err)));
+    assert_non_null(strstr(err, "--dest-password-env X refused: this secret is bound to no"));
+
+    /* the form workers get in their environment */
+    char env[4096];
+    assert_int_equal(secret_binds_format(binds, 2, env, sizeof(env)), 2);
+    secret_bind_t back[4];
+    assert_int_equal(secret_binds_parse(env, back, 4), 2);
+    assert_string_equal(back[0].name, "ch.pw");
+    assert_string_equal(back[0].endpoints, "CH1:8123, http://ch2:8123");
+    assert_string_equal(back[1].name, "PGFERRY_SECRET_CH");
+    assert_string_equal(back[1].endpoints, "https://ch3");
+    assert_int_equal(secret_binds_parse(NULL, back, 4), 0);
+    assert_int_equal(secret_binds_parse("", back, 4), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_endpoint_norm),
+        cmocka_unit_test(test_bindings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
