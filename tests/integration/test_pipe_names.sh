@@ -91,4 +91,15 @@ psql_q "INSERT INTO $S.orders VALUES (2, 'two')"
 wait_for 30 "row 2 in pipe $A's destination" bash -c \
     "[ \"\$(curl -sS '${PGFERRY_CH_URL%/}/' --data-binary \"SELECT count() FROM \\\`$CH_DB_PREFIX$A\\\`.orders FINAL WHERE id = 2 AND _pgferry_is_deleted = 0\")\" = 1 ]"
 assert_eq "$(pipe_state "$A")" Running "pipe $A still Running"
+
+# add-tables checks the same: a table whose name is one pgferry uses for orders, a hostile
+# --partition-by
+refused "add-tables orders_live next to orders" "$S.orders_live" "$S.orders" "orders_live" "--target" -- \
+    "$CTL" add-tables "$A" "$S.orders_live"
+refused "add-tables with a hostile --partition-by" "--partition-by" -- \
+    "$CTL" add-tables "$A" "$S.other" --partition-by "$S.other=$HOSTILE"
+"$CTL" add-tables "$A" "$S.orders_live" --target "$S.orders_live=live_orders" >/dev/null ||
+    fail "add-tables with a --target that clashes with nothing"
+wait_for 60 "pipe $A Running with two tables" bash -c \
+    "'$CTL' status '$A' --json | jq -e '.state == \"Running\" and (.tables | length) == 2' >/dev/null"
 log "OK"
