@@ -1,6 +1,8 @@
 /* shape: --exclude-columns, --target, --order-by, --partition-by for create and add-tables. */
 #include "shape.h"
 #include "tablename.h"
+#include "chexpr.h"
+#include "chnames.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -253,43 +255,17 @@ shape_option(shape_t *s, const char *k, const char *v, char *err, size_t errlen)
     }
     const char *val = eq + 1;
     if (kind == SH_TARGET) {
-        size_t len = strlen(val);
-        if (len > 200) {
-            snprintf(err, errlen, "%s: destination table name longer than 200 bytes", k);
+        if (!chnames_target_check(val, e2, sizeof(e2))) {
+            snprintf(err, errlen, "%s: %s", k, e2);
             return -1;
         }
-        for (const char *c = val; *c; c++) {
-            if ((unsigned char)*c < 0x20 || *c == '`' || *c == '/' || *c == '\\') {
-                snprintf(err, errlen,
-                         "%s: destination table name %s has a character ClickHouse table names "
-                         "cannot use here (control characters, `, /, \\)",
-                         k, val);
-                return -1;
-            }
-        }
-        if (strncmp(val, "_pgferry", 8) == 0 || strcmp(val, ".") == 0 || strcmp(val, "..") == 0) {
-            snprintf(err, errlen, "%s: destination table name %s is reserved", k, val);
-            return -1;
-        }
-        e->value = keep_str(s, val, len);
+        e->value = keep_str(s, val, strlen(val));
         return e->value ? 1 : oom(err, errlen);
     }
     if (kind == SH_PARTITION_BY) {
-        size_t len = strlen(val);
-        if (len > 1000) {
-            snprintf(err, errlen, "%s: expression longer than 1000 bytes", k);
+        if (!chexpr_check(val, k, err, errlen))
             return -1;
-        }
-        for (const char *c = val; *c; c++) {
-            if (*c == ';' || (unsigned char)*c < 0x20) {
-                snprintf(err, errlen,
-                         "%s: the expression may not contain ';' or control "
-                         "characters",
-                         k);
-                return -1;
-            }
-        }
-        e->value = keep_str(s, val, len);
+        e->value = keep_str(s, val, strlen(val));
         return e->value ? 1 : oom(err, errlen);
     }
     /* SH_ORDER_BY */

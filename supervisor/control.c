@@ -17,6 +17,8 @@
 #include "timeutil.h"
 #include "churl.h"
 #include "chcluster.h"
+#include "chexpr.h"
+#include "chnames.h"
 #include "secrets.h"
 
 #include <ctype.h>
@@ -80,40 +82,111 @@ valid_slot_name(const char *n)
     return true;
 }
 
+/* The slot and publication of a new pipe (spec, defaults filled in) against every stored
+ * pipe (the supervisor is the only writer of the store and handles one request at a time, so
+ * nothing can come between this check and the record's write): a slot feeds one pipe only; a
+ * publication pgferry owns (it sets its tables) is one pipe's only, a user's may serve several;
+ * and pipe names that differ only in case or '-'/'_' are refused as confusable (they derive
+ * the same slot and publication names). Every stored pipe counts, of any source (a pipe being
+ * dropped too, until its teardown is done). False with the reason in err. */
+static bool
+check_source_names(supervisor_t *s, const Pgferry__State__PipeSpec *sp, char *err, size_t errlen)
+{
+    char **names;
+    size_t npipes;
+    if (!store_list_names(s->store, &names, &npipes)) {
+        snprintf(err, errlen, "state store error");
+        return false;
+    }
+    char mine[80], theirs[80];
+    derived_name(sp->name, mine, sizeof(mine));
+    bool ok = true;
+    for (size_t p = 0; p < npipes && ok; p++) {
+        const Pgferry__State__PipeRecord *o = store_peek_pipe(s->store, names[p]);
+        if (!o || !o->spec || strcmp(names[p], sp->name) == 0)
+            continue;
+        const Pgferry__State__PipeSpec *os = o->spec;
+        const char *dropping = o->dropping ? " (being dropped: wait until its drop is done)" : "";
+        derived_name(names[p], theirs, sizeof(theirs));
+        ok = false;
+        if (strcmp(mine, theirs) == 0)
+            snprintf(err, errlen,
+                     "pipe name %s is too close to the existing pipe %s%s: names that differ "
+                     "only in case or '-'/'_' are refused (both would use the slot and "
+                     "publication name %s); choose another name",
+                     sp->name, names[p], dropping, mine);
+        else if (strcmp(os->slot, sp->slot) == 0)
+            snprintf(err, errlen,
+                     "replication slot %s is used by pipe %s%s, and a slot feeds one pipe only; "
+                     "%s",
+                     sp->slot, names[p], dropping,
+                     sp->slot_owned ? "choose another pipe name, or name a slot with --slot"
+                                    : "name another slot with --slot");
+        else if (strcmp(os->publication, sp->publication) == 0 &&
+                 (os->publication_owned || sp->publication_owned))
+            snprintf(err, errlen, "publication %s is used by pipe %s%s, %s; %s", sp->publication,
+                     names[p], dropping,
+                     os->publication_owned ? "which owns it (pgferry sets its tables)"
+                                           : "and pgferry would set its tables for this pipe",
+                     sp->publication_owned ? "choose another pipe name, or name a publication "
+                                             "with --publication"
+                                           : "name another publication with --publication");
+        else
+            ok = true;
+    }
+    store_free_names(names, npipes);
+    return ok;
+}
+
+void
+control_shared_source_names(supervisor_t *s, const Pgferry__State__PipeRecord *rec, char *slot_pipe,
+                            char *pub_pipe, size_t len)
+{
+    slot_pipe[0] = pub_pipe[0] = '\0';
+    char **names;
+    size_t npipes;
+    if (!rec->spec || !store_list_names(s->store, &names, &npipes))
+        return;
+    for (size_t p = 0; p < npipes; p++) {
+        const Pgferry__State__PipeRecord *o = store_peek_pipe(s->store, names[p]);
+        if (!o || !o->spec || o->dropping || strcmp(names[p], rec->spec->name) == 0)
+            continue;
+        if (!slot_pipe[0] && strcmp(o->spec->slot, rec->spec->slot) == 0)
+            snprintf(slot_pipe, len, "%s", names[p]);
+        if (!pub_pipe[0] && strcmp(o->spec->publication, rec->spec->publication) == 0)
+            snprintf(pub_pipe, len, "%s", names[p]);
+    }
+    store_free_names(names, npipes);
+}
+
 /* ---- status building --------------------------------------------------------------- */
 
 /* ---- verbs ------------------------------------------------------------------------- */
 
-/* A table's shaping options, as the daemon accepts them (pgferryctl checks the same; other
- * clients may not). Setup checks them against the source (columns exist, replica identity). */
+/* A table's shaping options, as the daemon accepts them (pgferryctl checks the same with
+ * the same functions; other clients may not), t may be NULL (no options); schema.name is the
+ * source table, whose name is the destination's without --target. Setup checks them against
+ * the source (columns exist, replica identity). */
 static bool
-valid_shape(const Pgferry__State__TableSpec *t, char *err, size_t errlen)
+valid_shape(const Pgferry__State__TableSpec *t, const char *schema, const char *name, char *err,
+            size_t errlen)
 {
-    char shown[300];
-    tablename_format(t->schema[0] ? t->schema : "public", t->name, shown, sizeof(shown));
-    for (const char *c = t->target; *c; c++) {
-        if ((unsigned char)*c < 0x20 || *c == '`' || *c == '/' || *c == '\\') {
-            snprintf(err, errlen,
-                     "destination table name for %s has a character it cannot use "
-                     "(control characters, `, /, \\)",
-                     shown);
-            return false;
-        }
-    }
-    if (strncmp(t->target, "_pgferry", 8) == 0) {
-        snprintf(err, errlen, "destination table name %s for %s is reserved", t->target, shown);
+    char shown[300], e2[400], what[340];
+    tablename_format(schema[0] ? schema : "public", name, shown, sizeof(shown));
+    const char *target = t && t->target[0] ? t->target : name;
+    if (!chnames_target_check(target, e2, sizeof(e2))) {
+        snprintf(err, errlen, "%s%s: %s", t && t->target[0] ? "--target for " : "table ", shown,
+                 e2);
+        if (!(t && t->target[0]))
+            snprintf(err + strlen(err), errlen - strlen(err),
+                     "; give it another with --target %s=NAME", shown);
         return false;
     }
-    if (strlen(t->partition_by) > 1000 || strchr(t->partition_by, ';')) {
-        snprintf(err, errlen, "--partition-by for %s: at most 1000 bytes, no ';'", shown);
+    if (!t)
+        return true;
+    snprintf(what, sizeof(what), "--partition-by for %s", shown);
+    if (!chexpr_check(t->partition_by, what, err, errlen))
         return false;
-    }
-    for (const char *c = t->partition_by; *c; c++) {
-        if ((unsigned char)*c < 0x20) {
-            snprintf(err, errlen, "--partition-by for %s has control characters", shown);
-            return false;
-        }
-    }
     if (t->n_order_by > 64 || t->n_excluded_columns > 1600) {
         snprintf(err, errlen, "too many --order-by or --exclude-columns columns for %s", shown);
         return false;
@@ -126,6 +199,113 @@ valid_shape(const Pgferry__State__TableSpec *t, char *err, size_t errlen)
         }
     }
     return true;
+}
+
+static const char *
+table_target(const Pgferry__State__TableSpec *t)
+{
+    return t->target[0] ? t->target : t->name;
+}
+
+static bool
+spec_sharded(const Pgferry__State__PipeSpec *sp)
+{
+    return sp->cluster[0] && strcmp(sp->cluster_layout, "sharded") == 0;
+}
+
+static void
+table_shown(const Pgferry__State__TableSpec *t, char *out, size_t outlen)
+{
+    tablename_format(t->schema[0] ? t->schema : "public", t->name, out, outlen);
+}
+
+#define DERIVED_NAMES_HINT                                                                         \
+    "pgferry uses T, T_live, T_resync, T_pgferry_old, T_live_pgferry_new, T_live_pgferry_old "     \
+    "(and on the sharded layout T_local, T_resync_local, T_pgferry_old_local, T_pgferry_dnew, "    \
+    "T_pgferry_dold) for a destination table T"
+
+/* The destination tables of sp (its tables from first_new on are the ones being added; the
+ * ones before are the pipe's already) must not share a ClickHouse name with each other, nor
+ * with the tables of another pipe of this pgferryd writing into the same database on the same
+ * server. False with the reason (both tables, the name, the way out) in err. */
+static bool
+check_destinations(supervisor_t *s, const Pgferry__State__PipeSpec *sp, size_t first_new, char *err,
+                   size_t errlen)
+{
+    size_t n = sp->n_tables, a, b;
+    char clash[CHNAMES_NAME_MAX], ta[300], tb[300];
+    chnames_item_t *it = calloc(n + 1, sizeof(*it));
+    if (!it) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    bool sharded = spec_sharded(sp);
+    for (size_t i = 0; i < n; i++)
+        it[i] = (chnames_item_t){table_target(sp->tables[i]), sharded, i < first_new ? 0 : 1 + i};
+    int r = chnames_find_clash(it, n, &a, &b, clash, sizeof(clash));
+    free(it);
+    if (r < 0) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (r > 0) {
+        table_shown(sp->tables[a], ta, sizeof(ta));
+        table_shown(sp->tables[b], tb, sizeof(tb));
+        snprintf(err, errlen,
+                 "tables %.140s and %.140s would both use the destination table name %.220s in "
+                 "database %.100s (" DERIVED_NAMES_HINT
+                 "); give one of them another name with --target %.140s=NAME",
+                 ta, tb, clash, sp->dest_database, b >= first_new ? tb : ta);
+        return false;
+    }
+    char **names;
+    size_t npipes;
+    if (!store_list_names(s->store, &names, &npipes)) {
+        snprintf(err, errlen, "state store error");
+        return false;
+    }
+    bool ok = true;
+    for (size_t p = 0; p < npipes && ok; p++) {
+        if (strcmp(names[p], sp->name) == 0)
+            continue;
+        const Pgferry__State__PipeRecord *o = store_peek_pipe(s->store, names[p]);
+        if (!o || !o->spec || strcmp(o->spec->dest_database, sp->dest_database) != 0 ||
+            !chnames_same_server(o->spec->dest_url, sp->dest_url))
+            continue;
+        const Pgferry__State__PipeSpec *os = o->spec;
+        size_t m = n - first_new + os->n_tables;
+        it = calloc(m + 1, sizeof(*it));
+        if (!it) {
+            snprintf(err, errlen, "out of memory");
+            ok = false;
+            break;
+        }
+        bool osh = spec_sharded(os);
+        size_t k = 0;
+        for (size_t i = first_new; i < n; i++)
+            it[k++] = (chnames_item_t){table_target(sp->tables[i]), sharded, 0};
+        for (size_t i = 0; i < os->n_tables; i++)
+            it[k++] = (chnames_item_t){table_target(os->tables[i]), osh, 1};
+        r = chnames_find_clash(it, k, &a, &b, clash, sizeof(clash));
+        free(it);
+        if (r < 0) {
+            snprintf(err, errlen, "out of memory");
+            ok = false;
+        } else if (r > 0) {
+            table_shown(sp->tables[first_new + a], ta, sizeof(ta));
+            table_shown(os->tables[b - (n - first_new)], tb, sizeof(tb));
+            snprintf(err, errlen,
+                     "table %.140s would use the destination table name %.220s in database "
+                     "%.100s, which pipe %.64s already uses for its table %.140s on the same "
+                     "ClickHouse server (" DERIVED_NAMES_HINT
+                     "); give it another name with --target %.140s=NAME, or use another "
+                     "--dest-database",
+                     ta, clash, sp->dest_database, names[p], tb, ta);
+            ok = false;
+        }
+    }
+    store_free_names(names, npipes);
+    return ok;
 }
 
 /* Copies the shaping options of from into to (fresh allocations). */
@@ -185,7 +365,7 @@ control_secret_bound(const daemon_config_t *cfg, const Pgferry__State__PipeSpec 
 static void
 do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
 {
-    char err[1024];
+    char err[1536];
     Pgferry__State__PipeSpec *in = c->spec;
     if (!in) {
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, "create without a spec");
@@ -243,7 +423,7 @@ do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
                        "table names must be 1 to 63 bytes");
             return;
         }
-        if (!valid_shape(t, err, sizeof(err))) {
+        if (!valid_shape(t, t->schema, t->name, err, sizeof(err))) {
             ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
             return;
         }
@@ -308,6 +488,14 @@ do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
         snprintf(err, sizeof(err),
                  "slot name '%s' is not valid: use lower-case letters, digits and '_' (max 63)",
                  spec.slot);
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
+        goto out;
+    }
+    if (!check_source_names(s, &spec, err, sizeof(err))) {
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__ALREADY_EXISTS, err);
+        goto out;
+    }
+    if (!check_destinations(s, &spec, 0, err, sizeof(err))) {
         ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INVALID_ARGUMENT, err);
         goto out;
     }
@@ -522,7 +710,7 @@ parse_tables(char **in, size_t n, tablename_t **out, char *err, size_t errlen)
 static void
 do_add_tables(supervisor_t *s, ctl_call_t *f, Pgferry__Control__AddTables *a)
 {
-    char err[512];
+    char err[1536];
     Pgferry__State__PipeRecord *rec = NULL;
     if (!store_get_pipe(s->store, a->name, &rec) || !rec) {
         snprintf(err, sizeof(err), "no pipe named %.64s", a->name);
@@ -544,7 +732,8 @@ do_add_tables(supervisor_t *s, ctl_call_t *f, Pgferry__Control__AddTables *a)
             snprintf(err, sizeof(err), "table %s is already in pipe %s", shown, a->name);
             goto refuse;
         }
-        if (i < a->n_shaped && !valid_shape(a->shaped[i], err, sizeof(err)))
+        if (!valid_shape(i < a->n_shaped ? a->shaped[i] : NULL, t[i].schema, t[i].table, err,
+                         sizeof(err)))
             goto refuse;
         size_t l = strlen(added);
         snprintf(added + l, sizeof(added) - l, "%s%s", l ? ", " : "", shown);
@@ -569,6 +758,7 @@ do_add_tables(supervisor_t *s, ctl_call_t *f, Pgferry__Control__AddTables *a)
         goto refuse;
     }
     sp->tables = nt;
+    size_t first_new = sp->n_tables;
     for (size_t i = 0; i < a->n_tables; i++) {
         Pgferry__State__TableSpec *ts = calloc(1, sizeof(*ts));
         if (!ts)
@@ -583,6 +773,12 @@ do_add_tables(supervisor_t *s, ctl_call_t *f, Pgferry__Control__AddTables *a)
             goto refuse;
         }
     }
+    if (sp->n_tables < first_new + a->n_tables) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto refuse;
+    }
+    if (!check_destinations(s, sp, first_new, err, sizeof(err)))
+        goto refuse;
     char reason[2200];
     snprintf(reason, sizeof(reason),
              "table(s) %s added by the operator: setting up and loading them", added);

@@ -21,5 +21,9 @@ void control_teardown_done(supervisor_t *s, Pgferry__State__PipeRecord *rec, con
                            bool leftovers);
 /* The definitions a teardown worker of rec removes (malloc'd array of pointers into rec). */
 Pgferry__State__TableDef **control_teardown_defs(const Pgferry__State__PipeRecord *rec, size_t *n);
+/* Another stored pipe (not being dropped) that uses rec's slot, and one that uses its
+ * publication, into slot_pipe and pub_pipe ("" for none): their teardown must keep them. */
+void control_shared_source_names(supervisor_t *s, const Pgferry__State__PipeRecord *rec,
+                                 char *slot_pipe, char *pub_pipe, size_t len);
 
 #endif

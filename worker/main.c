@@ -168,11 +168,23 @@ main(int argc, char **argv)
         /* everything is attempted; what is left is in the report, never an error */
         char text[4096];
         const Pgferry__Worker__Assignment *a = m->assignment;
+        /* a slot or publication another pipe uses stays (as if it were the user's) */
+        Pgferry__State__PipeSpec own = *spec;
+        own.slot_owned = own.slot_owned && !a->slot_shared_with[0];
+        own.publication_owned = own.publication_owned && !a->publication_shared_with[0];
         bool clean = a->teardown_whole
-                         ? teardown_pipe(spec, a->source_objects, a->tables, a->n_tables,
+                         ? teardown_pipe(&own, a->source_objects, a->tables, a->n_tables,
                                          a->drop_destination, text, sizeof(text))
-                         : teardown_tables(spec, a->source_objects, a->tables, a->n_tables,
+                         : teardown_tables(&own, a->source_objects, a->tables, a->n_tables,
                                            a->drop_destination, text, sizeof(text));
+        for (int k = 0; k < 2; k++) {
+            const char *with = k ? a->publication_shared_with : a->slot_shared_with;
+            if (with[0] && (k ? spec->publication_owned : spec->slot_owned))
+                snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                         "; %s %s kept: pipe %s uses it too",
+                         k ? "publication" : "replication slot", k ? spec->publication : spec->slot,
+                         with);
+        }
         d.detail = text;
         d.leftovers = !clean;
         rc = report(w, role, ERRCLASS_NONE, &d, err);

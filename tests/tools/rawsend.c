@@ -3,13 +3,18 @@
  * times, each after the previous reply) to pgferryd's control socket as a DEALER and prints
  * the (last) reply: "code=N message=..." or "no reply".
  * KIND: garbage | truncated | unknown-type | bad-version | oversized | empty-frames |
- *       many-frames | pause-unknown | valid-list
+ *       many-frames | pause-unknown | valid-list | create
+ * create: a CreatePipe as pgferryctl would never send it (its checks refuse the values), from
+ * the environment: RAWSEND_PIPE, RAWSEND_TABLE (schema.name), RAWSEND_TARGET,
+ * RAWSEND_PARTITION_BY, RAWSEND_DB, PGFERRY_PG_URI, PGFERRY_CH_URL.
  */
 #include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
+
+#include "state.pb-c.h"
 
 #include "control.pb-c.h"
 #include "ipc.h"
@@ -80,6 +85,34 @@ main(int argc, char **argv)
     } else if (strcmp(kind, "valid-list") == 0) {
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_LIST;
         req.list = &list;
+        len = pack_request(&req, &buf);
+    } else if (strcmp(kind, "create") == 0) {
+        static Pgferry__Control__CreatePipe cr = PGFERRY__CONTROL__CREATE_PIPE__INIT;
+        static Pgferry__State__PipeSpec spec = PGFERRY__STATE__PIPE_SPEC__INIT;
+        static Pgferry__State__TableSpec ts = PGFERRY__STATE__TABLE_SPEC__INIT;
+        static Pgferry__State__TableSpec *tsp[1] = {&ts};
+        static char table[200];
+        const char *e;
+        snprintf(table, sizeof(table), "%s", (e = getenv("RAWSEND_TABLE")) ? e : "public.t");
+        char *dot = strchr(table, '.');
+        if (dot) {
+            *dot = '\0';
+            ts.schema = table;
+            ts.name = dot + 1;
+        } else {
+            ts.name = table;
+        }
+        ts.target = (e = getenv("RAWSEND_TARGET")) ? (char *)e : "";
+        ts.partition_by = (e = getenv("RAWSEND_PARTITION_BY")) ? (char *)e : "";
+        spec.name = (e = getenv("RAWSEND_PIPE")) ? (char *)e : "rawsend";
+        spec.source = (e = getenv("PGFERRY_PG_URI")) ? (char *)e : "";
+        spec.dest_url = (e = getenv("PGFERRY_CH_URL")) ? (char *)e : "";
+        spec.dest_database = (e = getenv("RAWSEND_DB")) ? (char *)e : "";
+        spec.tables = tsp;
+        spec.n_tables = 1;
+        cr.spec = &spec;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_CREATE;
+        req.create = &cr;
         len = pack_request(&req, &buf);
     } else if (strcmp(kind, "oversized") == 0) {
         len = IPC_MAX_MSG + 1024;

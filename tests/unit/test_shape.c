@@ -77,6 +77,11 @@ test_bad_values(void **state)
         {"--order-by", "s.t=a b"},
         {"--partition-by", "s.t=x; DROP TABLE y"},
         {"--partition-by", "=x"},
+        {"--partition-by", "s.t=id) ORDER BY (tuple()) SETTINGS index_granularity = 1 --"},
+        {"--partition-by", "s.t=id SETTINGS index_granularity = 1"},
+        {"--partition-by", "s.t=(id"},
+        {"--target", "s.t=."},
+        {"--target", "s.t=.."},
         {"--target", "a.b.c=x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
