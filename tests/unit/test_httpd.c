@@ -60,13 +60,21 @@ start(size_t max, int64_t timeout_ms)
 }
 
 static int
-client(void)
+client_rcvbuf(int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf > 0) /* before connect: the window stays small */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
+}
+
+static int
+client(void)
+{
+    return client_rcvbuf(0);
 }
 
 /* one loop turn as pgferryd's: poll (bounded), then handle; returns the turn's duration */
@@ -216,7 +224,7 @@ test_limit(void **state)
     /* every slot is sending a reply its client does not read: the next one gets a 503 */
     int s[2];
     for (int i = 0; i < 2; i++) {
-        s[i] = client();
+        s[i] = client_rcvbuf(4096);
         const char *req = "GET /big HTTP/1.1\r\n\r\n";
         send(s[i], req, strlen(req), 0);
     }
