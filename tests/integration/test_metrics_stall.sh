@@ -69,7 +69,7 @@ idle=()
 for i in $(seq 1 20); do
     exec {fd}<>"/dev/tcp/127.0.0.1/$MPORT"
     printf 'GET /met' >&$fd
-    idle+=($fd)
+    idle+=("$fd")
 done
 for i in 1 2 3; do
     code=$(curl -sS --max-time 3 -o "$TEST_DIR/scrape.$i" -w '%{http_code}' "http://127.0.0.1:$MPORT/metrics")
