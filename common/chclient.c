@@ -274,26 +274,96 @@ ch_client_use(ch_client_t *c, size_t i, bool failover)
     c->no_failover = !failover;
 }
 
+/* secret with a backslash before each of the characters in esc and before each backslash */
+static void
+escaped(const char *secret, const char *esc, char *out)
+{
+    for (const char *p = secret; *p; p++) {
+        if (*p == '\\' || strchr(esc, *p))
+            *out++ = '\\';
+        *out++ = *p;
+    }
+    *out = '\0';
+}
+
+static void
+url_encoded(const char *secret, const char *hex, char *out)
+{
+    for (const unsigned char *p = (const unsigned char *)secret; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            *out++ = (char)*p;
+        } else {
+            *out++ = '%';
+            *out++ = hex[*p >> 4];
+            *out++ = hex[*p & 15];
+        }
+    }
+    *out = '\0';
+}
+
+void
+ch_scrub_secret(char *text, size_t cap, const char *secret)
+{
+    if (!text || !cap || !secret || !*secret)
+        return;
+    size_t sl = strlen(secret), tl = strlen(text);
+    enum { NFORMS = 7 };
+    char *f[NFORMS];
+    char *buf = malloc(NFORMS * (4 * sl + 1) + 3 * tl + 4);
+    if (!buf) {
+        text[0] = '\0'; /* nothing is better than the secret */
+        return;
+    }
+    for (int i = 0; i < NFORMS; i++)
+        f[i] = buf + (size_t)i * (4 * sl + 1);
+    snprintf(f[0], 4 * sl + 1, "%s", secret);
+    escaped(secret, "'", f[1]);  /* a quoted SQL string: pa\'ss, ba\\ck */
+    escaped(secret, "", f[2]);   /* backslashes doubled */
+    escaped(secret, "\"", f[3]); /* a double-quoted one */
+    escaped(f[1], "'", f[4]);    /* a quoted string quoted again */
+    url_encoded(secret, "0123456789ABCDEF", f[5]);
+    url_encoded(secret, "0123456789abcdef", f[6]);
+    char *o = buf + NFORMS * (4 * sl + 1), *w = o;
+    for (const char *p = text; *p;) {
+        size_t best = 0; /* the longest form that starts here */
+        for (int i = 0; i < NFORMS; i++) {
+            size_t l = strlen(f[i]);
+            if (l > best && strncmp(p, f[i], l) == 0)
+                best = l;
+        }
+        if (best) {
+            memcpy(w, "***", 3);
+            w += 3;
+            p += best;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    snprintf(text, cap, "%s", o);
+    memset(buf, 0, NFORMS * (4 * sl + 1));
+    free(buf);
+}
+
 errclass_t
 ch_client_probe_remote(ch_client_t *c, const char *host, unsigned port, char *err, size_t errlen)
 {
-    /* the client's own user and password, for a node the endpoint reaches over its native
-     * protocol; the statement holds the password and is never logged */
-    char qa[600], qu[600], qp[600], addr[400];
+    /* the client's user without its password: no credentials in the SQL text, which the
+     * server's query_log keeps. A node that answers refusing the login (the user has a
+     * password there, or is unknown) is up and speaks its native protocol. */
+    char qa[600], qu[600], addr[400];
     snprintf(addr, sizeof(addr), "%s:%u", host, port);
     chsql_string(addr, qa, sizeof(qa));
     chsql_string(c->user, qu, sizeof(qu));
-    chsql_string(c->password, qp, sizeof(qp));
     char sql[2000];
     snprintf(sql, sizeof(sql),
-             "SELECT count() FROM remote(%s, system.one, %s, %s) SETTINGS connect_timeout = 5", qa,
-             qu, qp);
+             "SELECT count() FROM remote(%s, system.one, %s) SETTINGS connect_timeout = 5", qa, qu);
     errclass_t cls = ch_client_query(c, sql, NULL, err, errlen);
-    memset(sql, 0, sizeof(sql));
-    memset(qp, 0, sizeof(qp));
-    if (cls != ERRCLASS_NONE && c->password[0] && strstr(err, c->password))
-        snprintf(err, errlen, "ClickHouse at %s cannot reach %s (its error quoted the password)",
-                 c->bases[c->cur], addr);
+    int code = cls == ERRCLASS_NONE ? 0 : ch_error_code(err);
+    if ((code == 192 || code == 193 || code == 194 || code == 195 || code == 516) &&
+        strstr(err, "Received from"))
+        cls = ERRCLASS_NONE; /* UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, ... */
     return cls;
 }
 
@@ -521,6 +591,7 @@ perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len
             snprintf(err, errlen, "ClickHouse HTTP %ld at %s: %s%s", status, base, line, hint);
         else
             snprintf(err, errlen, "ClickHouse HTTP %ld: %s%s", status, line, hint);
+        ch_scrub_secret(err, errlen, c->password);
         errclass_t cls = ch_classify(status, msg);
         free(body->data);
         body->data = NULL;

@@ -39,8 +39,9 @@ unsigned ch_client_switches(const ch_client_t *c);
 /* Endpoint i becomes the one in use; failover false keeps it there when it fails (a check of
  * that endpoint), true lets it move on again. */
 void ch_client_use(ch_client_t *c, size_t i, bool failover);
-/* Asks the endpoint in use to reach host:port (a node of its cluster, native protocol) with the
- * client's own user and password: SELECT ... FROM remote(...). */
+/* Asks the endpoint in use to reach host:port (a node of its cluster, native protocol) as the
+ * client's own user but without its password (no credentials in SQL text): SELECT ... FROM
+ * remote(...). The node refusing the login counts as an answer. */
 errclass_t ch_client_probe_remote(ch_client_t *c, const char *host, unsigned port, char *err,
                                   size_t errlen);
 
@@ -76,6 +77,12 @@ typedef bool (*ch_recv_fn)(void *ud, const char *data, size_t len);
 errclass_t ch_client_query_ext(ch_client_t *c, const char *sql, const char *ext_name,
                                const char *ext_structure, const void *ext_data, size_t ext_len,
                                ch_recv_fn fn, void *ud, bool *stopped, char *err, size_t errlen);
+
+/* Replaces secret in text (a NUL-terminated string in cap bytes) with "***", also in the forms
+ * an error text may quote it: SQL-escaped (pa\'ss, backslashes doubled), double-quoted,
+ * escaped twice, URL-encoded. Every ClickHouse error text the client returns has the client's
+ * password scrubbed so. */
+void ch_scrub_secret(char *text, size_t cap, const char *secret);
 
 /* The exception code in a ClickHouse error text ("Code: 60, ..." or "Code: 60. ..."), 0 if none. */
 int ch_error_code(const char *text);

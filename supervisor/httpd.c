@@ -11,10 +11,14 @@
 #include <unistd.h>
 
 #define REQ_MAX 4096
+/* from accept to the end of the request's headers; a scraper sends them at once */
+#define REQ_TIMEOUT_MS 2000
 
 typedef struct {
     int fd; /* -1: free slot */
     int64_t deadline;
+    int64_t accepted; /* monotonic ms */
+    uint64_t seq;     /* accept order: the lowest incomplete one is evicted first */
     char req[REQ_MAX + 1];
     size_t got;
     char *out; /* the whole reply once the request is read */
@@ -28,6 +32,7 @@ struct httpd {
     httpd_handler_fn fn;
     void *ud;
     conn_t *conns;
+    uint64_t seq;
 };
 
 httpd_t *
@@ -144,6 +149,8 @@ respond(httpd_t *h, conn_t *c, bool too_long)
     free(body);
     if (!c->out)
         conn_close(c);
+    else
+        c->deadline = c->accepted + h->timeout_ms; /* the rest of its lifetime to send */
 }
 
 static void
@@ -184,6 +191,25 @@ on_writable(conn_t *c)
     conn_close(c);
 }
 
+/* A slot for a new connection: a free one, else the oldest that has not sent a whole
+ * request (idle or trickling clients cannot keep a scraper out), else NULL (every slot is
+ * sending a reply). */
+static conn_t *
+free_slot(httpd_t *h)
+{
+    conn_t *oldest = NULL;
+    for (size_t i = 0; i < h->max; i++) {
+        conn_t *c = &h->conns[i];
+        if (c->fd < 0)
+            return c;
+        if (!c->out && (!oldest || c->seq < oldest->seq))
+            oldest = c;
+    }
+    if (oldest)
+        conn_close(oldest);
+    return oldest;
+}
+
 static void
 accept_all(httpd_t *h, int64_t now)
 {
@@ -191,12 +217,8 @@ accept_all(httpd_t *h, int64_t now)
         int fd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             return;
-        conn_t *c = NULL;
-        for (size_t i = 0; i < h->max && !c; i++) {
-            if (h->conns[i].fd < 0)
-                c = &h->conns[i];
-        }
-        if (!c) { /* full: a scraper retries; nobody can hold the loop by connecting */
+        conn_t *c = free_slot(h);
+        if (!c) { /* every slot is sending: a scraper retries; nobody can hold the loop */
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
                                        "0\r\nConnection: close\r\n\r\n";
             if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
@@ -206,9 +228,14 @@ accept_all(httpd_t *h, int64_t now)
             continue;
         }
         c->fd = fd;
-        c->deadline = now + h->timeout_ms;
+        c->accepted = now;
+        c->seq = ++h->seq;
+        c->deadline = now + (h->timeout_ms < REQ_TIMEOUT_MS ? h->timeout_ms : REQ_TIMEOUT_MS);
         c->got = 0;
         c->req[0] = '\0';
+        /* a scraper's request is usually there already: read it now, so that later
+         * connections in this burst cannot evict it */
+        on_readable(h, c);
     }
 }
 

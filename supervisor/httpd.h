@@ -1,9 +1,12 @@
 /*
  * httpd: a tiny HTTP/1.1 server for pgferryd's /metrics endpoint that never blocks the loop it
  * runs in. Sockets are non-blocking and sit in the caller's poll set; each connection gets a
- * bounded request (4 KiB), a bounded lifetime (timeout_ms from accept to the last byte sent)
- * and there are at most max_conns at once (more are accepted and closed at once). A client
- * that trickles bytes costs one poll entry until its deadline, nothing else.
+ * bounded request (4 KiB), at most 2 s (or timeout_ms if shorter) from accept to the end of
+ * its request headers, a bounded lifetime (timeout_ms from accept to the last byte sent), and
+ * there are at most max_conns at once. When all are taken, a new connection evicts the oldest
+ * one that has not sent a whole request (so idle or trickling clients cannot keep a scraper
+ * out); only when every slot is sending a reply is the new one answered 503 and closed. A
+ * client that trickles bytes costs one poll entry until its deadline, nothing else.
  */
 #ifndef PGFERRY_HTTPD_H
 #define PGFERRY_HTTPD_H

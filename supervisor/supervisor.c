@@ -119,7 +119,8 @@ supervisor_new(const daemon_config_t *cfg)
             log_error("%s", err);
             goto fail;
         }
-        /* 16 clients at once, 5 s each from connect to the last byte: nothing a client does
+        /* 16 clients at once, 5 s each from connect to the last byte (2 s to the end of the
+         * request; a new one evicts the oldest incomplete one): nothing a client does
          * can hold the loop */
         s->metrics = httpd_new(mfd, 16, 5000, metrics_http_handler, s);
         if (!s->metrics) {

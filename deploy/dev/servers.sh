@@ -69,6 +69,10 @@ fi
 export PATH="$PATH:/usr/sbin:/sbin"
 PG_PASSWORD=pgferry   # loopback-only development server
 CH_PASSWORD=pgferry
+# a second ClickHouse user whose queries go to system.query_log (log_queries), with a password
+# found nowhere else, for tests that look for it there (no credentials in SQL text)
+CH_LOGGED_USER=pgferry_logged
+CH_LOGGED_PASSWORD='Lq7logged\pw"d'
 
 die() { echo "servers.sh: $*" >&2; exit 1; }
 
@@ -280,6 +284,12 @@ CONF
             <use_uncompressed_cache>0</use_uncompressed_cache>
             <load_balancing>random</load_balancing>
         </default>
+        <logged>
+            <max_memory_usage>4000000000</max_memory_usage>
+            <use_uncompressed_cache>0</use_uncompressed_cache>
+            <load_balancing>random</load_balancing>
+            <log_queries>1</log_queries>
+        </logged>
     </profiles>
     <users>
         <default>
@@ -288,6 +298,12 @@ CONF
             <profile>default</profile>
             <quota>default</quota>
         </default>
+        <$CH_LOGGED_USER>
+            <password>$CH_LOGGED_PASSWORD</password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>logged</profile>
+            <quota>default</quota>
+        </$CH_LOGGED_USER>
     </users>
     <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
         <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
@@ -446,6 +462,8 @@ export PGFERRY_CLUSTER_DIR='$DIR'
 export PGFERRY_ZK_PORT=$ZK_PORT
 export PGFERRY_CLUSTER_REPLICATED=pgferry_replicated
 export PGFERRY_CLUSTER_SHARDED=pgferry_sharded
+export PGFERRY_CH_LOGGED_USER=$CH_LOGGED_USER
+export PGFERRY_CH_LOGGED_PASSWORD='$CH_LOGGED_PASSWORD'
 ENV
     for n in $NODES; do
         echo "export PGFERRY_CH_NODE${n}_URL='http://default:$CH_PASSWORD@127.0.0.1:$(node_var "$n" HTTP)'"

@@ -119,6 +119,10 @@ TEST_PIPES+=(clnode)
     --dest "$PGFERRY_CH_NODE1_URL" --cluster "$PGFERRY_CLUSTER_SHARDED" --cluster-layout sharded >/dev/null
 wait_for 60 "clnode names the node" bash -c "'$CTL' status clnode --json | jq -r '.last_error.message' | grep -q 'of cluster $PGFERRY_CLUSTER_SHARDED does not answer'"
 log "$("$CTL" status clnode --json | jq -r '.last_error.message')"
+# n3 by its native port (the probe asks remote() from n1, without the password since issue 22)
+N3_TCP=$(. "$PGFERRY_CLUSTER_DIR/cluster-ports"; echo "$N3_TCP")
+assert_contains "$("$CTL" status clnode --json | jq -r '.last_error.message')" \
+    "node 127.0.0.1:$N3_TCP of cluster $PGFERRY_CLUSTER_SHARDED does not answer (asked from http://127.0.0.1:$PGFERRY_CH_NODE1_HTTP_PORT" "the stopped node named"
 "$CTL" drop clnode >/dev/null
 node_ctl start-node 3
 log "PASS"

@@ -1,6 +1,7 @@
 # Nothing a /metrics client does stalls pgferryd (issue 14): while slow-loris clients trickle
 # one byte every 0.9 s into the endpoint (and reconnect when dropped), `pgferryctl status`
-# answers within 100 ms (median; max under 1 s), a scrape beside them is served, and a CDC pipe
+# answers within 100 ms (median; max under 1 s), a scrape beside them is served (also when 20
+# more idle clients hold half a request line, over the 16 slots: issue 22), and a CDC pipe
 # keeps applying. Before the endpoint was non-blocking each trickling client held the daemon's
 # loop for as long as it kept sending.
 source "$(dirname "$0")/../lib/common.sh"
@@ -61,7 +62,24 @@ log "status while 4 clients trickle: median ${median} ms, max ${max} ms (25 call
 out=$(curl -sS --max-time 3 "http://127.0.0.1:$MPORT/metrics")
 assert_contains "$out" 'pgferry_pipe_state{pipe="st"' "scrape beside the slow clients"
 
-# the trickling clients were dropped at their deadline (5 s) and came back: no loop stall
+# 20 more clients connect and send half a request line, more than the 16 slots: a scraper
+# still gets its 200 (it evicts the oldest incomplete connection; before, every scrape got a
+# 503 until the idle ones were dropped at their deadline)
+idle=()
+for i in $(seq 1 20); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$MPORT"
+    printf 'GET /met' >&$fd
+    idle+=("$fd")
+done
+for i in 1 2 3; do
+    code=$(curl -sS --max-time 3 -o "$TEST_DIR/scrape.$i" -w '%{http_code}' "http://127.0.0.1:$MPORT/metrics")
+    assert_eq "$code" 200 "scrape $i while 20 idle clients hold half a request line"
+    assert_contains "$(cat "$TEST_DIR/scrape.$i")" 'pgferry_pipe_state{pipe="st"' "scrape $i body"
+done
+for fd in "${idle[@]}"; do exec {fd}>&-; done
+
+# the trickling clients were dropped at their request deadline (2 s) and came back: no loop
+# stall
 reconnects=$(cat "$TEST_DIR"/loris.* | wc -l)
 [ "$reconnects" -ge 8 ] || fail "slow clients were not dropped at their deadline ($reconnects connects)"
 

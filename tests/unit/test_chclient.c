@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +139,42 @@ test_classify(void **state)
     assert_int_equal(ch_error_code(NULL), 0);
 }
 
+/* the password leaves no trace in an error text, in any of the forms a server may quote it */
+static void
+test_scrub(void **state)
+{
+    (void)state;
+    const char *pw = "pa'ss\\w\"d x";
+    struct {
+        const char *in, *want;
+    } cases[] = {
+        {"as is: pa'ss\\w\"d x.", "as is: ***."},
+        {"Syntax error ('pa\\'ss\\\\w\"d x')", "Syntax error ('***')"},
+        {"doubled pa'ss\\\\w\"d x", "doubled ***"},
+        {"dq \"pa'ss\\\\w\\\"d x\"", "dq \"***\""},
+        {"twice 'pa\\\\\\'ss\\\\\\\\w\"d x'", "twice '***'"},
+        {"url pa%27ss%5Cw%22d%20x&", "url ***&"},
+        {"url pa%27ss%5cw%22d%20x", "url ***"},
+        {"two: pa'ss\\w\"d x and pa%27ss%5Cw%22d%20x", "two: *** and ***"},
+        {"nothing here: pa'ss", "nothing here: pa'ss"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char t[256];
+        snprintf(t, sizeof(t), "%s", cases[i].in);
+        ch_scrub_secret(t, sizeof(t), pw);
+        if (strcmp(t, cases[i].want) != 0)
+            fail_msg("case %zu: got [%s], want [%s]", i, t, cases[i].want);
+    }
+    /* a short password grows the text: cut at cap, still NUL-terminated */
+    char t[8] = "aaaaaaa";
+    ch_scrub_secret(t, sizeof(t), "a");
+    assert_string_equal(t, "*******");
+    /* no password: unchanged */
+    snprintf(t, sizeof(t), "abc");
+    ch_scrub_secret(t, sizeof(t), "");
+    assert_string_equal(t, "abc");
+}
+
 int
 main(void)
 {
@@ -147,6 +184,7 @@ main(void)
         cmocka_unit_test(test_endpoint_failover),
         cmocka_unit_test(test_version_number),
         cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_scrub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* httpd: the /metrics server answers whole requests, refuses oversize ones, sheds clients
- * beyond its limit, and drops a client that trickles its request at the deadline; no call
- * ever waits for a client. Real loopback sockets, no servers. */
+ * beyond its limit (evicting the oldest incomplete request first), and drops a client that trickles
+ * its request at the deadline; no call ever waits for a client. Real loopback sockets, no servers.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,13 @@ handler(void *ud, const char *line, const char **status)
 {
     (void)ud;
     calls++;
+    if (strncmp(line, "GET /big", 8) == 0) { /* more than a socket buffer holds */
+        *status = "200 OK";
+        char *b = malloc(8 << 20);
+        memset(b, 'x', (8 << 20) - 1);
+        b[(8 << 20) - 1] = '\0';
+        return b;
+    }
     if (strncmp(line, "GET /metrics", 12) == 0) {
         *status = "200 OK";
         return strdup("pgferry_up 1\n");
@@ -52,13 +60,21 @@ start(size_t max, int64_t timeout_ms)
 }
 
 static int
-client(void)
+client_rcvbuf(int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf > 0) /* before connect: the window stays small */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
+}
+
+static int
+client(void)
+{
+    return client_rcvbuf(0);
 }
 
 /* one loop turn as pgferryd's: poll (bounded), then handle; returns the turn's duration */
@@ -165,16 +181,57 @@ test_slow_client(void **state)
     httpd_destroy(&h);
 }
 
+static bool
+is_closed(int fd)
+{
+    char b[64];
+    ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* all slots taken by clients that never finish a request: a scraper evicts the oldest of
+ * them instead of getting a 503 (issue 22) */
 static void
 test_limit(void **state)
 {
     (void)state;
     httpd_t *h = start(2, 5000);
-    int a = client(), b = client();
+    int a = client();
+    turn(h, 50);
+    int b = client();
+    send(b, "GET /met", 8, MSG_NOSIGNAL); /* half a request line */
     turn(h, 50);
     assert_int_equal(httpd_open_connections(h), 2);
-    int c = client();
+    /* at most 2 s to a whole request, though the lifetime is 5 s */
+    assert_true(httpd_next_deadline(h) <= time_mono_ms() + 2000);
     char buf[512];
+    for (int round = 0; round < 3; round++) {
+        int c = client();
+        const char *req = "GET /metrics HTTP/1.1\r\n\r\n";
+        send(c, req, strlen(req), 0);
+        reply_of(h, c, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "200 OK"));
+        close(c);
+    }
+    assert_true(is_closed(a));  /* the oldest was evicted */
+    assert_false(is_closed(b)); /* the younger one kept its slot */
+    close(a);
+    close(b);
+    for (int i = 0; i < 10; i++)
+        turn(h, 10); /* the closed clients are noticed */
+    assert_int_equal(httpd_open_connections(h), 0);
+
+    /* every slot is sending a reply its client does not read: the next one gets a 503 */
+    int s[2];
+    for (int i = 0; i < 2; i++) {
+        s[i] = client_rcvbuf(4096);
+        const char *req = "GET /big HTTP/1.1\r\n\r\n";
+        send(s[i], req, strlen(req), 0);
+    }
+    for (int i = 0; i < 10; i++)
+        turn(h, 10);
+    assert_int_equal(httpd_open_connections(h), 2);
+    int c = client();
     for (int i = 0; i < 10; i++)
         turn(h, 10);
     ssize_t r = recv(c, buf, sizeof(buf) - 1, 0);
@@ -182,13 +239,30 @@ test_limit(void **state)
     buf[r] = '\0';
     assert_non_null(strstr(buf, "503"));
     assert_int_equal(httpd_open_connections(h), 2);
-    assert_true(httpd_next_deadline(h) > time_mono_ms());
-    close(a);
-    close(b);
+    close(s[0]);
+    close(s[1]);
     close(c);
     for (int i = 0; i < 10; i++)
-        turn(h, 10); /* the closed clients are noticed */
+        turn(h, 10);
     assert_int_equal(httpd_open_connections(h), 0);
+    httpd_destroy(&h);
+}
+
+/* a client that sends nothing is dropped 2 s after connecting, not at the 5 s lifetime */
+static void
+test_request_deadline(void **state)
+{
+    (void)state;
+    httpd_t *h = start(4, 5000);
+    int a = client();
+    send(a, "GET /metrics HTTP/1.1\r\n", 23, MSG_NOSIGNAL);
+    int64_t t0 = time_mono_ms();
+    while (!is_closed(a) && time_mono_ms() - t0 < 4000)
+        turn(h, 20);
+    int64_t took = time_mono_ms() - t0;
+    assert_true(took >= 1900 && took < 2500);
+    assert_int_equal(httpd_open_connections(h), 0);
+    close(a);
     httpd_destroy(&h);
 }
 
@@ -199,6 +273,7 @@ main(void)
         cmocka_unit_test(test_answers),
         cmocka_unit_test(test_slow_client),
         cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_request_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
