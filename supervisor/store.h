@@ -24,6 +24,10 @@ size_t store_map_size(const store_t *s);
 unsigned store_times_grown(const store_t *s);
 void store_destroy(store_t **s);
 
+/* What the last failed write said (a full state disk is called so), for a requester; a
+ * generic text when none failed. */
+const char *store_last_error(const store_t *s);
+
 /* Reader slots of dead processes found and cleared by store_open. */
 int store_stale_readers_cleared(const store_t *s);
 
