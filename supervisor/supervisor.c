@@ -313,6 +313,8 @@ supervisor_run(supervisor_t *s)
             workers_reap(s);
         workers_settle(s, false);
         log_flush_repeats();
+        if (s->remote)
+            remote_tick(s, false);
         now = time_mono_ms();
         if (rc > 0 || now - last_reconcile >= TICK_MS ||
             (next_restart >= 0 && now >= next_restart)) {
@@ -322,6 +324,8 @@ supervisor_run(supervisor_t *s)
     }
 
     notify_systemd("STOPPING=1");
+    if (s->remote)
+        remote_tick(s, true);
     /* shutdown: SIGTERM every worker, wait for the grace period, then SIGKILL */
     for (size_t i = 0; i < proctable_count(s->procs); i++) {
         proc_t *p = proctable_at(s->procs, i);
