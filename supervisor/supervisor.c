@@ -337,8 +337,11 @@ supervisor_run(supervisor_t *s)
         long timeout = kill_at >= 0 ? (long)(kill_at - now) : 100;
         if (timeout < 10)
             timeout = 10;
-        zmq_pollitem_t it = {NULL, s->sigfd, ZMQ_POLLIN, 0};
-        zmq_poll(&it, 1, timeout);
+        /* the workers' last reports (a CDC worker's final batch and its counts) are stored */
+        zmq_pollitem_t it[2] = {{NULL, s->sigfd, ZMQ_POLLIN, 0}, {s->wrk, 0, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 2, timeout);
+        for (int i = 0; i < 64 && has_input(s->wrk); i++)
+            workers_handle_message(s);
         drain_signals(s);
         workers_reap(s);
         workers_settle(s, true);

@@ -181,6 +181,8 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
     }
     if (p->role == ROLE_CDC && !rec->spec->slot_owned)
         a.skip_before_lsn = rec->snapshot_lsn;
+    if (p->role == ROLE_CDC) /* stored with the counters: what came before is counted */
+        a.counted_lsn = rec->confirmed_lsn;
     if (p->role == ROLE_SNAPSHOT) /* CDC ran: the slot holds its position */
         a.keep_slot = rec->confirmed_lsn[0] != '\0' && !rec->resyncing;
     a.resync = rec->resyncing || rec->state == ST_RESYNC;
@@ -497,12 +499,27 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
         progress = false; /* a worker on its way out moves no state */
     if (progress)
         sup_made_progress(rec);
+    bool stored;
     if (progress && rec->state == ST_DEGRADED) {
-        if (!sup_transition(s, rec, LC_EV_RECOVERED, "the CDC worker is applying changes again",
-                            err, sizeof(err)))
+        stored = sup_transition(s, rec, LC_EV_RECOVERED, "the CDC worker is applying changes again",
+                                err, sizeof(err));
+        if (!stored)
             log_warn("pipe %s: %s", p->pipe, err);
     } else {
-        store_put_pipe(s->store, rec, NULL);
+        stored = store_put_pipe(s->store, rec, NULL);
+    }
+    /* the counters and the position are stored together: the worker may now confirm the slot
+     * that far (it never goes further, so a report lost with this process comes again) */
+    if (stored && rec->confirmed_lsn[0] && p->zid_len > 0) {
+        Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
+        Pgferry__Worker__AppliedStored st = PGFERRY__WORKER__APPLIED_STORED__INIT;
+        st.lsn = rec->confirmed_lsn;
+        m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STORED;
+        m.stored = &st;
+        zmq_msg_t id;
+        zmq_msg_init_data(&id, p->zid, p->zid_len, NULL, NULL);
+        send_to_worker(s, &id, &m);
+        zmq_msg_close(&id);
     }
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }

@@ -25,6 +25,7 @@
 
 #define STATUS_INTERVAL_MS 10000  /* standby status at least this often */
 #define REPORT_INTERVAL_MS 1000   /* Applied reports to the supervisor */
+#define STOP_STORED_WAIT_MS 2000  /* at a stop, for the last report to be stored */
 #define SLOTINFO_INTERVAL_MS 3000 /* slot position, lag and retained WAL */
 #define STOP_CHECK_EVERY 512      /* messages between stop checks under load */
 #define CHUNK_MIN_BYTES (1u << 20)
@@ -67,8 +68,11 @@ typedef struct {
     size_t capv;
     /* positions */
     uint64_t received, flushed, last_commit_end, skip_before;
+    /* counted: the supervisor's stored position when this run started (transactions committed
+     * before it are applied and counted); confirmed: what the slot was last told */
+    uint64_t counted, confirmed;
     int64_t last_commit_time; /* unix us */
-    bool in_txn, skip_txn;
+    bool in_txn, skip_txn, txn_counted;
     bool reopen;          /* a huge message went through libpq's buffer */
     uint64_t txn_version; /* the transaction's commit LSN: the version of its rows */
     /* definitions changed by the stream are recorded only once the slot is acknowledged past
@@ -163,18 +167,31 @@ table_prepare(cdc_t *c, ctable_t *t, char *err, size_t errlen)
 
 /* ---- replication protocol ---------------------------------------------------------------- */
 
+/* What the slot may be told: what ClickHouse has (flushed), but no further than the supervisor
+ * has stored with its counters, so a report lost with pgferryd (SIGKILL) is streamed, applied
+ * and counted again instead of its counts being lost while the slot moved on. */
+static uint64_t
+confirm_position(const cdc_t *c)
+{
+    uint64_t stored = worker_stored_lsn(c->w);
+    if (stored < c->counted)
+        stored = c->counted;
+    return c->flushed < stored ? c->flushed : stored;
+}
+
 static errclass_t
 send_status(cdc_t *c, char *err, size_t errlen)
 {
     unsigned char m[34];
     int64_t now_pg = time_now_us() - PG_EPOCH_UNIX_US;
+    uint64_t pos = confirm_position(c);
     m[0] = 'r';
     /* written = flushed: nothing is "written" short of ClickHouse having it. Reporting the last
      * keepalive's position there would tell an idle walsender we have everything, and it would
      * not ping us with the end of the WAL it read, so the slot would stop at the last commit */
-    put_be64(m + 1, c->flushed);
-    put_be64(m + 9, c->flushed);
-    put_be64(m + 17, c->flushed); /* applied */
+    put_be64(m + 1, pos);
+    put_be64(m + 9, pos);
+    put_be64(m + 17, pos); /* applied */
     put_be64(m + 25, (uint64_t)now_pg);
     m[33] = 0;
     if (PQputCopyData(c->repl, (const char *)m, sizeof(m)) <= 0 || PQflush(c->repl) != 0) {
@@ -182,7 +199,8 @@ send_status(cdc_t *c, char *err, size_t errlen)
         return ERRCLASS_TRANSIENT;
     }
     c->next_status = time_mono_ms() + STATUS_INTERVAL_MS;
-    if (c->defs_unsent && !c->defs_changed_in_txn && c->flushed >= c->defs_lsn) {
+    c->confirmed = pos;
+    if (c->defs_unsent && !c->defs_changed_in_txn && pos >= c->defs_lsn) {
         buf_byte(&c->defs_reason, '\0');
         const char *reason = c->defs_reason.oom ? "schema changes" : (char *)c->defs_reason.data;
         if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
@@ -191,6 +209,13 @@ send_status(cdc_t *c, char *err, size_t errlen)
         c->defs_unsent = false;
     }
     return ERRCLASS_NONE;
+}
+
+/* The supervisor stored a position beyond what the slot was told, and ClickHouse has it */
+static bool
+status_due(const cdc_t *c)
+{
+    return confirm_position(c) > c->confirmed;
 }
 
 /* The definitions changed (reason for the history): recorded once acknowledged. */
@@ -758,6 +783,9 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
          * follow commit order (docs/ARCHITECTURE.md "Versions") */
         c->txn_version = m.u.begin.final_lsn;
         c->skip_txn = c->skip_before && m.u.begin.final_lsn < c->skip_before;
+        /* replayed from a slot behind the stored position: applied and counted already */
+        c->txn_counted = c->counted && m.u.begin.final_lsn < c->counted;
+        c->skip_txn = c->skip_txn || c->txn_counted;
         for (size_t i = 0; i < c->ntables; i++)
             memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
         return ERRCLASS_NONE;
@@ -775,7 +803,9 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
                 c->tables[i].n[1][op] += c->tables[i].n[0][op];
             memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
         }
-        c->b_txn++;
+        if (!c->txn_counted)
+            c->b_txn++;
+        c->txn_counted = false;
         if (apply_pending_rows(c->ap) >= c->max_rows || apply_pending_bytes(c->ap) >= c->max_bytes)
             return flush_and_ack(c, err, errlen);
         return pace(c, false, err, errlen);
@@ -952,7 +982,7 @@ cdc_free(cdc_t *c)
 
 errclass_t
 cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables, size_t n_tables,
-        const char *skip_before_lsn, worker_t *w, char *err, size_t errlen)
+        const char *skip_before_lsn, const char *counted_lsn, worker_t *w, char *err, size_t errlen)
 {
     cdc_t c;
     memset(&c, 0, sizeof(c));
@@ -969,6 +999,10 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     errclass_t cls = ERRCLASS_TRANSIENT;
     if (skip_before_lsn && *skip_before_lsn && !lsn_parse(skip_before_lsn, &c.skip_before)) {
         snprintf(err, errlen, "bad snapshot position %s", skip_before_lsn);
+        return ERRCLASS_FATAL;
+    }
+    if (counted_lsn && *counted_lsn && !lsn_parse(counted_lsn, &c.counted)) {
+        snprintf(err, errlen, "bad stored position %s", counted_lsn);
         return ERRCLASS_FATAL;
     }
     if (n_tables != spec->n_tables || n_tables == 0) {
@@ -1068,7 +1102,7 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
             if (cls != ERRCLASS_NONE)
                 goto out;
             int64_t now = time_mono_ms();
-            if (now >= c.next_status && (cls = send_status(&c, err, errlen)))
+            if ((now >= c.next_status || status_due(&c)) && (cls = send_status(&c, err, errlen)))
                 goto out;
             report_applied(&c, false);
             if ((cls = maybe_slotinfo(&c, err, errlen)) != ERRCLASS_NONE)
@@ -1102,7 +1136,7 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
                 goto out;
             continue;
         }
-        if (now >= c.next_status && (cls = send_status(&c, err, errlen)))
+        if ((now >= c.next_status || status_due(&c)) && (cls = send_status(&c, err, errlen)))
             goto out;
         report_applied(&c, false);
         if ((cls = maybe_slotinfo(&c, err, errlen)) != ERRCLASS_NONE)
@@ -1124,6 +1158,10 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     cls = flush_and_ack(&c, err, errlen);
     if (cls == ERRCLASS_NONE) {
         report_applied(&c, true);
+        /* the slot moves to the last batch once the supervisor stored its counts (it does not
+         * answer when it is gone: the next run streams that batch again and counts it) */
+        if (worker_await_stored(w, c.flushed, STOP_STORED_WAIT_MS) && status_due(&c))
+            cls = send_status(&c, err, errlen);
         char lsn[32];
         lsn_format(c.flushed, lsn, sizeof(lsn));
         const apply_stats_t *st = apply_stats(c.ap);

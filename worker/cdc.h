@@ -22,9 +22,12 @@
 /* Runs until stopped (ERRCLASS_NONE after flushing and acknowledging what was received) or an
  * error. tables are the recorded definitions; they are replaced in place when the source's
  * schema changes (the array stays owned by the caller's message). skip_before_lsn: transactions
- * committed before this position are skipped (already in the snapshot); NULL or "" for none. */
+ * committed before this position are skipped (already in the snapshot); NULL or "" for none.
+ * counted_lsn: the position the supervisor stored with the counters; transactions committed
+ * before it are skipped too (applied and counted), and the slot is confirmed no further than
+ * the supervisor says it stored. */
 errclass_t cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
-                   size_t n_tables, const char *skip_before_lsn, worker_t *w, char *err,
-                   size_t errlen);
+                   size_t n_tables, const char *skip_before_lsn, const char *counted_lsn,
+                   worker_t *w, char *err, size_t errlen);
 
 #endif
