@@ -106,6 +106,14 @@ static const char RESTORE_HINT[] =
     "state store\"): stop pgferryd, move the damaged file aside, copy the backup made with "
     "`mdb_copy -n -c` (package lmdb-utils) to that path, mode 0600";
 
+static bool g_damaged; /* the last store_open refused a damaged or truncated file */
+
+bool
+store_open_found_damage(void)
+{
+    return g_damaged;
+}
+
 static uint64_t
 le_u(const unsigned char *p, int n)
 {
@@ -119,6 +127,7 @@ le_u(const unsigned char *p, int n)
 static bool
 check_file(const char *path, char *err, size_t errlen)
 {
+    g_damaged = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -152,6 +161,7 @@ check_file(const char *path, char *err, size_t errlen)
         found = true;
     }
     close(fd);
+    g_damaged = true;
     if (!found) {
         snprintf(err, errlen,
                  "state store %s is damaged: %" PRIu64 " bytes and no valid LMDB header%s", path,
@@ -242,9 +252,11 @@ store_open_guarded(store_t *s, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open state tables: %s", mdb_strerror(rc));
         return rc;
     }
-    if ((rc = walk_all(s)) != 0)
+    if ((rc = walk_all(s)) != 0) {
+        g_damaged = true;
         snprintf(err, errlen, "state store %s is damaged: %s%s", path, mdb_strerror(rc),
                  RESTORE_HINT);
+    }
     return rc;
 }
 
@@ -269,6 +281,7 @@ open_faults_guarded(store_t *s, const char *path, char *err, size_t errlen)
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         snprintf(err, errlen, "state store %s is damaged: reading it raised %s%s", path,
                  g_fault_sig == SIGBUS ? "SIGBUS (pages missing)" : "SIGSEGV", RESTORE_HINT);
+        g_damaged = true;
         return FAULTED;
     }
     sigaction(SIGBUS, &fault, &old_bus);

@@ -16,6 +16,9 @@ typedef struct store store_t;
 /* Opens (creating) DIR/state.mdb with owner-only permissions and clears stale readers.
  * Returns NULL with err set on failure. */
 store_t *store_open(const char *dir, char *err, size_t errlen);
+/* True when the last store_open failed because the file is truncated or damaged (pgferryd
+ * then exits EXIT_STORE_DAMAGED, which the systemd unit does not restart). */
+bool store_open_found_damage(void);
 /* As store_open with the map's initial size (it doubles whenever a write finds it full). */
 store_t *store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen);
 /* Each pipe keeps its last max_events history events (default 1000; 0 = all). */

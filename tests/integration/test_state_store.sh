@@ -1,5 +1,5 @@
-# The state store's failures: a truncated state.mdb stops pgferryd with one clear line (it died
-# of SIGBUS, exit 135, with an empty log); the documented backup (mdb_copy while running) and
+# The state store's failures: a truncated state.mdb stops pgferryd with one clear line and exit
+# code 8, which systemd does not restart (it died of SIGBUS, exit 135, with an empty log); the documented backup (mdb_copy while running) and
 # restore round trip; a full state disk is called so (it was "Input/output error").
 source "$(dirname "$0")/../lib/common.sh"
 command -v mdb_copy >/dev/null || fail "mdb_copy missing (package lmdb-utils)"
@@ -14,15 +14,17 @@ for i in $(seq 1 30); do "$CTL" set st_a batch_max_rows=$((1000 + i)) >/dev/null
 mdb_copy -n -c "$STATE_DIR/state.mdb" "$TEST_DIR/backup.mdb" || fail "mdb_copy while running"
 stop_daemon || fail "pgferryd exited non-zero"
 
-# truncated: pgferryd refuses to start, exits 1 (not a signal), one line says what, where, how
+# truncated: pgferryd refuses to start, exits 8 (not a signal), one line says what, where, how
 size=$(stat -c %s "$STATE_DIR/state.mdb")
 truncate -s $((size / 2)) "$STATE_DIR/state.mdb"
 set +e
 out=$(timeout 20 "$PGFERRYD" --state-dir "$STATE_DIR" 2>&1); rc=$?
 set -e
 log "truncated store: exit $rc: $out"
-[ $rc -ne 0 ] || fail "pgferryd started on a truncated store"
-[ $rc -lt 124 ] || fail "pgferryd ended with $rc (a signal or a timeout) on a truncated store"
+# 8: EXIT_STORE_DAMAGED, which the systemd unit does not restart (RestartPreventExitStatus)
+assert_eq "$rc" 8 "exit code on a truncated store (135 = SIGBUS before)"
+grep -q "^RestartPreventExitStatus=8$" "$PGFERRY_SOURCE_DIR/deploy/systemd/pgferryd.service" ||
+    fail "the unit restarts pgferryd on a damaged store"
 assert_eq "$(grep -c . <<<"$out")" 1 "one line on a truncated store"
 assert_contains "$out" "state store $STATE_DIR/state.mdb is truncated: $((size / 2)) bytes, its last page needs" "what and where"
 assert_contains "$out" "mdb_copy" "how to restore"
