@@ -49,7 +49,8 @@ EXIT_HOOKS+=("umount -l '$SMALL'")
 STATE_DIR="$SMALL/state"
 export PGFERRY_STATE_DIR="$STATE_DIR"
 start_daemon
-dd if=/dev/zero of="$SMALL/filler" bs=64k 2>/dev/null || true
+# nothing left: ENOSPC
+dd if=/dev/zero of="$SMALL/filler" bs=4k 2>/dev/null || true
 set +e
 out=$(create_pipe st_full public.st_missing_c 2>&1); rc=$?
 set -e
@@ -58,6 +59,17 @@ log "create on a full disk: exit $rc: $out"
 assert_contains "$out" "the state disk is full" "the reply on a full disk"
 assert_contains "$out" "free on $STATE_DIR" "where the disk is full"
 grep -q "state store: write pipe: the state disk is full" "$TEST_DIR/pgferryd.log" || fail "full disk not logged"
+# 24 KB left and a record of 2,000 tables: LMDB's write() comes back short, which it reports as
+# EIO ("Input/output error" was all an operator saw)
+rm -f "$SMALL/filler"
+dd if=/dev/zero of="$SMALL/filler" bs=1k count=$(( $(df -k "$SMALL" | awk 'NR == 2 {print $4}') - 24 )) 2>/dev/null || true
+many=$(for i in $(seq 1 2000); do printf 'public.st_missing_%04d_%s,' "$i" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done)
+set +e
+out=$(create_pipe st_big "${many%,}" 2>&1); rc=$?
+set -e
+log "create of 2,000 tables with 24 KB free: exit $rc: $out"
+[ $rc -ne 0 ] || fail "create succeeded on a full disk"
+assert_contains "$out" "the state disk is full" "the reply on a short write (EIO)"
 rm -f "$SMALL/filler"
 create_pipe st_full public.st_missing_c >/dev/null || fail "create after space was freed"
 stop_daemon || fail "pgferryd exited non-zero"
