@@ -41,6 +41,9 @@ typedef struct {
     chtable_t ct;         /* the destination (rebuilt after a schema change) */
     int ap;               /* its index in the apply model */
     uint64_t skip_before; /* transactions committed before this are in the table's load */
+    /* the commit end its counts go to: stored ones at the start (its changes committed before
+     * are applied and counted already), then those of its last insert */
+    uint64_t counted_before, counted_end;
     uint64_t n[3][3]; /* [in the transaction, in the batch, to report][insert, update, delete] */
     uint64_t bytes;   /* inserted, to report */
     /* pace: rows pending since (monotonic ms), the last insert (monotonic ms, 0 = none yet),
@@ -250,7 +253,8 @@ report_applied(cdc_t *c, bool force)
     a.transactions = c->r_txn;
     Pgferry__Worker__TableCounts *tc = calloc(c->ntables + 1, sizeof(*tc));
     Pgferry__Worker__TableCounts **tcp = calloc(c->ntables + 1, sizeof(*tcp));
-    for (size_t i = 0; tc && tcp && i < c->ntables; i++) {
+    char(*tl)[32] = calloc(c->ntables + 1, sizeof(*tl));
+    for (size_t i = 0; tc && tcp && tl && i < c->ntables; i++) {
         ctable_t *t = &c->tables[i];
         uint64_t taken = apply_take_table_bytes(c->ap, t->ap);
         t->bytes += taken;
@@ -263,11 +267,14 @@ report_applied(cdc_t *c, bool force)
         tc[a.n_tables].updates = t->n[2][1];
         tc[a.n_tables].deletes = t->n[2][2];
         tc[a.n_tables].bytes = t->bytes;
+        if (t->counted_end)
+            lsn_format(t->counted_end, tl[a.n_tables], sizeof(tl[a.n_tables]));
+        tc[a.n_tables].counted_lsn = tl[a.n_tables];
         tcp[a.n_tables] = &tc[a.n_tables];
         a.n_tables++;
     }
     a.tables = tcp;
-    if ((tc && tcp) && worker_send_applied(c->w, &a)) {
+    if ((tc && tcp && tl) && worker_send_applied(c->w, &a)) {
         c->r_ins = c->r_upd = c->r_del = c->r_txn = 0;
         for (size_t i = 0; i < c->ntables; i++) {
             memset(c->tables[i].n[2], 0, sizeof(c->tables[i].n[2]));
@@ -276,6 +283,7 @@ report_applied(cdc_t *c, bool force)
     }
     free(tc);
     free(tcp);
+    free(tl);
     char detail[200];
     snprintf(detail, sizeof(detail), "streaming: confirmed %s, %" PRIu64 " change(s) this run",
              lsn[0] ? lsn : "-", c->total_changes);
@@ -367,6 +375,7 @@ table_inserted(cdc_t *c, ctable_t *t)
             break;
         }
     }
+    t->counted_end = c->last_commit_end; /* its counted rows are of commits up to here */
     for (int op = 0; op < 3; op++) {
         t->n[2][op] += t->n[1][op];
         c->r_ins += op == 0 ? t->n[1][op] : 0;
@@ -643,6 +652,8 @@ on_change(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
     ctable_t *t = &c->tables[e->table];
     if (c->txn_version < t->skip_before)
         return ERRCLASS_NONE; /* committed before the table's load read it */
+    if (c->txn_version < t->counted_before)
+        return ERRCLASS_NONE; /* replayed: inserted and counted before */
     const pgo_tuple_t *oldt = &m->u.change.old_tuple, *newt = &m->u.change.new_tuple;
     const pgo_tuple_t *check = m->kind == PGO_DELETE ? oldt : newt;
     if (!e->bound || check->ncols != e->nrel || (m->u.change.old_kind && oldt->ncols != e->nrel)) {
@@ -715,7 +726,7 @@ on_truncate(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
     errclass_t cls = ERRCLASS_NONE;
     for (size_t i = 0; i < c->ntables && cls == ERRCLASS_NONE; i++) {
         ctable_t *t = &c->tables[i];
-        if (c->txn_version < t->skip_before)
+        if (c->txn_version < t->skip_before || c->txn_version < t->counted_before)
             continue;
         const Pgferry__State__TableDef *d = c->defs[i];
         uint32_t *named = calloc(m->u.truncate.nrels + 1, sizeof(*named));
@@ -982,7 +993,8 @@ cdc_free(cdc_t *c)
 
 errclass_t
 cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables, size_t n_tables,
-        const char *skip_before_lsn, const char *counted_lsn, worker_t *w, char *err, size_t errlen)
+        const char *skip_before_lsn, const char *counted_lsn, char **table_counted,
+        size_t n_table_counted, worker_t *w, char *err, size_t errlen)
 {
     cdc_t c;
     memset(&c, 0, sizeof(c));
@@ -1044,6 +1056,13 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         cls = table_prepare(&c, &c.tables[i], err, errlen);
         if (cls != ERRCLASS_NONE)
             goto out;
+        if (i < n_table_counted && table_counted[i][0] &&
+            !lsn_parse(table_counted[i], &c.tables[i].counted_before)) {
+            snprintf(err, errlen, "bad stored position %s of table %s", table_counted[i],
+                     tables[i]->target);
+            cls = ERRCLASS_FATAL;
+            goto out;
+        }
         /* a worker that died inside a TRUNCATE may have left the table's merges stopped */
         cls =
             applyio_start_merges(c.ch, &c.cl, spec->dest_database, tables[i]->target, err, errlen);
