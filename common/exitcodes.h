@@ -10,5 +10,6 @@
 #define EXIT_UNREACHABLE 5     /* pgferryctl: no answer from the daemon */
 #define EXIT_STOPPED 6         /* worker: stopped on request before finishing */
 #define EXIT_VERIFY_MISMATCH 7 /* pgferryctl verify: source and destination differ */
+#define EXIT_STORE_DAMAGED 8   /* pgferryd: state.mdb truncated or damaged (not restarted) */
 
 #endif

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,4 +89,83 @@ ipc_endpoint_path(const char *endpoint)
     if (strncmp(endpoint, "ipc://", 6) == 0)
         return endpoint + 6;
     return NULL;
+}
+
+/* malloc's header and rounding, a pointer in the repeated field's array, and protobuf-c's
+ * ScannedMember (32 bytes) kept for each field occurrence while a message is parsed */
+#define PB_OCCURRENCE_COST 64
+#define PB_MAX_DEPTH 32
+
+static bool
+pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+static size_t
+sat_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t
+pb_cost(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, int depth)
+{
+    if (depth > PB_MAX_DEPTH)
+        return SIZE_MAX;
+    size_t total = d->sizeof_message + PB_OCCURRENCE_COST;
+    const uint8_t *p = buf, *end = buf + len;
+    while (p < end && total != SIZE_MAX) {
+        uint64_t key, v;
+        if (!pb_varint(&p, end, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+            return SIZE_MAX;
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+        switch (key & 7) {
+        case 0:
+            if (!pb_varint(&p, end, &v))
+                return SIZE_MAX;
+            total = sat_add(total, PB_OCCURRENCE_COST + 8);
+            break;
+        case 1:
+        case 5: {
+            size_t w = (key & 7) == 1 ? 8 : 4;
+            if ((size_t)(end - p) < w)
+                return SIZE_MAX;
+            p += w;
+            total = sat_add(total, PB_OCCURRENCE_COST + 8);
+            break;
+        }
+        case 2: {
+            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return SIZE_MAX;
+            size_t l = (size_t)v, c;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE)
+                c = pb_cost(f->descriptor, p, l, depth + 1);
+            else if (f && f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_BYTES)
+                c = l > SIZE_MAX / 8 ? SIZE_MAX : l * 8; /* packed scalars: 8 bytes a byte */
+            else
+                c = l + 1; /* a string or bytes copy, or an unknown field kept as bytes */
+            total = sat_add(total, sat_add(c, PB_OCCURRENCE_COST));
+            p += l;
+            break;
+        }
+        default: /* groups (3, 4) and invalid wire types: protobuf-c refuses them too */
+            return SIZE_MAX;
+        }
+    }
+    return total;
+}
+
+size_t
+ipc_unpack_cost(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len)
+{
+    return pb_cost(d, buf, len, 0);
 }

@@ -530,7 +530,7 @@ do_create(supervisor_t *s, ctl_call_t *f, Pgferry__Control__CreatePipe *c)
     ev.time_us = rec.created_us;
     ev.reason = "created; validating source and destination";
     if (!store_put_pipe(s->store, &rec, &ev)) {
-        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, store_last_error(s->store));
         goto out;
     }
     log_info("pipe %s created (%zu table(s), mode %s)", spec.name, spec.n_tables,
@@ -1009,7 +1009,7 @@ do_set(supervisor_t *s, ctl_call_t *f, Pgferry__Control__SetPipe *m)
     }
     if (!sup_note(s, rec, reason)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, store_last_error(s->store));
         return;
     }
     log_info("pipe %s: %s", m->name, reason);
@@ -1058,7 +1058,7 @@ do_drop(supervisor_t *s, ctl_call_t *f, Pgferry__Control__DropPipe *d)
              d->drop_destination ? " and its destination tables" : "");
     if (!sup_note(s, rec, reason)) {
         pgferry__state__pipe_record__free_unpacked(rec, NULL);
-        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, "state store error");
+        ctl_refuse(f, PGFERRY__CONTROL__ERROR_CODE__INTERNAL, store_last_error(s->store));
         return;
     }
     log_info("pipe %s: %s", d->name, reason);
@@ -1149,7 +1149,7 @@ control_teardown_done(supervisor_t *s, Pgferry__State__PipeRecord *rec, const ch
         snprintf(msg, sizeof(msg), "%s%s", leftovers ? "dropped with leftovers: " : "", report);
         if (!store_delete_pipe(s->store, name)) {
             r.code = PGFERRY__CONTROL__ERROR_CODE__INTERNAL;
-            snprintf(msg, sizeof(msg), "state store error");
+            snprintf(msg, sizeof(msg), "%s", store_last_error(s->store));
         } else {
             log_info("pipe %s dropped (was %s)", name, names_state(rec->state));
         }

@@ -3,7 +3,12 @@
 #include "ipc.h"
 #include "log.h"
 
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
+
+/* after a request this large, freed memory goes back to the system (malloc_trim) */
+#define CTL_TRIM_AFTER (1024 * 1024)
 
 struct ctl_call {
     void *sock;
@@ -82,8 +87,29 @@ ctlchan_handle(supervisor_t *s, void *sock, void *frames, ctl_dispatch_fn dispat
         return;
     }
     zmq_msg_t *body = &f->parts[f->n - 1];
+    size_t len = zmq_msg_size(body);
+    if (len > IPC_MAX_REQUEST) {
+        char err[160];
+        snprintf(err, sizeof(err),
+                 "bad request: %zu bytes, over the control request limit of %d bytes (%d MiB)", len,
+                 IPC_MAX_REQUEST, IPC_MAX_REQUEST >> 20);
+        ctl_refuse(&call, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST, err);
+        return;
+    }
+    /* protobuf-c allocates per field occurrence before any count can be checked: 2-byte empty
+     * entries cost ~80 bytes each, so the bound is computed from the wire format first */
+    size_t cost = ipc_unpack_cost(&pgferry__control__request__descriptor, zmq_msg_data(body), len);
+    if (cost != SIZE_MAX && cost > IPC_MAX_DECODE) {
+        char err[200];
+        snprintf(err, sizeof(err),
+                 "bad request: decoding it would take %zu MB, over the control request limit of "
+                 "%d MB (too many entries)",
+                 cost >> 20, IPC_MAX_DECODE >> 20);
+        ctl_refuse(&call, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST, err);
+        return;
+    }
     Pgferry__Control__Request *req =
-        pgferry__control__request__unpack(NULL, zmq_msg_size(body), zmq_msg_data(body));
+        cost == SIZE_MAX ? NULL : pgferry__control__request__unpack(NULL, len, zmq_msg_data(body));
     if (!req) {
         log_warn("control: undecodable request (%zu bytes)", zmq_msg_size(body));
         ctl_refuse(&call, PGFERRY__CONTROL__ERROR_CODE__BAD_REQUEST,
@@ -99,4 +125,6 @@ ctlchan_handle(supervisor_t *s, void *sock, void *frames, ctl_dispatch_fn dispat
         dispatch(s, &call, req);
     }
     pgferry__control__request__free_unpacked(req, NULL);
+    if (len > CTL_TRIM_AFTER)
+        malloc_trim(0); /* a large request's many small blocks go back to the system */
 }

@@ -1,6 +1,8 @@
 /* pgferryd: reads the configuration and runs the supervisor. Kept thin on purpose. */
 #include "daemon_config.h"
+#include "exitcodes.h"
 #include "log.h"
+#include "store.h"
 #include "supervisor.h"
 #include "version.h"
 
@@ -77,8 +79,8 @@ main(int argc, char **argv)
     log_set_level(cfg.log_level);
     log_set_json(cfg.log_json);
     supervisor_t *s = supervisor_new(&cfg);
-    if (!s)
-        return 1; /* errors already logged */
+    if (!s) /* errors already logged; a damaged store is not worth a restart loop */
+        return store_open_found_damage() ? EXIT_STORE_DAMAGED : 1;
     int rc = supervisor_run(s);
     supervisor_destroy(&s);
     return rc;

@@ -56,7 +56,7 @@ sup_transition(supervisor_t *s, Pgferry__State__PipeRecord *rec, lifecycle_event
     rec->resyncing = lp.resyncing;
     rec->state_since_us = time_now_us();
     if (!persist(s, rec, from, reason)) {
-        snprintf(err, errlen, "the state store refused the change (see the daemon log)");
+        snprintf(err, errlen, "the state store refused the change: %s", store_last_error(s->store));
         return false;
     }
     log_info("pipe %s: %s -> %s (%s)", rec->spec->name, names_state(from), names_state(rec->state),

@@ -47,6 +47,57 @@ remote_open(supervisor_t *s)
     return true;
 }
 
+/* Refused clients are logged with their address REFUSALS_LOGGED times a minute; the rest are
+ * counted and one line a minute (and one at shutdown) says how many, so a scan of the port or a
+ * client retrying with a wrong key cannot fill the log. */
+#define REFUSALS_LOGGED 5
+#define REFUSAL_WINDOW_MS 60000
+
+static struct {
+    int64_t start_ms; /* 0: no window open */
+    unsigned logged, more;
+    char last[64];
+} g_refused;
+
+static void
+refusals_summary(int64_t now)
+{
+    if (g_refused.more)
+        log_warn("remote control: refused %u more client(s) in the last %lld s (key not "
+                 "authorized), the last from %s",
+                 g_refused.more, (long long)((now - g_refused.start_ms + 999) / 1000),
+                 g_refused.last);
+    g_refused.more = 0;
+    g_refused.logged = 0;
+    g_refused.start_ms = 0;
+}
+
+void
+remote_tick(supervisor_t *s, bool stopping)
+{
+    (void)s;
+    int64_t now = time_mono_ms();
+    if (g_refused.start_ms && (stopping || now - g_refused.start_ms >= REFUSAL_WINDOW_MS))
+        refusals_summary(now);
+}
+
+static void
+refused(const char *addr)
+{
+    int64_t now = time_mono_ms();
+    if (g_refused.start_ms && now - g_refused.start_ms >= REFUSAL_WINDOW_MS)
+        refusals_summary(now);
+    if (!g_refused.start_ms)
+        g_refused.start_ms = now;
+    if (g_refused.logged < REFUSALS_LOGGED) {
+        g_refused.logged++;
+        log_warn("remote control: refused a client from %s (key not authorized)", addr);
+    } else {
+        g_refused.more++;
+        snprintf(g_refused.last, sizeof(g_refused.last), "%s", addr);
+    }
+}
+
 /* One ZAP request (RFC 27): version, request id, domain, address, identity, mechanism,
  * credentials. CURVE clients whose public key is authorized get 200, everyone else 400. */
 void
@@ -82,7 +133,7 @@ remote_handle_zap(supervisor_t *s)
         char addr[64];
         snprintf(addr, sizeof(addr), "%.*s", (int)zmq_msg_size(&fr[3]),
                  (const char *)zmq_msg_data(&fr[3]));
-        log_warn("remote control: refused a client from %s (key not authorized)", addr);
+        refused(addr);
     }
     zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(s->zap, zmq_msg_data(&fr[1]), zmq_msg_size(&fr[1]), ZMQ_SNDMORE);

@@ -11,5 +11,7 @@
 bool remote_open(supervisor_t *s);
 /* Answers one ZAP request waiting on s->zap. */
 void remote_handle_zap(supervisor_t *s);
+/* Says how many refused clients were left out of the log, once a minute or when stopping. */
+void remote_tick(supervisor_t *s, bool stopping);
 
 #endif

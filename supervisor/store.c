@@ -9,12 +9,18 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <lmdb.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #define STORE_MAP_SIZE ((size_t)1 << 30)
 #define STORE_MAP_MAX ((size_t)1 << 40)
@@ -35,6 +41,8 @@ struct store {
     size_t map_size;
     uint32_t history_max; /* events kept per pipe; 0 = all */
     unsigned grown;
+    char dir[4096];     /* the state directory, for the free space a failed write reports */
+    char last_err[600]; /* the last failed write, for the requester */
 };
 
 static bool
@@ -44,39 +52,182 @@ fail(const char *what, int rc)
     return false;
 }
 
+/* A failed write: LMDB reports a full disk as ENOSPC, or as EIO when a write() came back short,
+ * so either is checked against the free space of the state directory and called what it is. */
+static bool
+write_failed(store_t *s, const char *what, int rc)
+{
+    struct statvfs vfs;
+    if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) && statvfs(s->dir, &vfs) == 0) {
+        uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        if (rc != EIO || avail < 4 * 1024 * 1024)
+            snprintf(
+                s->last_err, sizeof(s->last_err),
+                "state store: %s: the state disk is full (%" PRIu64
+                " KB free on %.300s; LMDB said: %s); free space there, the change was not made",
+                what, avail >> 10, s->dir, mdb_strerror(rc));
+        else
+            snprintf(s->last_err, sizeof(s->last_err),
+                     "state store: %s: %s (%" PRIu64 " MB free on %.300s)", what, mdb_strerror(rc),
+                     avail >> 20, s->dir);
+    } else {
+        snprintf(s->last_err, sizeof(s->last_err), "state store: %s: %s", what, mdb_strerror(rc));
+    }
+    log_error("%s", s->last_err);
+    return false;
+}
+
+const char *
+store_last_error(const store_t *s)
+{
+    return s->last_err[0] ? s->last_err : "state store error";
+}
+
 store_t *
 store_open(const char *dir, char *err, size_t errlen)
 {
     return store_open_sized(dir, STORE_MAP_SIZE, err, errlen);
 }
 
-store_t *
-store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen)
+/* ---- a damaged store refuses to open (it used to end in SIGBUS inside mdb_dbi_open) ----
+ * LMDB's two meta pages (page 0 and 1, of liblmdb 0.9's MDB_meta after the 16-byte page
+ * header) say the page size and the last page in use; the newer one (by txnid) counts. A file
+ * shorter than its last page is truncated: mapping it would fault on the missing pages. */
+#define META_MAGIC 0xBEEFC0DEu
+#define META_OFF_MAGIC 16
+#define META_OFF_VERSION 20
+#define META_OFF_PSIZE 40 /* mm_dbs[FREE_DBI].md_pad holds the page size */
+#define META_OFF_LAST_PG 136
+#define META_OFF_TXNID 144
+#define META_LEN 152
+
+static const char RESTORE_HINT[] =
+    "; pgferryd will not start on it. Restore a backup (see README, \"Backup and restore of the "
+    "state store\"): stop pgferryd, move the damaged file aside, copy the backup made with "
+    "`mdb_copy -n -c` (package lmdb-utils) to that path, mode 0600";
+
+static bool g_damaged; /* the last store_open refused a damaged or truncated file */
+
+bool
+store_open_found_damage(void)
 {
-    store_t *s = calloc(1, sizeof(*s));
+    return g_damaged;
+}
+
+static uint64_t
+le_u(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* True when path does not exist or is empty (a new store) or looks whole; else err says so */
+static bool
+check_file(const char *path, char *err, size_t errlen)
+{
+    g_damaged = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return true;
+        snprintf(err, errlen, "cannot read state store %s: %s", path, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size == 0) {
+        close(fd);
+        return true;
+    }
+    uint64_t size = (uint64_t)st.st_size, best_txn = 0, last_pg = 0, psize = 0;
+    bool found = false;
+    unsigned char m[META_LEN];
+    for (int page = 0; page < 2; page++) {
+        /* page 1 sits one page size in: take it from page 0, or try the usual sizes */
+        uint64_t off = page == 0 ? 0 : (psize ? psize : 4096);
+        if (pread(fd, m, sizeof(m), (off_t)off) != (ssize_t)sizeof(m))
+            continue;
+        uint64_t ps = le_u(m + META_OFF_PSIZE, 4);
+        if (le_u(m + META_OFF_MAGIC, 4) != META_MAGIC || le_u(m + META_OFF_VERSION, 4) != 1 ||
+            ps < 512 || ps > 65536 || (ps & (ps - 1)) != 0 || (page == 1 && ps != off))
+            continue;
+        uint64_t txn = le_u(m + META_OFF_TXNID, 8);
+        if (!found || txn > best_txn) {
+            best_txn = txn;
+            last_pg = le_u(m + META_OFF_LAST_PG, 8);
+        }
+        psize = ps;
+        found = true;
+    }
+    close(fd);
+    g_damaged = true;
+    if (!found) {
+        snprintf(err, errlen,
+                 "state store %s is damaged: %" PRIu64 " bytes and no valid LMDB header%s", path,
+                 size, RESTORE_HINT);
+        return false;
+    }
+    uint64_t need = (last_pg + 1) * psize;
+    if (size < need || size < 2 * psize) {
+        snprintf(err, errlen,
+                 "state store %s is truncated: %" PRIu64 " bytes, its last page needs %" PRIu64
+                 " (%" PRIu64 " pages of %" PRIu64 " bytes)%s",
+                 path, size, need, last_pg + 1, psize, RESTORE_HINT);
+        return false;
+    }
+    return true;
+}
+
+/* A fault while LMDB opens and reads the map (a page damaged in a way the header check cannot
+ * see) becomes an error here instead of a signal: the map is abandoned and pgferryd exits. */
+static sigjmp_buf g_fault_jmp;
+static volatile sig_atomic_t g_fault_sig;
+
+static void
+on_fault(int sig)
+{
+    g_fault_sig = sig;
+    siglongjmp(g_fault_jmp, 1);
+}
+
+/* Reads every record of every table once (a byte of each page of each value). */
+static int
+walk_all(store_t *s)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_dbi dbis[3] = {s->pipes, s->history, s->checkpoints};
+    volatile unsigned char sink = 0;
+    for (int d = 0; d < 3 && rc == 0; d++) {
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, dbis[d], &cur)) != 0)
+            break;
+        MDB_val k, v;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            for (size_t i = 0; i < v.mv_size; i += 4096)
+                sink ^= ((const unsigned char *)v.mv_data)[i];
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    (void)sink;
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int
+store_open_guarded(store_t *s, const char *path, char *err, size_t errlen)
+{
     MDB_txn *txn = NULL;
     int rc;
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
-        free(s);
-        return NULL;
-    }
-    if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, map_size)) != 0 ||
-        (rc = mdb_env_set_maxreaders(s->env, 126)) != 0) {
-        snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
-        goto fail;
-    }
-    /* MDB_NOSUBDIR: DIR/state.mdb and DIR/state.mdb-lock */
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/state.mdb", dir);
     if ((rc = mdb_env_open(s->env, path, MDB_NOSUBDIR, 0600)) != 0) {
         snprintf(err, errlen, "cannot open state store %s: %s", path, mdb_strerror(rc));
-        goto fail;
+        return rc;
     }
     /* a store grown by an earlier run keeps its size (LMDB takes the larger one) */
     MDB_envinfo info;
@@ -86,7 +237,7 @@ store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen)
     int dead = 0;
     if ((rc = mdb_reader_check(s->env, &dead)) != 0) {
         snprintf(err, errlen, "lmdb reader check: %s", mdb_strerror(rc));
-        goto fail;
+        return rc;
     }
     s->stale_cleared = dead;
     if (dead > 0)
@@ -99,8 +250,83 @@ store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen)
         if (txn && rc != 0)
             mdb_txn_abort(txn);
         snprintf(err, errlen, "cannot open state tables: %s", mdb_strerror(rc));
+        return rc;
+    }
+    if ((rc = walk_all(s)) != 0) {
+        g_damaged = true;
+        snprintf(err, errlen, "state store %s is damaged: %s%s", path, mdb_strerror(rc),
+                 RESTORE_HINT);
+    }
+    return rc;
+}
+
+#define FAULTED (-1000000)
+
+/* store_open_guarded with SIGBUS and SIGSEGV turned into FAULTED (err says it) */
+static int
+open_faults_guarded(store_t *s, const char *path, char *err, size_t errlen)
+{
+    static struct sigaction fault, old_bus, old_segv;
+    static sigset_t faults, old_mask;
+    memset(&fault, 0, sizeof(fault));
+    fault.sa_handler = on_fault;
+    sigemptyset(&fault.sa_mask);
+    sigemptyset(&faults);
+    sigaddset(&faults, SIGBUS);
+    sigaddset(&faults, SIGSEGV);
+    g_fault_sig = 0;
+    if (sigsetjmp(g_fault_jmp, 1) != 0) {
+        sigaction(SIGBUS, &old_bus, NULL);
+        sigaction(SIGSEGV, &old_segv, NULL);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        snprintf(err, errlen, "state store %s is damaged: reading it raised %s%s", path,
+                 g_fault_sig == SIGBUS ? "SIGBUS (pages missing)" : "SIGSEGV", RESTORE_HINT);
+        g_damaged = true;
+        return FAULTED;
+    }
+    sigaction(SIGBUS, &fault, &old_bus);
+    sigaction(SIGSEGV, &fault, &old_segv);
+    sigprocmask(SIG_UNBLOCK, &faults, &old_mask);
+    int rc = store_open_guarded(s, path, err, errlen);
+    sigaction(SIGBUS, &old_bus, NULL);
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    return rc;
+}
+
+store_t *
+store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+    store_t *s = calloc(1, sizeof(*s));
+    int rc;
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, map_size)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, 126)) != 0) {
+        snprintf(err, errlen, "lmdb: %s", mdb_strerror(rc));
         goto fail;
     }
+    /* MDB_NOSUBDIR: DIR/state.mdb and DIR/state.mdb-lock */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/state.mdb", dir);
+    if (!check_file(path, err, errlen))
+        goto fail;
+    rc = open_faults_guarded(s, path, err, errlen);
+    if (rc == FAULTED) {
+        free(s); /* the environment is abandoned: LMDB was interrupted inside */
+        return NULL;
+    }
+    if (rc != 0)
+        goto fail;
     return s;
 fail:
     if (s->env)
@@ -109,6 +335,7 @@ fail:
     return NULL;
 }
 
+/* mdb_env_open, the tables, and one read of everything; 0 or an LMDB code (err says it) */
 static void
 peek_forget(store_t *s, const char *name)
 {
@@ -360,7 +587,7 @@ store_put_pipe(store_t *s, const Pgferry__State__PipeRecord *rec,
     free(rb);
     free(eb);
     if (rc != 0)
-        return fail("write pipe", rc);
+        return write_failed(s, "write pipe", rc);
     return true;
 }
 
@@ -554,7 +781,7 @@ store_delete_pipe(store_t *s, const char *name)
     peek_forget(s, name);
     del_ctx_t c = {name, kb, pl};
     int rc = write_txn(s, delete_pipe_txn, &c);
-    return rc == 0 ? true : fail("delete pipe", rc);
+    return rc == 0 ? true : write_failed(s, "delete pipe", rc);
 }
 
 typedef struct {
@@ -583,7 +810,7 @@ store_put_checkpoint(store_t *s, const char *pipe, const char *key, const void *
     }
     ckpt_ctx_t c = {kb, kl, val, len};
     int rc = write_txn(s, put_checkpoint_txn, &c);
-    return rc == 0 ? true : fail("write checkpoint", rc);
+    return rc == 0 ? true : write_failed(s, "write checkpoint", rc);
 }
 
 bool

@@ -16,6 +16,9 @@ typedef struct store store_t;
 /* Opens (creating) DIR/state.mdb with owner-only permissions and clears stale readers.
  * Returns NULL with err set on failure. */
 store_t *store_open(const char *dir, char *err, size_t errlen);
+/* True when the last store_open failed because the file is truncated or damaged (pgferryd
+ * then exits EXIT_STORE_DAMAGED, which the systemd unit does not restart). */
+bool store_open_found_damage(void);
 /* As store_open with the map's initial size (it doubles whenever a write finds it full). */
 store_t *store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen);
 /* Each pipe keeps its last max_events history events (default 1000; 0 = all). */
@@ -23,6 +26,10 @@ void store_set_history_max(store_t *s, uint32_t max_events);
 size_t store_map_size(const store_t *s);
 unsigned store_times_grown(const store_t *s);
 void store_destroy(store_t **s);
+
+/* What the last failed write said (a full state disk is called so), for a requester; a
+ * generic text when none failed. */
+const char *store_last_error(const store_t *s);
 
 /* Reader slots of dead processes found and cleared by store_open. */
 int store_stale_readers_cleared(const store_t *s);

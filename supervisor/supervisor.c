@@ -333,6 +333,8 @@ supervisor_run(supervisor_t *s)
             workers_reap(s);
         workers_settle(s, false);
         log_flush_repeats();
+        if (s->remote)
+            remote_tick(s, false);
         now = time_mono_ms();
         if (rc > 0 || now - last_reconcile >= TICK_MS ||
             (next_restart >= 0 && now >= next_restart)) {
@@ -342,6 +344,8 @@ supervisor_run(supervisor_t *s)
     }
 
     notify_systemd("STOPPING=1");
+    if (s->remote)
+        remote_tick(s, true);
     /* shutdown: SIGTERM every worker, wait for the grace period, then SIGKILL */
     for (size_t i = 0; i < proctable_count(s->procs); i++) {
         proc_t *p = proctable_at(s->procs, i);
@@ -353,8 +357,11 @@ supervisor_run(supervisor_t *s)
         long timeout = kill_at >= 0 ? (long)(kill_at - now) : 100;
         if (timeout < 10)
             timeout = 10;
-        zmq_pollitem_t it = {NULL, s->sigfd, ZMQ_POLLIN, 0};
-        zmq_poll(&it, 1, timeout);
+        /* the workers' last reports (a CDC worker's final batch and its counts) are stored */
+        zmq_pollitem_t it[2] = {{NULL, s->sigfd, ZMQ_POLLIN, 0}, {s->wrk, 0, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 2, timeout);
+        for (int i = 0; i < 64 && has_input(s->wrk); i++)
+            workers_handle_message(s);
         drain_signals(s);
         workers_reap(s);
         workers_settle(s, true);

@@ -113,6 +113,38 @@ send_to_worker(supervisor_t *s, const zmq_msg_t *id, Pgferry__Worker__Supervisor
     ipc_send_msg(s->wrk, pre, 1, &m->base);
 }
 
+static int
+cmp_stats(const void *a, const void *b)
+{
+    return strcmp((*(Pgferry__State__TableStats *const *)a)->target,
+                  (*(Pgferry__State__TableStats *const *)b)->target);
+}
+
+/* Per table definition, the position its stored counters go to ("" = none); NULL when out of
+ * memory (the worker then counts from the pipe's position only). Sorted once: 10,000 tables. */
+static char **
+table_counted(const Pgferry__State__PipeRecord *rec)
+{
+    static char none[] = "";
+    char **out = calloc(rec->n_table_defs + 1, sizeof(*out));
+    Pgferry__State__TableStats **st = calloc(rec->n_table_stats + 1, sizeof(*st));
+    if (!out || !st) {
+        free(out);
+        free(st);
+        return NULL;
+    }
+    memcpy(st, rec->table_stats, rec->n_table_stats * sizeof(*st));
+    qsort(st, rec->n_table_stats, sizeof(*st), cmp_stats);
+    for (size_t i = 0; i < rec->n_table_defs; i++) {
+        Pgferry__State__TableStats key = PGFERRY__STATE__TABLE_STATS__INIT, *kp = &key, **hit;
+        key.target = rec->table_defs[i]->target;
+        hit = bsearch(&kp, st, rec->n_table_stats, sizeof(*st), cmp_stats);
+        out[i] = hit ? (*hit)->counted_lsn : none;
+    }
+    free(st);
+    return out;
+}
+
 static void
 on_hello(supervisor_t *s, zmq_msg_t *id, Pgferry__Worker__Hello *h)
 {
@@ -181,6 +213,13 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
     }
     if (p->role == ROLE_CDC && !rec->spec->slot_owned)
         a.skip_before_lsn = rec->snapshot_lsn;
+    char **counted = NULL;
+    if (p->role == ROLE_CDC) { /* stored with the counters: what came before is counted */
+        a.counted_lsn = rec->confirmed_lsn;
+        counted = table_counted(rec);
+        a.table_counted_lsn = counted;
+        a.n_table_counted_lsn = counted ? rec->n_table_defs : 0;
+    }
     if (p->role == ROLE_SNAPSHOT) /* CDC ran: the slot holds its position */
         a.keep_slot = rec->confirmed_lsn[0] != '\0' && !rec->resyncing;
     a.resync = rec->resyncing || rec->state == ST_RESYNC;
@@ -208,6 +247,7 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
     send_to_worker(s, id, &m);
     log_debug("pipe %s: assigned %s to pid %d", p->pipe, names_role(p->role), (int)p->pid);
     free(tdefs);
+    free(counted);
 }
 
 /* Progress that moved data counts as recovery from Degraded and resets the failure count. A
@@ -484,9 +524,16 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
     rec->cdc_updates += a->updates;
     rec->cdc_deletes += a->deletes;
     rec->cdc_transactions += a->transactions;
-    for (size_t i = 0; i < a->n_tables; i++)
+    for (size_t i = 0; i < a->n_tables; i++) {
         sup_table_stats_add(rec, a->tables[i]->target, a->tables[i]->inserts, a->tables[i]->updates,
                             a->tables[i]->deletes, a->tables[i]->bytes, 0, 0);
+        /* where the table's counts go to, kept with them (a replay skips what they include) */
+        Pgferry__State__TableStats *t = sup_table_stats(rec, a->tables[i]->target);
+        uint64_t was = 0, now = 0;
+        if (t && lsn_parse(a->tables[i]->counted_lsn, &now) &&
+            (!lsn_parse(t->counted_lsn, &was) || now > was))
+            sup_set_str(&t->counted_lsn, a->tables[i]->counted_lsn);
+    }
     pipe_rt_t *rt = sup_rt(s, p->pipe, true);
     if (rt) {
         rt->applied_total += a->inserts + a->updates + a->deletes;
@@ -501,12 +548,27 @@ on_applied(supervisor_t *s, proc_t *p, Pgferry__Worker__Applied *a)
         progress = false; /* a worker on its way out moves no state */
     if (progress)
         sup_made_progress(rec);
+    bool stored;
     if (progress && rec->state == ST_DEGRADED) {
-        if (!sup_transition(s, rec, LC_EV_RECOVERED, "the CDC worker is applying changes again",
-                            err, sizeof(err)))
+        stored = sup_transition(s, rec, LC_EV_RECOVERED, "the CDC worker is applying changes again",
+                                err, sizeof(err));
+        if (!stored)
             log_warn("pipe %s: %s", p->pipe, err);
     } else {
-        store_put_pipe(s->store, rec, NULL);
+        stored = store_put_pipe(s->store, rec, NULL);
+    }
+    /* the counters and the position are stored together: the worker may now confirm the slot
+     * that far (it never goes further, so a report lost with this process comes again) */
+    if (stored && rec->confirmed_lsn[0] && p->zid_len > 0) {
+        Pgferry__Worker__SupervisorMessage m = PGFERRY__WORKER__SUPERVISOR_MESSAGE__INIT;
+        Pgferry__Worker__AppliedStored st = PGFERRY__WORKER__APPLIED_STORED__INIT;
+        st.lsn = rec->confirmed_lsn;
+        m.body_case = PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STORED;
+        m.stored = &st;
+        zmq_msg_t id;
+        zmq_msg_init_data(&id, p->zid, p->zid_len, NULL, NULL);
+        send_to_worker(s, &id, &m);
+        zmq_msg_close(&id);
     }
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }

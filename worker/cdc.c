@@ -25,6 +25,7 @@
 
 #define STATUS_INTERVAL_MS 10000  /* standby status at least this often */
 #define REPORT_INTERVAL_MS 1000   /* Applied reports to the supervisor */
+#define STOP_STORED_WAIT_MS 2000  /* at a stop, for the last report to be stored */
 #define SLOTINFO_INTERVAL_MS 3000 /* slot position, lag and retained WAL */
 #define STOP_CHECK_EVERY 512      /* messages between stop checks under load */
 #define CHUNK_MIN_BYTES (1u << 20)
@@ -40,6 +41,9 @@ typedef struct {
     chtable_t ct;         /* the destination (rebuilt after a schema change) */
     int ap;               /* its index in the apply model */
     uint64_t skip_before; /* transactions committed before this are in the table's load */
+    /* the commit end its counts go to: stored ones at the start (its changes committed before
+     * are applied and counted already), then those of its last insert */
+    uint64_t counted_before, counted_end;
     uint64_t n[3][3]; /* [in the transaction, in the batch, to report][insert, update, delete] */
     uint64_t bytes;   /* inserted, to report */
     /* pace: rows pending since (monotonic ms), the last insert (monotonic ms, 0 = none yet),
@@ -67,8 +71,11 @@ typedef struct {
     size_t capv;
     /* positions */
     uint64_t received, flushed, last_commit_end, skip_before;
+    /* counted: the supervisor's stored position when this run started (transactions committed
+     * before it are applied and counted); confirmed: what the slot was last told */
+    uint64_t counted, confirmed;
     int64_t last_commit_time; /* unix us */
-    bool in_txn, skip_txn;
+    bool in_txn, skip_txn, txn_counted;
     bool reopen;          /* a huge message went through libpq's buffer */
     uint64_t txn_version; /* the transaction's commit LSN: the version of its rows */
     /* definitions changed by the stream are recorded only once the slot is acknowledged past
@@ -163,18 +170,31 @@ table_prepare(cdc_t *c, ctable_t *t, char *err, size_t errlen)
 
 /* ---- replication protocol ---------------------------------------------------------------- */
 
+/* What the slot may be told: what ClickHouse has (flushed), but no further than the supervisor
+ * has stored with its counters, so a report lost with pgferryd (SIGKILL) is streamed, applied
+ * and counted again instead of its counts being lost while the slot moved on. */
+static uint64_t
+confirm_position(const cdc_t *c)
+{
+    uint64_t stored = worker_stored_lsn(c->w);
+    if (stored < c->counted)
+        stored = c->counted;
+    return c->flushed < stored ? c->flushed : stored;
+}
+
 static errclass_t
 send_status(cdc_t *c, char *err, size_t errlen)
 {
     unsigned char m[34];
     int64_t now_pg = time_now_us() - PG_EPOCH_UNIX_US;
+    uint64_t pos = confirm_position(c);
     m[0] = 'r';
     /* written = flushed: nothing is "written" short of ClickHouse having it. Reporting the last
      * keepalive's position there would tell an idle walsender we have everything, and it would
      * not ping us with the end of the WAL it read, so the slot would stop at the last commit */
-    put_be64(m + 1, c->flushed);
-    put_be64(m + 9, c->flushed);
-    put_be64(m + 17, c->flushed); /* applied */
+    put_be64(m + 1, pos);
+    put_be64(m + 9, pos);
+    put_be64(m + 17, pos); /* applied */
     put_be64(m + 25, (uint64_t)now_pg);
     m[33] = 0;
     if (PQputCopyData(c->repl, (const char *)m, sizeof(m)) <= 0 || PQflush(c->repl) != 0) {
@@ -182,7 +202,8 @@ send_status(cdc_t *c, char *err, size_t errlen)
         return ERRCLASS_TRANSIENT;
     }
     c->next_status = time_mono_ms() + STATUS_INTERVAL_MS;
-    if (c->defs_unsent && !c->defs_changed_in_txn && c->flushed >= c->defs_lsn) {
+    c->confirmed = pos;
+    if (c->defs_unsent && !c->defs_changed_in_txn && pos >= c->defs_lsn) {
         buf_byte(&c->defs_reason, '\0');
         const char *reason = c->defs_reason.oom ? "schema changes" : (char *)c->defs_reason.data;
         if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
@@ -191,6 +212,13 @@ send_status(cdc_t *c, char *err, size_t errlen)
         c->defs_unsent = false;
     }
     return ERRCLASS_NONE;
+}
+
+/* The supervisor stored a position beyond what the slot was told, and ClickHouse has it */
+static bool
+status_due(const cdc_t *c)
+{
+    return confirm_position(c) > c->confirmed;
 }
 
 /* The definitions changed (reason for the history): recorded once acknowledged. */
@@ -225,7 +253,8 @@ report_applied(cdc_t *c, bool force)
     a.transactions = c->r_txn;
     Pgferry__Worker__TableCounts *tc = calloc(c->ntables + 1, sizeof(*tc));
     Pgferry__Worker__TableCounts **tcp = calloc(c->ntables + 1, sizeof(*tcp));
-    for (size_t i = 0; tc && tcp && i < c->ntables; i++) {
+    char(*tl)[32] = calloc(c->ntables + 1, sizeof(*tl));
+    for (size_t i = 0; tc && tcp && tl && i < c->ntables; i++) {
         ctable_t *t = &c->tables[i];
         uint64_t taken = apply_take_table_bytes(c->ap, t->ap);
         t->bytes += taken;
@@ -238,11 +267,14 @@ report_applied(cdc_t *c, bool force)
         tc[a.n_tables].updates = t->n[2][1];
         tc[a.n_tables].deletes = t->n[2][2];
         tc[a.n_tables].bytes = t->bytes;
+        if (t->counted_end)
+            lsn_format(t->counted_end, tl[a.n_tables], sizeof(tl[a.n_tables]));
+        tc[a.n_tables].counted_lsn = tl[a.n_tables];
         tcp[a.n_tables] = &tc[a.n_tables];
         a.n_tables++;
     }
     a.tables = tcp;
-    if ((tc && tcp) && worker_send_applied(c->w, &a)) {
+    if ((tc && tcp && tl) && worker_send_applied(c->w, &a)) {
         c->r_ins = c->r_upd = c->r_del = c->r_txn = 0;
         for (size_t i = 0; i < c->ntables; i++) {
             memset(c->tables[i].n[2], 0, sizeof(c->tables[i].n[2]));
@@ -251,6 +283,7 @@ report_applied(cdc_t *c, bool force)
     }
     free(tc);
     free(tcp);
+    free(tl);
     char detail[200];
     snprintf(detail, sizeof(detail), "streaming: confirmed %s, %" PRIu64 " change(s) this run",
              lsn[0] ? lsn : "-", c->total_changes);
@@ -342,6 +375,7 @@ table_inserted(cdc_t *c, ctable_t *t)
             break;
         }
     }
+    t->counted_end = c->last_commit_end; /* its counted rows are of commits up to here */
     for (int op = 0; op < 3; op++) {
         t->n[2][op] += t->n[1][op];
         c->r_ins += op == 0 ? t->n[1][op] : 0;
@@ -618,6 +652,8 @@ on_change(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
     ctable_t *t = &c->tables[e->table];
     if (c->txn_version < t->skip_before)
         return ERRCLASS_NONE; /* committed before the table's load read it */
+    if (c->txn_version < t->counted_before)
+        return ERRCLASS_NONE; /* replayed: inserted and counted before */
     const pgo_tuple_t *oldt = &m->u.change.old_tuple, *newt = &m->u.change.new_tuple;
     const pgo_tuple_t *check = m->kind == PGO_DELETE ? oldt : newt;
     if (!e->bound || check->ncols != e->nrel || (m->u.change.old_kind && oldt->ncols != e->nrel)) {
@@ -690,7 +726,7 @@ on_truncate(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
     errclass_t cls = ERRCLASS_NONE;
     for (size_t i = 0; i < c->ntables && cls == ERRCLASS_NONE; i++) {
         ctable_t *t = &c->tables[i];
-        if (c->txn_version < t->skip_before)
+        if (c->txn_version < t->skip_before || c->txn_version < t->counted_before)
             continue;
         const Pgferry__State__TableDef *d = c->defs[i];
         uint32_t *named = calloc(m->u.truncate.nrels + 1, sizeof(*named));
@@ -758,6 +794,9 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
          * follow commit order (docs/ARCHITECTURE.md "Versions") */
         c->txn_version = m.u.begin.final_lsn;
         c->skip_txn = c->skip_before && m.u.begin.final_lsn < c->skip_before;
+        /* replayed from a slot behind the stored position: applied and counted already */
+        c->txn_counted = c->counted && m.u.begin.final_lsn < c->counted;
+        c->skip_txn = c->skip_txn || c->txn_counted;
         for (size_t i = 0; i < c->ntables; i++)
             memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
         return ERRCLASS_NONE;
@@ -775,7 +814,9 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
                 c->tables[i].n[1][op] += c->tables[i].n[0][op];
             memset(c->tables[i].n[0], 0, sizeof(c->tables[i].n[0]));
         }
-        c->b_txn++;
+        if (!c->txn_counted)
+            c->b_txn++;
+        c->txn_counted = false;
         if (apply_pending_rows(c->ap) >= c->max_rows || apply_pending_bytes(c->ap) >= c->max_bytes)
             return flush_and_ack(c, err, errlen);
         return pace(c, false, err, errlen);
@@ -952,7 +993,8 @@ cdc_free(cdc_t *c)
 
 errclass_t
 cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables, size_t n_tables,
-        const char *skip_before_lsn, worker_t *w, char *err, size_t errlen)
+        const char *skip_before_lsn, const char *counted_lsn, char **table_counted,
+        size_t n_table_counted, worker_t *w, char *err, size_t errlen)
 {
     cdc_t c;
     memset(&c, 0, sizeof(c));
@@ -969,6 +1011,10 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     errclass_t cls = ERRCLASS_TRANSIENT;
     if (skip_before_lsn && *skip_before_lsn && !lsn_parse(skip_before_lsn, &c.skip_before)) {
         snprintf(err, errlen, "bad snapshot position %s", skip_before_lsn);
+        return ERRCLASS_FATAL;
+    }
+    if (counted_lsn && *counted_lsn && !lsn_parse(counted_lsn, &c.counted)) {
+        snprintf(err, errlen, "bad stored position %s", counted_lsn);
         return ERRCLASS_FATAL;
     }
     if (n_tables != spec->n_tables || n_tables == 0) {
@@ -1010,6 +1056,13 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         cls = table_prepare(&c, &c.tables[i], err, errlen);
         if (cls != ERRCLASS_NONE)
             goto out;
+        if (i < n_table_counted && table_counted[i][0] &&
+            !lsn_parse(table_counted[i], &c.tables[i].counted_before)) {
+            snprintf(err, errlen, "bad stored position %s of table %s", table_counted[i],
+                     tables[i]->target);
+            cls = ERRCLASS_FATAL;
+            goto out;
+        }
         /* a worker that died inside a TRUNCATE may have left the table's merges stopped */
         cls =
             applyio_start_merges(c.ch, &c.cl, spec->dest_database, tables[i]->target, err, errlen);
@@ -1068,7 +1121,7 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
             if (cls != ERRCLASS_NONE)
                 goto out;
             int64_t now = time_mono_ms();
-            if (now >= c.next_status && (cls = send_status(&c, err, errlen)))
+            if ((now >= c.next_status || status_due(&c)) && (cls = send_status(&c, err, errlen)))
                 goto out;
             report_applied(&c, false);
             if ((cls = maybe_slotinfo(&c, err, errlen)) != ERRCLASS_NONE)
@@ -1102,7 +1155,7 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
                 goto out;
             continue;
         }
-        if (now >= c.next_status && (cls = send_status(&c, err, errlen)))
+        if ((now >= c.next_status || status_due(&c)) && (cls = send_status(&c, err, errlen)))
             goto out;
         report_applied(&c, false);
         if ((cls = maybe_slotinfo(&c, err, errlen)) != ERRCLASS_NONE)
@@ -1124,6 +1177,10 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     cls = flush_and_ack(&c, err, errlen);
     if (cls == ERRCLASS_NONE) {
         report_applied(&c, true);
+        /* the slot moves to the last batch once the supervisor stored its counts (it does not
+         * answer when it is gone: the next run streams that batch again and counts it) */
+        if (worker_await_stored(w, c.flushed, STOP_STORED_WAIT_MS) && status_due(&c))
+            cls = send_status(&c, err, errlen);
         char lsn[32];
         lsn_format(c.flushed, lsn, sizeof(lsn));
         const apply_stats_t *st = apply_stats(c.ap);

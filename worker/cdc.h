@@ -22,9 +22,15 @@
 /* Runs until stopped (ERRCLASS_NONE after flushing and acknowledging what was received) or an
  * error. tables are the recorded definitions; they are replaced in place when the source's
  * schema changes (the array stays owned by the caller's message). skip_before_lsn: transactions
- * committed before this position are skipped (already in the snapshot); NULL or "" for none. */
+ * committed before this position are skipped (already in the snapshot); NULL or "" for none.
+ * counted_lsn: the position the supervisor stored with the counters; transactions committed
+ * before it are skipped too (applied and counted), and the slot is confirmed no further than
+ * the supervisor says it stored. table_counted[i] (n_table_counted of them, "" = none): the same
+ * per table, whose counts can go past the pipe's position (a table inserted while another
+ * holds the slot back). */
 errclass_t cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
-                   size_t n_tables, const char *skip_before_lsn, worker_t *w, char *err,
+                   size_t n_tables, const char *skip_before_lsn, const char *counted_lsn,
+                   char **table_counted, size_t n_table_counted, worker_t *w, char *err,
                    size_t errlen);
 
 #endif

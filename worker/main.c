@@ -194,7 +194,9 @@ main(int argc, char **argv)
         rc = report(w, role, cls, &d, err);
     } else if (rid == ROLE_CDC) {
         cls = cdc_run(spec, m->assignment->tables, m->assignment->n_tables,
-                      m->assignment->skip_before_lsn, w, err, sizeof(err));
+                      m->assignment->skip_before_lsn, m->assignment->counted_lsn,
+                      m->assignment->table_counted_lsn, m->assignment->n_table_counted_lsn, w, err,
+                      sizeof(err));
         d.detail = "stopped";
         rc = report(w, role, cls, &d, err);
     } else {

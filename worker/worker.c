@@ -3,6 +3,7 @@
 #include "exitcodes.h"
 #include "ipc.h"
 #include "log.h"
+#include "lsn.h"
 #include "names.h"
 #include "timeutil.h"
 #include "secrets.h"
@@ -45,6 +46,7 @@ struct worker {
     void *ctx;
     void *sock;
     bool stop;
+    uint64_t stored; /* cdc: the supervisor stored Applied reports up to here */
 };
 
 static bool
@@ -157,6 +159,21 @@ worker_await_assignment(worker_t *w, int timeout_ms)
     return NULL;
 }
 
+/* A message after the assignment: Stop, or the position of the stored Applied reports. */
+static void
+on_supervisor_message(worker_t *w, Pgferry__Worker__SupervisorMessage *m)
+{
+    uint64_t lsn;
+    if (m->body_case == PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP) {
+        log_info("supervisor says stop: %s", m->stop->reason);
+        w->stop = true;
+    } else if (m->body_case == PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STORED &&
+               lsn_parse(m->stored->lsn, &lsn) && lsn > w->stored) {
+        w->stored = lsn;
+    }
+    pgferry__worker__supervisor_message__free_unpacked(m, NULL);
+}
+
 bool
 worker_should_stop(worker_t *w)
 {
@@ -166,13 +183,30 @@ worker_should_stop(worker_t *w)
         Pgferry__Worker__SupervisorMessage *m = recv_msg(w, 0);
         if (!m)
             break;
-        if (m->body_case == PGFERRY__WORKER__SUPERVISOR_MESSAGE__BODY_STOP) {
-            log_info("supervisor says stop: %s", m->stop->reason);
-            w->stop = true;
-        }
-        pgferry__worker__supervisor_message__free_unpacked(m, NULL);
+        on_supervisor_message(w, m);
     }
     return w->stop;
+}
+
+uint64_t
+worker_stored_lsn(const worker_t *w)
+{
+    return w->stored;
+}
+
+bool
+worker_await_stored(worker_t *w, uint64_t lsn, int timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    while (w->stored < lsn) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0)
+            return false;
+        Pgferry__Worker__SupervisorMessage *m = recv_msg(w, left > 100 ? 100 : (int)left);
+        if (m)
+            on_supervisor_message(w, m);
+    }
+    return true;
 }
 
 ch_client_t *

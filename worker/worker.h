@@ -51,6 +51,13 @@ Pgferry__Worker__SupervisorMessage *worker_await_assignment(worker_t *w, int tim
 /* True once a stop was requested; polls the socket without blocking. */
 bool worker_should_stop(worker_t *w);
 
+/* CDC: the position up to which the supervisor has stored the Applied reports (with their
+ * counters), as it last said (worker_should_stop reads what arrived); 0 before it said. The
+ * slot is confirmed no further. */
+uint64_t worker_stored_lsn(const worker_t *w);
+/* Waits up to timeout_ms until the supervisor says it stored up to lsn (also after a stop). */
+bool worker_await_stored(worker_t *w, uint64_t lsn, int timeout_ms);
+
 /* Waits up to timeout_ms for a stop request (signal or Stop message); true once requested. */
 bool worker_wait_stop(worker_t *w, int timeout_ms);
 

@@ -6,7 +6,7 @@ set -euo pipefail
 BUILD_PKGS=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
             libpq-dev libcurl4-openssl-dev liblmdb-dev libcmocka-dev)
 TEST_PKGS=(jq curl procps postgresql-15 postgresql-client-15 postgresql-contrib
-           clickhouse-server clickhouse-client prometheus systemd zookeeper)
+           clickhouse-server clickhouse-client prometheus systemd zookeeper lmdb-utils)
 
 want=("${BUILD_PKGS[@]}")
 [ "${1:-}" = "--build-only" ] || want+=("${TEST_PKGS[@]}")

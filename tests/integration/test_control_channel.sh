@@ -37,6 +37,26 @@ assert_contains "$out" "code=2 message=unsupported protocol version 0" "empty bo
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" oversized)
 assert_eq "$out" "no reply" "oversized frame"
 kill -0 "$DAEMON_PID" || fail "pgferryd died on malformed input"
+# a 62 MB request of 31 million empty table entries is refused before decoding, naming the
+# limit (it took 4.1 GB and 9 s to decode); 8 MB of them, under the size limit, are refused by
+# what decoding would allocate; the largest legitimate create (10,000 tables with long names,
+# exclusions and options) still decodes; the daemon's memory stays bounded and comes back
+rss() { awk '/^'"$1"':/ {print $2}' "/proc/$DAEMON_PID/status"; }
+rss0=$(rss VmRSS)
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" hostile-empty)
+assert_contains "$out" "code=1 message=bad request: 62000012 bytes, over the control request limit of 25165824 bytes (24 MiB)" "62 MB request"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" hostile-empty:8)
+assert_contains "$out" "over the control request limit of 128 MB (too many entries)" "8 MB of empty entries"
+out=$("$TOOLS/pgferry-test-rawsend" "$EP" big-create 2>/dev/null)
+assert_contains "$out" "code=6 message=pipe name may contain only" "the largest legitimate create decodes"
+t0=$(date +%s%N)
+out=$(RAWSEND_TIMEOUT_MS=1000 "$TOOLS/pgferry-test-rawsend" "$EP" valid-list)
+assert_contains "$out" "code=0" "the loop answers after the hostile requests"
+sleep 0.2
+hwm=$(rss VmHWM); rss1=$(rss VmRSS)
+log "hostile requests: RSS ${rss0} kB -> ${rss1} kB, peak ${hwm} kB, next answer in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+[ "$hwm" -lt 200000 ] || fail "pgferryd peaked at $hwm kB on hostile requests"
+[ "$rss1" -lt $((rss0 + 20000)) ] || fail "pgferryd kept $((rss1 - rss0)) kB after hostile requests"
 
 # and it still serves valid requests
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" valid-list)

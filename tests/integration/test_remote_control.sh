@@ -83,10 +83,27 @@ wait_for 5 "refusal logged" grep -q "remote control: refused a client from 127.0
 set +e; out=$(remote "$K/alice.key" "$K/mallory.key.pub" list 2>&1); rc=$?; set -e
 assert_eq "$rc" 5 "wrong server key gets no answer"
 
+# unauthorized clients from 20 addresses at once (each retries its handshake): the log names
+# the first 5 of the minute and then says how many more were refused (one line each before)
+pids=()
+for i in $(seq 10 29); do
+    "$CTL" --control "tcp://127.0.0.$i:0;127.0.0.1:$port" --server-key "$K/server.key.pub" \
+        --key "$K/mallory.key" --timeout 1500 list >/dev/null 2>&1 &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+lines=$(grep -c "remote control: refused a client from" "$TEST_DIR/pgferryd.log" || true)
+log "unauthorized clients from 20 addresses: $lines refusal line(s)"
+[ "$lines" -le 5 ] || fail "$lines refusal lines logged (5 a minute expected)"
+
 set +e; out=$("$CTL" --control "$EP" list 2>&1); rc=$?; set -e
 assert_eq "$rc" 2 "tcp:// without client keys"
 assert_contains "$out" "needs --server-key" "client keys required"
 
 "$CTL" list >/dev/null || fail "ipc:// control stopped working"
 stop_daemon || fail "pgferryd exited non-zero"
+more=$(sed -n 's/.*remote control: refused \([0-9]*\) more client(s) in the last .*/\1/p' "$TEST_DIR/pgferryd.log")
+log "refused clients left out of the log: ${more:-none}"
+# 21 refused clients in all (mallory's first attempt and the 20): 5 named, the rest counted
+[ $((lines + ${more:-0})) -ge 21 ] || fail "the summary of the refused clients: '${more}'"
 log "ok"

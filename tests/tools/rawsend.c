@@ -3,10 +3,13 @@
  * times, each after the previous reply) to pgferryd's control socket as a DEALER and prints
  * the (last) reply: "code=N message=..." or "no reply".
  * KIND: garbage | truncated | unknown-type | bad-version | oversized | empty-frames |
- *       many-frames | pause-unknown | valid-list | create
+ *       many-frames | pause-unknown | valid-list | create | hostile-empty[:MB] | big-create
  * create: a CreatePipe as pgferryctl would never send it (its checks refuse the values), from
  * the environment: RAWSEND_PIPE, RAWSEND_TABLE (schema.name), RAWSEND_TARGET,
  * RAWSEND_PARTITION_BY, RAWSEND_DB, PGFERRY_PG_URI, PGFERRY_CH_URL.
+ * hostile-empty: a create whose spec holds MB (default 62) of empty 2-byte table entries;
+ * big-create: the largest legitimate create (10,000 tables with long names, exclusions and
+ * options; its size goes to stderr) under a pipe name the daemon refuses after decoding.
  */
 #include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
@@ -18,6 +21,43 @@
 
 #include "control.pb-c.h"
 #include "ipc.h"
+
+static size_t
+put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/* version 1, create { spec { tables {} x n } } straight in the wire format */
+static size_t
+hostile_empty(size_t mb, uint8_t **out)
+{
+    size_t n = mb * 1000 * 1000 / 2, inner = n * 2;
+    uint8_t *b = malloc(inner + 32), *p = b;
+    uint8_t hdr[32];
+    size_t h = 0, specl = inner;
+    hdr[h++] = 0x08;
+    hdr[h++] = 0x01;
+    hdr[h++] = 0x52; /* field 10, length-delimited: create */
+    uint8_t tmp[12];
+    size_t tl = put_varint(tmp, specl);
+    h += put_varint(hdr + h, 1 + tl + specl);
+    hdr[h++] = 0x0a; /* field 1: spec */
+    h += put_varint(hdr + h, specl);
+    memcpy(p, hdr, h);
+    p += h;
+    for (size_t i = 0; i < n; i++) {
+        *p++ = 0x3a; /* field 7: tables, empty */
+        *p++ = 0x00;
+    }
+    *out = b;
+    return (size_t)(p - b);
+}
 
 static size_t
 pack_request(Pgferry__Control__Request *r, uint8_t **out)
@@ -39,7 +79,7 @@ main(int argc, char **argv)
     const char *kind = argv[2];
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0, to = 3000;
+    int linger = 0, to = getenv("RAWSEND_TIMEOUT_MS") ? atoi(getenv("RAWSEND_TIMEOUT_MS")) : 3000;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &to, sizeof(to));
     if (zmq_connect(s, argv[1]) != 0) {
@@ -114,6 +154,43 @@ main(int argc, char **argv)
         req.body_case = PGFERRY__CONTROL__REQUEST__BODY_CREATE;
         req.create = &cr;
         len = pack_request(&req, &buf);
+    } else if (strncmp(kind, "hostile-empty", 13) == 0) {
+        len = hostile_empty(kind[13] == ':' ? strtoul(kind + 14, NULL, 10) : 62, &buf);
+    } else if (strcmp(kind, "big-create") == 0) {
+        static Pgferry__State__PipeSpec spec = PGFERRY__STATE__PIPE_SPEC__INIT;
+        static Pgferry__Control__CreatePipe cr = PGFERRY__CONTROL__CREATE_PIPE__INIT;
+        enum { NT = 10000, NEX = 16, NORD = 4 };
+        static char id[64], part[257];
+        memset(id, 'c', 63);
+        memset(part, 'p', 256);
+        static char *ex[NEX], *ord[NORD];
+        for (int i = 0; i < NEX; i++)
+            ex[i] = id;
+        for (int i = 0; i < NORD; i++)
+            ord[i] = id;
+        Pgferry__State__TableSpec *ts = calloc(NT, sizeof(*ts));
+        Pgferry__State__TableSpec **tp = calloc(NT, sizeof(*tp));
+        for (int i = 0; i < NT; i++) {
+            pgferry__state__table_spec__init(&ts[i]);
+            ts[i].schema = ts[i].name = ts[i].target = id;
+            ts[i].n_excluded_columns = NEX;
+            ts[i].excluded_columns = ex;
+            ts[i].n_order_by = NORD;
+            ts[i].order_by = ord;
+            ts[i].partition_by = part;
+            tp[i] = &ts[i];
+        }
+        spec.name = "bad name";
+        spec.source = "host=127.0.0.1 dbname=x";
+        spec.dest_url = "http://127.0.0.1:1";
+        spec.n_tables = NT;
+        spec.tables = tp;
+        cr.spec = &spec;
+        req.body_case = PGFERRY__CONTROL__REQUEST__BODY_CREATE;
+        req.create = &cr;
+        len = pack_request(&req, &buf);
+        fprintf(stderr, "big-create: %zu bytes, decode cost %zu bytes\n", len,
+                ipc_unpack_cost(&pgferry__control__request__descriptor, buf, len));
     } else if (strcmp(kind, "oversized") == 0) {
         len = IPC_MAX_MSG + 1024;
         buf = calloc(1, len);

@@ -337,6 +337,58 @@ test_history_trimmed(void **state)
     store_destroy(&s);
 }
 
+/* Opens dir's store in a child, which exits 0 when store_open refused it with want in the
+ * message; a signal in the child (SIGBUS inside LMDB before) fails the test. */
+static void
+assert_refused(const char *want)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[1024] = "";
+        store_t *s = store_open(dir, err, sizeof(err));
+        fprintf(stderr, "store_open: %s\n", s ? "opened" : err);
+        _exit(!s && strstr(err, want) && strstr(err, "mdb_copy") ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st))
+        fail_msg("store_open died of signal %d", WTERMSIG(st));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* a store cut short (a full disk, a bad copy) or with its header overwritten is refused with
+ * what, where and how to restore, never a signal */
+static void
+test_damaged_refused(void **state)
+{
+    (void)state;
+    char err[256], path[300], val[1000];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    memset(val, 'v', sizeof(val));
+    for (int i = 0; i < 2000; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_true(store_put_checkpoint(s, "p", key, val, sizeof(val)));
+    }
+    store_destroy(&s);
+    snprintf(path, sizeof(path), "%s/state.mdb", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size / 3), 0);
+    assert_refused("is truncated");
+    assert_int_equal(truncate(path, 100), 0);
+    assert_refused("no valid LMDB header");
+    /* an empty file is a new store */
+    assert_int_equal(truncate(path, 0), 0);
+    s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    store_destroy(&s);
+}
+
 int
 main(void)
 {
@@ -348,6 +400,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_grows_past_initial_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peek, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
