@@ -225,10 +225,14 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
     a.resync = rec->resyncing || rec->state == ST_RESYNC;
     Pgferry__State__TableDef **tdefs = NULL;
     char slot_pipe[PROC_NAME_MAX + 1], pub_pipe[PROC_NAME_MAX + 1];
-    if (p->role == ROLE_TEARDOWN) {
+    if (p->role == ROLE_TEARDOWN || p->role == ROLE_SETUP || p->role == ROLE_SNAPSHOT ||
+        p->role == ROLE_CDC) {
+        /* only a store written before names were checked at create can hold such pairs */
         control_shared_source_names(s, rec, slot_pipe, pub_pipe, sizeof(slot_pipe));
         a.slot_shared_with = slot_pipe;
         a.publication_shared_with = pub_pipe;
+    }
+    if (p->role == ROLE_TEARDOWN) {
         size_t nt = 0;
         tdefs = control_teardown_defs(rec, &nt);
         a.tables = tdefs;

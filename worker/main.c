@@ -36,6 +36,35 @@ report(worker_t *w, const char *role, errclass_t cls, Pgferry__Worker__Done *don
     return cls == ERRCLASS_FATAL ? EXIT_FATAL : EXIT_TRANSIENT;
 }
 
+/* A store written before slot and publication names were checked at create may hold two
+ * pipes that share a slot, or a publication pgferry sets: Setup, a load and the stream of one
+ * would take the other's (set the publication to its tables, re-create or confirm the slot).
+ * Such a pipe stops with the way out; drop keeps what the other pipe uses. */
+static bool
+shared_source_refused(worker_role_t rid, const Pgferry__State__PipeSpec *spec,
+                      const Pgferry__Worker__Assignment *a, char *err, size_t errlen)
+{
+    if (rid != ROLE_SETUP && rid != ROLE_SNAPSHOT && rid != ROLE_CDC)
+        return false;
+    if (a->slot_shared_with && a->slot_shared_with[0]) {
+        snprintf(err, errlen,
+                 "replication slot %s is used by pipe %s too (a state store written before "
+                 "names were checked at create): drop one of the two pipes (drop keeps what the "
+                 "other uses), then resync the other",
+                 spec->slot, a->slot_shared_with);
+        return true;
+    }
+    if (spec->publication_owned && a->publication_shared_with && a->publication_shared_with[0]) {
+        snprintf(err, errlen,
+                 "publication %s is used by pipe %s too (a state store written before names "
+                 "were checked at create): drop one of the two pipes (drop keeps what the other "
+                 "uses), then resync the other",
+                 spec->publication, a->publication_shared_with);
+        return true;
+    }
+    return false;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -104,6 +133,10 @@ main(int argc, char **argv)
         d.dest_version = res.dest_version;
         d.detail = res.detail;
         rc = report(w, role, cls, &d, err);
+    } else if (shared_source_refused(rid, spec, m->assignment, err, sizeof(err))) {
+        /* a store written before slot and publication names were checked at create: setting
+         * the publication, re-creating the slot or streaming would take the other pipe's */
+        rc = report(w, role, ERRCLASS_FATAL, &d, err);
     } else if (rid == ROLE_SETUP) {
         setup_result_t res;
         bool rs = m->assignment->resync;

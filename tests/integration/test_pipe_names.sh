@@ -104,10 +104,13 @@ wait_for 60 "pipe $A Running with two tables" bash -c \
     "'$CTL' status '$A' --json | jq -e '.state == \"Running\" and (.tables | length) == 2' >/dev/null"
 
 # a store written before create refused sharing may hold two pipes with one slot and
-# publication: the drop of one keeps what the other uses, and the other streams on
+# publication: neither sets the publication, re-creates the slot or streams (each would take
+# the other's); the drop of one keeps what the other uses, and a resync brings the other back
 stop_daemon >/dev/null || true
 "$TOOLS/pgferry-test-storecopy" "$STATE_DIR" "$A" "copy$$" || fail "storecopy"
 start_daemon
+wait_for 60 "pipe $A Failed: its slot is used by copy$$ too" bash -c \
+    "'$CTL' status '$A' --json | jq -e '.state == \"Failed\" and (.last_error.message // \"\" | contains(\"used by pipe copy$$ too\"))' >/dev/null"
 out=$("$CTL" --timeout 60000 remove-tables "copy$$" "$S.orders_live" 2>&1) ||
     fail "remove-tables copy$$: $out"
 assert_contains "$out" "publication $SLOT kept: pipe $A uses it too" "remove-tables of the copy"
@@ -120,7 +123,8 @@ assert_eq "$(psql_q "SELECT count(*) FROM pg_replication_slots WHERE slot_name =
     "pipe $A's slot after the copy's drop"
 assert_eq "$(psql_q "SELECT count(*) FROM pg_publication WHERE pubname = '$SLOT'")" 1 \
     "pipe $A's publication after the copy's drop"
-wait_for 60 "pipe $A Running again" state_is "$A" Running
+"$CTL" resync "$A" >/dev/null || fail "resync $A after the copy's drop"
+wait_for 90 "pipe $A Running again" state_is "$A" Running
 psql_q "INSERT INTO $S.orders VALUES (3, 'three')"
 wait_for 30 "row 3 in pipe $A's destination" bash -c \
     "[ \"\$(curl -sS '${PGFERRY_CH_URL%/}/' --data-binary \"SELECT count() FROM \\\`$CH_DB_PREFIX$A\\\`.orders FINAL WHERE id = 3 AND _pgferry_is_deleted = 0\")\" = 1 ]"
