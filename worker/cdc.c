@@ -1073,10 +1073,12 @@ start_definitions(cdc_t *c, char *err, size_t errlen)
     char e[1024];
     cls = slotinfo_query(c->sql, c->spec->slot, &si, e, sizeof(e));
     uint64_t start = 0;
-    if (cls != ERRCLASS_NONE || !si.confirmed[0] || !lsn_parse(si.confirmed, &start)) {
-        snprintf(err, errlen, "%s", cls != ERRCLASS_NONE ? e : "the slot has no position");
-        return cls != ERRCLASS_NONE ? cls : ERRCLASS_TRANSIENT;
+    if (cls != ERRCLASS_NONE) {
+        snprintf(err, errlen, "%s", e);
+        return cls;
     }
+    if (!si.confirmed[0] || !lsn_parse(si.confirmed, &start))
+        return ERRCLASS_NONE; /* no position to compare */
     if (si.restart[0])
         lsn_parse(si.restart, &c->restart);
     for (size_t i = 0; i < c->ntables; i++) {

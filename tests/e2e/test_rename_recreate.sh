@@ -124,7 +124,10 @@ if has d; then
     session_open H
     session_send H "BEGIN; INSERT INTO $S.hold VALUES (1);"
     session_sync H
-    # a change after the transaction opened, acknowledged: the slot's pending moves are done
+    # the slot's last moves: a CHECKPOINT logs the running transactions (restart_lsn may move up
+    # to H's start, once) and a change after it is acknowledged; from here on nothing moves
+    # restart_lsn or catalog_xmin, so PostgreSQL writes no later confirmed position to disk
+    psql_q "CHECKPOINT"
     psql_q "UPDATE $S.r SET b = 'b1x' WHERE id = 1"
     wait_slot_caught_up 30 pgferry_rd
     before=$(psql_q "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'pgferry_rd'")
@@ -141,6 +144,9 @@ if has d; then
     wait_slot_caught_up 30 pgferry_rd
     sleep 1
     log "definitions recorded before the restart: $(pipe_json rd | jq -c '[.tables[0].columns[].name]')"
+    # paused (no worker reads the slot) while PostgreSQL restarts, to see where the slot is then
+    "$CTL" pause rd >/dev/null
+    wait_for 30 "pipe rd Paused" state_is rd Paused
     pg_restart_immediate() { PG_DOWN=1; "$SERVERS" restart-pg "$PGFERRY_SERVERS_DIR" immediate >/dev/null; PG_DOWN=0; }
     pg_restart_immediate
     session_close H
@@ -148,6 +154,7 @@ if has d; then
     log "slot confirmed $before before the changes, $after after the restart"
     pg_true "SELECT '$after'::pg_lsn <= '$before'::pg_lsn" ||
         fail "the restart did not send the slot back before the schema changes ($after > $before): nothing replayed"
+    "$CTL" resume rd >/dev/null
     psql_q "INSERT INTO $S.r VALUES (14, 14, 14)"
     wait_for 90 "pipe rd Running and streaming past the replay" bash -c \
         "'$CTL' status rd --json | jq -e '.state == \"Running\"' >/dev/null && [ \"\$(curl -sS '${PGFERRY_CH_URL%/}/' --data-binary 'SELECT count() FROM $DD.r_live WHERE id = 14')\" = 1 ]"
