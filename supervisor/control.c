@@ -735,6 +735,22 @@ do_add_tables(supervisor_t *s, ctl_call_t *f, Pgferry__Control__AddTables *a)
         if (!valid_shape(i < a->n_shaped ? a->shaped[i] : NULL, t[i].schema, t[i].table, err,
                          sizeof(err)))
             goto refuse;
+        /* a destination name the pipe already uses (a table renamed at the source keeps its
+         * destination, and a new table under its old name would default to it) */
+        const char *tg =
+            i < a->n_shaped && a->shaped[i]->target[0] ? a->shaped[i]->target : t[i].table;
+        for (size_t k = 0; k < sp->n_tables; k++) {
+            const Pgferry__State__TableSpec *ts = sp->tables[k];
+            if (strcmp(ts->target[0] ? ts->target : ts->name, tg) != 0)
+                continue;
+            char owner[300];
+            tablename_format(ts->schema[0] ? ts->schema : "public", ts->name, owner, sizeof(owner));
+            snprintf(err, sizeof(err),
+                     "destination table %.64s is already table %.100s's in pipe %.64s; give "
+                     "%.80s another one (add-tables --target %.80s=NAME)",
+                     tg, owner, a->name, shown, shown);
+            goto refuse;
+        }
         size_t l = strlen(added);
         snprintf(added + l, sizeof(added) - l, "%s%s", l ? ", " : "", shown);
     }

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+static void follow_renames(Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef *const *defs,
+                           size_t n);
+
 #define SETTLE_GRACE_MS 250 /* a reaped worker's last messages may still be on their way */
 #define HEALTHY_MS 60000    /* a CDC worker streaming this long counts as progress */
 
@@ -286,10 +289,35 @@ on_source_server(supervisor_t *s, proc_t *p, const char *server)
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
+/* A worker's history note, unless one of the pipe's recent events already says it (a CDC
+ * worker notes what it finds in the stream once per run; a restarted one finds it again). */
+static void
+on_note(supervisor_t *s, proc_t *p, const char *note)
+{
+    Pgferry__State__HistoryEvent **evs = NULL;
+    size_t n = 0;
+    bool seen = false;
+    if (store_get_history(s->store, p->pipe, 50, &evs, &n)) {
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = strcmp(evs[i]->reason, note) == 0;
+        store_free_history(evs, n);
+    }
+    Pgferry__State__PipeRecord *rec = NULL;
+    if (seen || !store_get_pipe(s->store, p->pipe, &rec) || !rec)
+        return;
+    log_info("pipe %s: %s", p->pipe, note);
+    sup_note(s, rec, note);
+    pgferry__state__pipe_record__free_unpacked(rec, NULL);
+}
+
 static void
 on_progress(supervisor_t *s, proc_t *p, Pgferry__Worker__Progress *pr)
 {
     snprintf(p->activity, sizeof(p->activity), "%s", pr->detail);
+    if (pr->note[0]) {
+        on_note(s, p, pr->note);
+        return;
+    }
     if (pr->source_server[0]) {
         on_source_server(s, p, pr->source_server);
         return;
@@ -400,6 +428,7 @@ on_done(supervisor_t *s, proc_t *p, Pgferry__Worker__Done *d)
          * each allocation is freed by its owner */
         Pgferry__State__TableDef **old = rec->table_defs;
         size_t n_old = rec->n_table_defs;
+        follow_renames(rec, d->tables, d->n_tables); /* setup finds known tables by oid */
         rec->table_defs = d->tables;
         rec->n_table_defs = d->n_tables;
         if (rec->state == ST_SNAPSHOT && rec->resyncing) {
@@ -622,6 +651,47 @@ on_slot(supervisor_t *s, proc_t *p, Pgferry__Worker__WorkerMessage *m)
     pgferry__state__pipe_record__free_unpacked(rec, NULL);
 }
 
+/* Tables renamed at the source (new definitions under another name, same destination): the
+ * pipe's spec takes the new names, so the spec's tables and the definitions keep pairing by name
+ * (the destination keeps its name). */
+static void
+follow_renames(Pgferry__State__PipeRecord *rec, Pgferry__State__TableDef *const *defs, size_t n)
+{
+    Pgferry__State__TableDef **old = rec->table_defs;
+    size_t n_old = rec->n_table_defs;
+    for (size_t i = 0; rec->spec && i < n; i++) {
+        for (size_t k = 0; k < n_old; k++) {
+            if (strcmp(old[k]->target, defs[i]->target) != 0 ||
+                (strcmp(old[k]->schema, defs[i]->schema) == 0 &&
+                 strcmp(old[k]->name, defs[i]->name) == 0))
+                continue;
+            for (size_t t = 0; t < rec->spec->n_tables; t++) {
+                Pgferry__State__TableSpec *ts = rec->spec->tables[t];
+                const char *schema = ts->schema[0] ? ts->schema : "public";
+                if (strcmp(schema, old[k]->schema) != 0 || strcmp(ts->name, old[k]->name) != 0)
+                    continue;
+                char *ns = strdup(defs[i]->schema), *nn = strdup(defs[i]->name);
+                if (!ns || !nn) {
+                    free(ns);
+                    free(nn);
+                    break;
+                }
+                if (ts->schema != protobuf_c_empty_string)
+                    free(ts->schema);
+                if (ts->name != protobuf_c_empty_string)
+                    free(ts->name);
+                ts->schema = ns;
+                ts->name = nn;
+                if (!ts->target[0]) { /* the destination keeps its name */
+                    char *tg = strdup(old[k]->target);
+                    if (tg)
+                        ts->target = tg;
+                }
+            }
+        }
+    }
+}
+
 /* CDC: the source's table definitions changed; the record takes the new ones (out of d). */
 static void
 on_definitions(supervisor_t *s, proc_t *p, Pgferry__Worker__Definitions *d)
@@ -647,39 +717,7 @@ on_definitions(supervisor_t *s, proc_t *p, Pgferry__Worker__Definitions *d)
     }
     Pgferry__State__TableDef **old = rec->table_defs;
     size_t n_old = rec->n_table_defs;
-    /* a table renamed at the source: the pipe's spec follows it (resync and add-tables read
-     * the source by name) */
-    for (size_t i = 0; rec->spec && i < d->n_tables; i++) {
-        for (size_t k = 0; k < n_old; k++) {
-            if (strcmp(old[k]->target, d->tables[i]->target) != 0 ||
-                (strcmp(old[k]->schema, d->tables[i]->schema) == 0 &&
-                 strcmp(old[k]->name, d->tables[i]->name) == 0))
-                continue;
-            for (size_t t = 0; t < rec->spec->n_tables; t++) {
-                Pgferry__State__TableSpec *ts = rec->spec->tables[t];
-                const char *schema = ts->schema[0] ? ts->schema : "public";
-                if (strcmp(schema, old[k]->schema) != 0 || strcmp(ts->name, old[k]->name) != 0)
-                    continue;
-                char *ns = strdup(d->tables[i]->schema), *nn = strdup(d->tables[i]->name);
-                if (!ns || !nn) {
-                    free(ns);
-                    free(nn);
-                    break;
-                }
-                if (ts->schema != protobuf_c_empty_string)
-                    free(ts->schema);
-                if (ts->name != protobuf_c_empty_string)
-                    free(ts->name);
-                ts->schema = ns;
-                ts->name = nn;
-                if (!ts->target[0]) { /* the destination keeps its name */
-                    char *tg = strdup(old[k]->target);
-                    if (tg)
-                        ts->target = tg;
-                }
-            }
-        }
-    }
+    follow_renames(rec, d->tables, d->n_tables);
     rec->table_defs = d->tables;
     rec->n_table_defs = d->n_tables;
     log_info("pipe %s: %s", p->pipe, d->reason);

@@ -84,6 +84,11 @@ typedef struct {
     bool defs_changed_in_txn, defs_unsent;
     uint64_t defs_lsn; /* commit end of the last transaction that changed them */
     buf_t defs_reason;
+    /* the slot's restart_lsn (last seen): PostgreSQL writes the slot's confirmed position to
+     * disk only when restart_lsn or catalog_xmin move, so after a crash of the source the stream
+     * can start again anywhere from restart_lsn on, before definitions already recorded: those
+     * keep the definitions before them (TableDef.previous) until restart_lsn passes them */
+    uint64_t restart;
     /* batch: a table's rows go out at most once per max_wait_ms (see pace()) */
     uint32_t max_rows, max_wait_ms;
     size_t max_bytes;
@@ -182,6 +187,40 @@ confirm_position(const cdc_t *c)
     return c->flushed < stored ? c->flushed : stored;
 }
 
+/* Drops the definitions before each table's that no replay can need: the source never sends
+ * the stream again from before the slot's restart_lsn (see TableDef.previous). */
+static void
+prune_previous(cdc_t *c)
+{
+    for (size_t i = 0; i < c->ntables; i++) {
+        for (Pgferry__State__TableDef *d = c->defs[i]; d && d->previous; d = d->previous) {
+            uint64_t at = 0;
+            if (!d->defs_lsn[0] || !lsn_parse(d->defs_lsn, &at) || at > c->restart)
+                continue; /* not committed yet, or a replay may still start before it */
+            setup_free_def(d->previous);
+            d->previous = NULL;
+            break;
+        }
+    }
+}
+
+/* Definitions changed by the stream are recorded once the slot is acknowledged past the commit
+ * of the last transaction that changed them, with the ones before them while a replay can still
+ * go back there. */
+static void
+maybe_send_defs(cdc_t *c)
+{
+    if (!c->defs_unsent || c->defs_changed_in_txn || c->confirmed < c->defs_lsn)
+        return;
+    prune_previous(c);
+    buf_byte(&c->defs_reason, '\0');
+    const char *reason = c->defs_reason.oom ? "schema changes" : (char *)c->defs_reason.data;
+    if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
+        log_warn("could not report the new definitions: %s", reason);
+    buf_reset(&c->defs_reason);
+    c->defs_unsent = false;
+}
+
 static errclass_t
 send_status(cdc_t *c, char *err, size_t errlen)
 {
@@ -203,14 +242,7 @@ send_status(cdc_t *c, char *err, size_t errlen)
     }
     c->next_status = time_mono_ms() + STATUS_INTERVAL_MS;
     c->confirmed = pos;
-    if (c->defs_unsent && !c->defs_changed_in_txn && pos >= c->defs_lsn) {
-        buf_byte(&c->defs_reason, '\0');
-        const char *reason = c->defs_reason.oom ? "schema changes" : (char *)c->defs_reason.data;
-        if (!worker_send_definitions(c->w, c->defs, c->ntables, reason))
-            log_warn("could not report the new definitions: %s", reason);
-        buf_reset(&c->defs_reason);
-        c->defs_unsent = false;
-    }
+    maybe_send_defs(c);
     return ERRCLASS_NONE;
 }
 
@@ -344,9 +376,11 @@ maybe_slotinfo(cdc_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "%s", e);
         return cls;
     }
-    if (cls == ERRCLASS_NONE)
+    if (cls == ERRCLASS_NONE) {
         worker_send_slot(c->w, &si.msg);
-    else
+        if (si.restart[0])
+            lsn_parse(si.restart, &c->restart);
+    } else
         log_warn("slot report skipped: %s", e);
     return ERRCLASS_NONE;
 }
@@ -474,18 +508,25 @@ pace_wait(const cdc_t *c)
 
 /* ---- relations ------------------------------------------------------------------------------ */
 
-/* Which of the pipe's tables a relation is: by oid, by name, or as a partition of one. */
+/* Which of the pipe's tables a relation is: by oid, or as a partition of one. Never by name: a
+ * table renamed at the source keeps its oid (and its destination), and a new table that took
+ * its old name is another table. *named: a table of the pipe whose recorded name the relation
+ * has (for the note that it is not replicated), -1. */
 static errclass_t
-rel_table(cdc_t *c, const pgo_msg_t *m, int *out, char *err, size_t errlen)
+rel_table(cdc_t *c, const pgo_msg_t *m, int *out, int *named, char *err, size_t errlen)
 {
-    *out = -1;
+    *out = *named = -1;
     for (size_t i = 0; i < c->ntables; i++) {
         const Pgferry__State__TableDef *d = c->defs[i];
-        if (d->relid == m->u.relation.relid || (strcmp(d->schema, m->u.relation.nspname) == 0 &&
-                                                strcmp(d->name, m->u.relation.relname) == 0)) {
+        bool same_name = strcmp(d->schema, m->u.relation.nspname) == 0 &&
+                         strcmp(d->name, m->u.relation.relname) == 0;
+        /* (a definition recorded without its oid can only go by its name) */
+        if (d->relid == m->u.relation.relid || (d->relid == 0 && same_name)) {
             *out = (int)i;
             return ERRCLASS_NONE;
         }
+        if (same_name)
+            *named = (int)i;
     }
     errclass_t cls = ensure_sql(c, err, errlen);
     if (cls != ERRCLASS_NONE)
@@ -504,9 +545,44 @@ rel_table(cdc_t *c, const pgo_msg_t *m, int *out, char *err, size_t errlen)
     for (size_t i = 0; root && i < c->ntables; i++) {
         if (c->defs[i]->relid == root) {
             *out = (int)i;
+            *named = -1;
             break;
         }
     }
+    return ERRCLASS_NONE;
+}
+
+/* A relation under the recorded name of one of the pipe's tables, but not that table (a table
+ * renamed and another created under its old name): its changes are not applied, and the
+ * history says so once. */
+static errclass_t
+note_namesake(cdc_t *c, relmap_entry_t *e, int named, const pgo_msg_t *m, char *err, size_t errlen)
+{
+    if (e->noted)
+        return ERRCLASS_NONE;
+    const Pgferry__State__TableDef *d = c->defs[named];
+    char *schemas[1] = {NULL}, *names[1] = {NULL};
+    uint32_t relid = d->relid;
+    errclass_t cls = ensure_sql(c, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        cls = setup_names_by_oid(c->sql, &relid, 1, schemas, names, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    char rel[300], ours[300], now[300], note[1200];
+    tablename_format(m->u.relation.nspname, m->u.relation.relname, rel, sizeof(rel));
+    tablename_format(d->schema, d->name, ours, sizeof(ours));
+    if (schemas[0])
+        tablename_format(schemas[0], names[0], now, sizeof(now));
+    snprintf(note, sizeof(note),
+             "table %s (oid %u) is not the pipe's table %s (oid %u, %s%s); not replicated — "
+             "add-tables to replicate it",
+             rel, m->u.relation.relid, ours, d->relid, schemas[0] ? "now named " : "dropped",
+             schemas[0] ? now : "");
+    free(schemas[0]);
+    free(names[0]);
+    log_info("%s", note);
+    worker_send_note(c->w, note);
+    e->noted = true;
     return ERRCLASS_NONE;
 }
 
@@ -543,7 +619,24 @@ follow_rename(cdc_t *c, int table, const pgo_msg_t *m, char *err, size_t errlen)
     if (d->relid != m->u.relation.relid || (strcmp(d->schema, m->u.relation.nspname) == 0 &&
                                             strcmp(d->name, m->u.relation.relname) == 0))
         return ERRCLASS_NONE;
-    char *ns = strdup(m->u.relation.nspname), *nn = strdup(m->u.relation.relname);
+    /* the name it has now: a replay brings Relation messages from before later renames */
+    char *ns = NULL, *nn = NULL;
+    uint32_t relid = d->relid;
+    errclass_t cls = ensure_sql(c, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        cls = setup_names_by_oid(c->sql, &relid, 1, &ns, &nn, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    if (ns && strcmp(d->schema, ns) == 0 && strcmp(d->name, nn) == 0) {
+        free(ns);
+        free(nn);
+        return ERRCLASS_NONE;
+    }
+    if (!ns) { /* dropped since: the message's name */
+        free(nn);
+        ns = strdup(m->u.relation.nspname);
+        nn = strdup(m->u.relation.relname);
+    }
     if (!ns || !nn) {
         free(ns);
         free(nn);
@@ -574,16 +667,16 @@ on_relation(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return ERRCLASS_TRANSIENT;
     }
-    int table;
-    errclass_t cls = rel_table(c, m, &table, err, errlen);
+    int table, named;
+    errclass_t cls = rel_table(c, m, &table, &named, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
     e->table = table;
     e->bound = false;
     if (table < 0) {
-        log_debug("relation %s.%s is not in this pipe; its changes are ignored",
-                  m->u.relation.nspname, m->u.relation.relname);
-        return ERRCLASS_NONE;
+        log_debug("relation %s.%s (oid %u) is not in this pipe; its changes are ignored",
+                  m->u.relation.nspname, m->u.relation.relname, m->u.relation.relid);
+        return named >= 0 ? note_namesake(c, e, named, m, err, errlen) : ERRCLASS_NONE;
     }
     if ((cls = follow_rename(c, table, m, err, errlen)) != ERRCLASS_NONE)
         return cls;
@@ -603,7 +696,9 @@ on_relation(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
                        c->defs[t->index], m, &nd, reason, sizeof(reason), err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
-    setup_free_def(c->defs[t->index]);
+    /* the definition before keeps its place behind the new one until no replay can need it;
+     * the new one takes effect at this transaction's commit (set there) */
+    nd->previous = c->defs[t->index];
     c->defs[t->index] = nd;
     if ((cls = table_prepare(c, t, err, errlen)) != ERRCLASS_NONE)
         return cls;
@@ -807,6 +902,16 @@ handle_xlogdata(cdc_t *c, const unsigned char *buf, size_t len, char *err, size_
         if (c->defs_changed_in_txn) {
             c->defs_lsn = m.u.commit.end_lsn;
             c->defs_changed_in_txn = false;
+            char at[32];
+            lsn_format(m.u.commit.end_lsn, at, sizeof(at));
+            for (size_t i = 0; i < c->ntables; i++) {
+                for (Pgferry__State__TableDef *d = c->defs[i]; d && d->previous && !d->defs_lsn[0];
+                     d = d->previous) {
+                    char *v = strdup(at);
+                    if (v)
+                        d->defs_lsn = v;
+                }
+            }
         }
         c->last_commit_time = m.u.commit.commit_time + PG_EPOCH_UNIX_US;
         for (size_t i = 0; i < c->ntables; i++) {
@@ -991,6 +1096,56 @@ cdc_free(cdc_t *c)
     ch_client_destroy(&c->ch);
 }
 
+/* The definitions in force where the stream starts (the slot's confirmed position): after a
+ * crash of the source that can be before schema changes already recorded, whose definitions
+ * then make way for the ones before them (the stream brings the changes again). */
+static errclass_t
+start_definitions(cdc_t *c, char *err, size_t errlen)
+{
+    bool any = false;
+    for (size_t i = 0; i < c->ntables; i++)
+        any = any || c->defs[i]->previous;
+    if (!any)
+        return ERRCLASS_NONE;
+    errclass_t cls = ensure_sql(c, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    slotinfo_t si;
+    char e[1024];
+    cls = slotinfo_query(c->sql, c->spec->slot, &si, e, sizeof(e));
+    uint64_t start = 0;
+    if (cls != ERRCLASS_NONE) {
+        snprintf(err, errlen, "%s", e);
+        return cls;
+    }
+    if (!si.confirmed[0] || !lsn_parse(si.confirmed, &start))
+        return ERRCLASS_NONE; /* no position to compare */
+    if (si.restart[0])
+        lsn_parse(si.restart, &c->restart);
+    for (size_t i = 0; i < c->ntables; i++) {
+        Pgferry__State__TableDef *d = c->defs[i];
+        uint64_t at = 0;
+        while (d->previous && d->defs_lsn[0] && lsn_parse(d->defs_lsn, &at) && at > start) {
+            Pgferry__State__TableDef *prev = d->previous;
+            d->previous = NULL;
+            log_info("table %s.%s: the stream starts at %s, before the schema change committed "
+                     "at %s: its definition from before that (the stream brings the change "
+                     "again)",
+                     d->schema, d->name, si.confirmed, d->defs_lsn);
+            /* the name is the table's now either way */
+            free(prev->schema);
+            free(prev->name);
+            prev->schema = d->schema;
+            prev->name = d->name;
+            d->schema = d->name = NULL;
+            setup_free_def(d);
+            d = prev;
+        }
+        c->defs[i] = d;
+    }
+    return ERRCLASS_NONE;
+}
+
 errclass_t
 cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables, size_t n_tables,
         const char *skip_before_lsn, const char *counted_lsn, char **table_counted,
@@ -1051,6 +1206,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    if ((cls = start_definitions(&c, err, errlen)) != ERRCLASS_NONE)
+        goto out;
     for (size_t i = 0; i < n_tables; i++) {
         c.tables[i].index = i;
         cls = table_prepare(&c, &c.tables[i], err, errlen);
@@ -1094,6 +1251,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         }
         if (si.confirmed[0])
             lsn_parse(si.confirmed, &c.flushed);
+        if (si.restart[0])
+            lsn_parse(si.restart, &c.restart);
         c.received = c.flushed;
         worker_send_slot(w, &si.msg);
         worker_send_progress(w, 0, 0, si.confirmed, "streaming");

@@ -16,6 +16,7 @@ typedef struct {
     uint32_t relid;
     int table;   /* index of the pipe's table; -1: not in this pipe (changes ignored) */
     bool bound;  /* the columns below match the table's current definition */
+    bool noted;  /* not the pipe's table, though under one's name: the history said so */
     int *defcol; /* per relation column: definition column, -1 (left out of the pipe) */
     int *relcol; /* per definition column: relation column */
     size_t nrel, ndef;

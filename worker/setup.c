@@ -32,6 +32,59 @@ setup_free_result(setup_result_t *r)
     r->n_tables = 0;
 }
 
+errclass_t
+setup_names_by_oid(PGconn *c, const uint32_t *relids, size_t n, char **schemas, char **names,
+                   char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        schemas[i] = names[i] = NULL;
+    if (n == 0)
+        return ERRCLASS_NONE;
+    buf_t arr;
+    buf_init(&arr);
+    buf_byte(&arr, '{');
+    for (size_t i = 0; i < n; i++) {
+        char o[16];
+        int l = snprintf(o, sizeof(o), "%s%u", i ? "," : "", relids[i]);
+        buf_append(&arr, o, (size_t)l);
+    }
+    buf_append(&arr, "}", 2);
+    const char *p[] = {(const char *)arr.data};
+    errclass_t cls = ERRCLASS_TRANSIENT;
+    PGresult *r = arr.oom ? NULL
+                          : pgconn_query(c,
+                                         "SELECT u.i, n.nspname, c.relname FROM unnest($1::oid[]) "
+                                         "WITH ORDINALITY u(o, i) JOIN pg_class c ON c.oid = u.o "
+                                         "JOIN pg_namespace n ON n.oid = c.relnamespace",
+                                         1, p, &cls, err, errlen);
+    buf_free(&arr);
+    if (!r) {
+        if (cls == ERRCLASS_TRANSIENT && !err[0])
+            snprintf(err, errlen, "out of memory");
+        return cls;
+    }
+    bool oom = false;
+    for (int k = 0; k < PQntuples(r); k++) {
+        long i = atol(PQgetvalue(r, k, 0)) - 1;
+        if (i < 0 || (size_t)i >= n || schemas[i])
+            continue;
+        schemas[i] = strdup(PQgetvalue(r, k, 1));
+        names[i] = strdup(PQgetvalue(r, k, 2));
+        oom = oom || !schemas[i] || !names[i];
+    }
+    PQclear(r);
+    if (oom) {
+        for (size_t i = 0; i < n; i++) {
+            free(schemas[i]);
+            free(names[i]);
+            schemas[i] = names[i] = NULL;
+        }
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    return ERRCLASS_NONE;
+}
+
 /* Follows domains down to their base type: oid, typmod, category, NOT NULL. */
 static errclass_t
 resolve_domain(PGconn *c, uint32_t *oid, int32_t *typmod, char *cat, bool *not_null, char *err,
@@ -188,8 +241,8 @@ read_publication(PGconn *c, const char *pub, const char *relid, const char *show
 
 errclass_t
 setup_read_table(PGconn *c, const Pgferry__State__PipeSpec *spec,
-                 const Pgferry__State__TableSpec *t, long ch_version, unsigned tm_flags,
-                 Pgferry__State__TableDef **out, char *err, size_t errlen)
+                 const Pgferry__State__TableSpec *t, uint32_t by_oid, long ch_version,
+                 unsigned tm_flags, Pgferry__State__TableDef **out, char *err, size_t errlen)
 {
     char shown[300];
     const char *schema = t->schema[0] ? t->schema : "public";
@@ -200,17 +253,38 @@ setup_read_table(PGconn *c, const Pgferry__State__PipeSpec *spec,
     bool snapshot_only = spec->mode == PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY;
     /* a user's publication decides the rows and columns; the pipe's own publishes all */
     bool user_pub = !snapshot_only && !spec->publication_owned;
-    PGresult *r = pgconn_query(c,
-                               "SELECT c.oid, c.relpages, c.reltuples, c.relkind, c.relreplident "
-                               "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                               "WHERE n.nspname = $1 AND c.relname = $2",
-                               2, p1, &cls, err, errlen);
+    char oid[16];
+    snprintf(oid, sizeof(oid), "%u", by_oid);
+    const char *p0[] = {oid};
+    PGresult *r =
+        by_oid ? pgconn_query(c,
+                              "SELECT c.oid, c.relpages, c.reltuples, c.relkind, c.relreplident, "
+                              "n.nspname, c.relname "
+                              "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                              "WHERE c.oid = $1::oid",
+                              1, p0, &cls, err, errlen)
+               : pgconn_query(c,
+                              "SELECT c.oid, c.relpages, c.reltuples, c.relkind, c.relreplident, "
+                              "n.nspname, c.relname "
+                              "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                              "WHERE n.nspname = $1 AND c.relname = $2",
+                              2, p1, &cls, err, errlen);
     if (!r)
         return cls;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        snprintf(err, errlen, "table %s does not exist on the source", shown);
+        if (by_oid)
+            snprintf(err, errlen,
+                     "table %s (oid %u) was dropped at the source; remove it from the pipe "
+                     "(pgferryctl remove-tables) or drop the pipe",
+                     shown, by_oid);
+        else
+            snprintf(err, errlen, "table %s does not exist on the source", shown);
         return ERRCLASS_FATAL;
+    }
+    if (by_oid) { /* known by its oid: under its name today */
+        schema = PQgetvalue(r, 0, 5);
+        tablename_format(schema, PQgetvalue(r, 0, 6), shown, sizeof(shown));
     }
     Pgferry__State__TableDef *d = calloc(1, sizeof(*d));
     if (!d) {
@@ -227,9 +301,9 @@ setup_read_table(PGconn *c, const Pgferry__State__PipeSpec *spec,
     /* a partitioned table's rows carry their leaf partition (a TRUNCATE of one partition) */
     d->partition_column = PQgetvalue(r, 0, 3)[0] == 'p';
     bool ident_full = PQgetvalue(r, 0, 4)[0] == 'f';
-    PQclear(r);
     d->schema = strdup(schema);
-    d->name = strdup(t->name);
+    d->name = strdup(by_oid ? PQgetvalue(r, 0, 6) : t->name);
+    PQclear(r);
     d->target = strdup(t->target[0] ? t->target : t->name);
     d->partition_by = strdup(t->partition_by);
     char *attnames = NULL;
@@ -746,9 +820,11 @@ verify_table(ch_client_t *ch, const chcluster_t *cl, const char *db,
 }
 
 /* The pipe's own publication: created with its tables, or set to them when Setup runs again.
- * publish_via_partition_root makes changes to partitions arrive as the partitioned table. */
+ * The names are the definitions', which are the tables' current ones (setup_run finds known
+ * tables by oid: SET TABLE by an old name would publish whatever table has that name now). */
 static errclass_t
-ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, size_t errlen)
+ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec,
+                   Pgferry__State__TableDef *const *defs, size_t n, char *err, size_t errlen)
 {
     buf_t b;
     buf_init(&b);
@@ -769,10 +845,9 @@ ensure_publication(PGconn *pg, const Pgferry__State__PipeSpec *spec, char *err, 
     put(&b, pub);
     put(&b, exists ? " SET TABLE " : " FOR TABLE ");
     PQfreemem(pub);
-    for (size_t i = 0; i < spec->n_tables; i++) {
-        const char *schema = spec->tables[i]->schema[0] ? spec->tables[i]->schema : "public";
-        char *qs = PQescapeIdentifier(pg, schema, strlen(schema));
-        char *qn = PQescapeIdentifier(pg, spec->tables[i]->name, strlen(spec->tables[i]->name));
+    for (size_t i = 0; i < n; i++) {
+        char *qs = PQescapeIdentifier(pg, defs[i]->schema, strlen(defs[i]->schema));
+        char *qn = PQescapeIdentifier(pg, defs[i]->name, strlen(defs[i]->name));
         if (qs && qn) {
             put(&b, i ? ", " : "");
             put(&b, qs);
@@ -862,6 +937,67 @@ find_def(Pgferry__State__TableDef *const *defs, size_t n, const Pgferry__State__
     return NULL;
 }
 
+/* The kept definitions under their tables' current names (by oid): a table renamed at the
+ * source that the stream has not named yet (no row change since) is still the pipe's table; a
+ * new table that took its old name is not. A known table dropped is FATAL. note: the renames,
+ * for the history. */
+static errclass_t
+follow_known(PGconn *pg, setup_result_t *out, const bool *kept, char *note, size_t notelen,
+             char *err, size_t errlen)
+{
+    size_t n = out->n_tables;
+    uint32_t *relids = calloc(n + 1, sizeof(*relids));
+    char **schemas = calloc(n + 1, sizeof(*schemas)), **names = calloc(n + 1, sizeof(*names));
+    errclass_t cls = ERRCLASS_TRANSIENT;
+    if (!relids || !schemas || !names) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        relids[i] = kept[i] ? out->tables[i]->relid : 0;
+    cls = setup_names_by_oid(pg, relids, n, schemas, names, err, errlen);
+    for (size_t i = 0; cls == ERRCLASS_NONE && i < n; i++) {
+        Pgferry__State__TableDef *d = out->tables[i];
+        if (!kept[i] || !d->relid)
+            continue;
+        if (!schemas[i]) {
+            snprintf(err, errlen,
+                     "table %s.%s (oid %u) was dropped at the source; remove it from the pipe "
+                     "(pgferryctl remove-tables) or drop the pipe",
+                     d->schema, d->name, d->relid);
+            cls = ERRCLASS_FATAL;
+            break;
+        }
+        if (strcmp(schemas[i], d->schema) == 0 && strcmp(names[i], d->name) == 0)
+            continue;
+        char from[300], to[300];
+        tablename_format(d->schema, d->name, from, sizeof(from));
+        tablename_format(schemas[i], names[i], to, sizeof(to));
+        char one[1000];
+        snprintf(one, sizeof(one),
+                 "table %s renamed to %s at the source (destination table %s unchanged)", from, to,
+                 d->target);
+        size_t l = strlen(note);
+        if (l + strlen(one) + 3 < notelen)
+            snprintf(note + l, notelen - l, "%s%s", l ? "; " : "", one);
+        log_info("table %s renamed to %s at the source (found by its oid %u)", from, to, d->relid);
+        free(d->schema);
+        free(d->name);
+        d->schema = schemas[i];
+        d->name = names[i];
+        schemas[i] = names[i] = NULL;
+    }
+out:
+    for (size_t i = 0; schemas && names && i < n; i++) {
+        free(schemas[i]);
+        free(names[i]);
+    }
+    free(relids);
+    free(schemas);
+    free(names);
+    return cls;
+}
+
 /* Resync: a fresh, empty <target>_resync table next to each destination table. */
 static errclass_t
 resync_tables(ch_client_t *ch, const chcluster_t *cl, const char *db, setup_result_t *out,
@@ -888,6 +1024,7 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
           size_t errlen)
 {
     bool *kept = NULL;
+    char renamed[600] = "";
     memset(out, 0, sizeof(*out));
     errclass_t cls;
     ch_client_t *ch = worker_dest_client(spec, err, errlen);
@@ -917,14 +1054,15 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     for (size_t i = 0; i < spec->n_tables; i++) {
         /* tables set up before (a pipe that gets more tables) stay as recorded */
         const Pgferry__State__TableDef *old = find_def(existing, n_existing, spec->tables[i]);
-        if (old) {
+        if (old && !resync) {
             out->tables[i] = copy_def(old);
             kept[i] = true;
             cls = out->tables[i] ? ERRCLASS_NONE : ERRCLASS_TRANSIENT;
             if (!out->tables[i])
                 snprintf(err, errlen, "out of memory");
         } else {
-            cls = setup_read_table(pg, spec, spec->tables[i], vnum,
+            /* a resync reads a known table again by its oid, under whatever name it has now */
+            cls = setup_read_table(pg, spec, spec->tables[i], old ? old->relid : 0, vnum,
                                    spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u, &out->tables[i],
                                    err, errlen);
         }
@@ -938,17 +1076,22 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
         for (size_t j = 0; j < i; j++) {
             if (strcmp(out->tables[j]->target, out->tables[i]->target) == 0) {
                 snprintf(err, errlen,
-                         "tables %s.%s and %s.%s would both land in destination table %s; "
-                         "replicate them in separate pipes (separate --dest-database)",
+                         "tables %s.%s and %s.%s would both land in destination table %s; give "
+                         "one another destination (--target %s.%s=NAME) or replicate them in "
+                         "separate pipes (separate --dest-database)",
                          out->tables[j]->schema, out->tables[j]->name, out->tables[i]->schema,
-                         out->tables[i]->name, out->tables[i]->target);
+                         out->tables[i]->name, out->tables[i]->target, out->tables[i]->schema,
+                         out->tables[i]->name);
                 cls = ERRCLASS_FATAL;
                 goto done;
             }
         }
     }
+    cls = follow_known(pg, out, kept, renamed, sizeof(renamed), err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto done;
     if (spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->publication_owned) {
-        cls = ensure_publication(pg, spec, err, errlen);
+        cls = ensure_publication(pg, spec, out->tables, out->n_tables, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto done;
     }
@@ -1018,8 +1161,8 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
             worker_send_progress(w, 0, 0, NULL, detail);
         }
     }
-    snprintf(out->detail, sizeof(out->detail), "%zu destination table(s) ready in database %s",
-             out->n_tables, spec->dest_database);
+    snprintf(out->detail, sizeof(out->detail), "%zu destination table(s) ready in database %s%s%s",
+             out->n_tables, spec->dest_database, renamed[0] ? "; " : "", renamed);
     cls = ERRCLASS_NONE;
 done:
     free(kept);

@@ -19,12 +19,14 @@
 typedef struct {
     Pgferry__State__TableDef **tables; /* owned; free with setup_free_result */
     size_t n_tables;
-    char detail[256];
+    char detail[1024];
 } setup_result_t;
 
 /* existing: definitions recorded before (tables added to a running pipe keep the others as
- * they are: no DDL, no re-read); NULL/0 for a new pipe. */
-/* resync: every table read again from the catalog (pass no existing definitions) and an empty
+ * they are: no DDL, no re-read, only their current names, found by oid); NULL/0 for a new pipe.
+ * A table is its oid: a known table renamed at the source keeps its definition under its new
+ * name, a new table that took its old name is not it. */
+/* resync: every table read again from the catalog (a known one by its oid) and an empty
  * <target>_resync table created for each; the destination tables are left alone. */
 errclass_t setup_run(const Pgferry__State__PipeSpec *spec,
                      Pgferry__State__TableDef *const *existing, size_t n_existing, bool resync,
@@ -41,9 +43,17 @@ errclass_t setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__Tabl
  * (those it leaves out in skipped_columns, with the reason: excluded, generated, not published
  * by the pipe's user publication), the publication's row filter, and the shape the spec asks
  * for (order-by, partition-by). tm_flags: TYPEMAP_* flags of the pipe (numeric_text). */
+/* relid: the table's oid when the pipe knows it (its name may have changed: the definition
+ * takes the current one); 0 to find it by t's name. */
 errclass_t setup_read_table(PGconn *c, const Pgferry__State__PipeSpec *spec,
-                            const Pgferry__State__TableSpec *t, long ch_version, unsigned tm_flags,
-                            Pgferry__State__TableDef **out, char *err, size_t errlen);
+                            const Pgferry__State__TableSpec *t, uint32_t relid, long ch_version,
+                            unsigned tm_flags, Pgferry__State__TableDef **out, char *err,
+                            size_t errlen);
+/* The names relations relids[0..n) have now (a table is its oid, whatever it is called):
+ * schemas[i] and names[i] are allocated (the caller frees them), both NULL when no relation has
+ * that oid any more. */
+errclass_t setup_names_by_oid(PGconn *c, const uint32_t *relids, size_t n, char **schemas,
+                              char **names, char *err, size_t errlen);
 /* Puts t's --order-by columns first in d's key (key_position): refused unless each is
  * replicated, NOT NULL and covered by the replica identity (a key column, or identity FULL). */
 errclass_t setup_shape_order_by(Pgferry__State__TableDef *d, const Pgferry__State__TableSpec *t,

@@ -655,16 +655,36 @@ lock_tables(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *cons
     PGconn *pg = pgconn_connect(spec->source, "pgferry-snapshot", false, &cls, err, errlen);
     if (!pg)
         return cls;
+    /* the tables by oid, under their names now (a table renamed since Setup is still it) */
+    uint32_t *relids = calloc(n_tables + 1, sizeof(*relids));
+    char **schemas = calloc(n_tables + 1, sizeof(*schemas));
+    char **names = calloc(n_tables + 1, sizeof(*names));
+    if (!relids || !schemas || !names) {
+        free(relids);
+        free(schemas);
+        free(names);
+        PQfinish(pg);
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    for (size_t i = 0; i < n_tables; i++)
+        relids[i] = tables[i]->snapshot_lsn[0] ? 0 : tables[i]->relid;
+    cls = setup_names_by_oid(pg, relids, n_tables, schemas, names, err, errlen);
     buf_t b;
     buf_init(&b);
     buf_append(&b, "BEGIN; SET LOCAL lock_timeout = '60s'; LOCK TABLE ", 50);
     size_t n = 0;
-    for (size_t i = 0; i < n_tables; i++) {
+    for (size_t i = 0; cls == ERRCLASS_NONE && i < n_tables; i++) {
         if (tables[i]->snapshot_lsn[0])
             continue;
-        const char *schema = spec->tables[i]->schema[0] ? spec->tables[i]->schema : "public";
-        char *qs = PQescapeIdentifier(pg, schema, strlen(schema));
-        char *qn = PQescapeIdentifier(pg, spec->tables[i]->name, strlen(spec->tables[i]->name));
+        if (!schemas[i]) {
+            snprintf(err, errlen, "table %s.%s (oid %u) was dropped at the source",
+                     tables[i]->schema, tables[i]->name, tables[i]->relid);
+            cls = ERRCLASS_FATAL;
+            break;
+        }
+        char *qs = PQescapeIdentifier(pg, schemas[i], strlen(schemas[i]));
+        char *qn = PQescapeIdentifier(pg, names[i], strlen(names[i]));
         if (qs && qn) {
             if (n++)
                 buf_append(&b, ", ", 2);
@@ -678,6 +698,18 @@ lock_tables(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *cons
         PQfreemem(qn);
     }
     buf_append(&b, " IN ACCESS SHARE MODE", 22);
+    for (size_t i = 0; i < n_tables; i++) {
+        free(schemas[i]);
+        free(names[i]);
+    }
+    free(relids);
+    free(schemas);
+    free(names);
+    if (cls != ERRCLASS_NONE) {
+        buf_free(&b);
+        PQfinish(pg);
+        return cls;
+    }
     if (b.oom) {
         buf_free(&b);
         PQfinish(pg);
@@ -739,7 +771,7 @@ refresh_definitions(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
             continue; /* loaded before */
         Pgferry__State__TableDef *cur = NULL;
         errclass_t cls =
-            setup_read_table(pg, spec, spec->tables[i], 0,
+            setup_read_table(pg, spec, spec->tables[i], tables[i]->relid, 0,
                              spec->numeric_text ? TYPEMAP_NUMERIC_TEXT : 0u, &cur, err, errlen);
         if (cls != ERRCLASS_NONE)
             return cls;

@@ -214,9 +214,35 @@ teardown_tables(const Pgferry__State__PipeSpec *spec, bool source_objects,
             return false;
         }
         char *pub = PQescapeIdentifier(pg, spec->publication, strlen(spec->publication));
+        /* the tables by oid, under their names now: a table renamed at the source is still the
+         * pipe's, and a new one under its old name is not */
+        uint32_t *relids = calloc(n + 1, sizeof(*relids));
+        char **schemas = calloc(n + 1, sizeof(*schemas)), **names = calloc(n + 1, sizeof(*names));
+        for (size_t i = 0; relids && i < n; i++)
+            relids[i] = defs[i]->relid;
+        if (!relids || !schemas || !names ||
+            setup_names_by_oid(pg, relids, n, schemas, names, err, sizeof(err)) != ERRCLASS_NONE) {
+            snprintf(s, sizeof(s), "tables could NOT leave publication %s (%.900s)",
+                     spec->publication, relids && schemas && names ? err : "out of memory");
+            add(report, reportlen, s);
+            ok = false;
+            PQfreemem(pub);
+            pub = NULL;
+        }
         for (size_t i = 0; pub && i < n; i++) {
-            char *qs = PQescapeIdentifier(pg, defs[i]->schema, strlen(defs[i]->schema));
-            char *qn = PQescapeIdentifier(pg, defs[i]->name, strlen(defs[i]->name));
+            const char *sch = schemas[i], *nam = names[i];
+            if (!defs[i]->relid) { /* recorded without its oid */
+                sch = defs[i]->schema;
+                nam = defs[i]->name;
+            }
+            if (!sch) { /* dropped: no longer in any publication */
+                snprintf(s, sizeof(s), "%s.%s is no longer on the source", defs[i]->schema,
+                         defs[i]->name);
+                add(report, reportlen, s);
+                continue;
+            }
+            char *qs = PQescapeIdentifier(pg, sch, strlen(sch));
+            char *qn = PQescapeIdentifier(pg, nam, strlen(nam));
             char sql[1400];
             snprintf(sql, sizeof(sql),
                      "DO $$BEGIN ALTER PUBLICATION %s DROP TABLE %s.%s; "
@@ -237,6 +263,13 @@ teardown_tables(const Pgferry__State__PipeSpec *spec, bool source_objects,
             PQclear(r);
             add(report, reportlen, s);
         }
+        for (size_t i = 0; schemas && names && i < n; i++) {
+            free(schemas[i]);
+            free(names[i]);
+        }
+        free(relids);
+        free(schemas);
+        free(names);
         PQfreemem(pub);
         PQfinish(pg);
     } else if (spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY) {

@@ -376,6 +376,18 @@ worker_send_source_server(worker_t *w, const char *server)
 }
 
 bool
+worker_send_note(worker_t *w, const char *note)
+{
+    Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;
+    Pgferry__Worker__Progress p = PGFERRY__WORKER__PROGRESS__INIT;
+    p.detail = "streaming";
+    p.note = (char *)note;
+    m.body_case = PGFERRY__WORKER__WORKER_MESSAGE__BODY_PROGRESS;
+    m.progress = &p;
+    return send_msg(w, &m);
+}
+
+bool
 worker_send_done(worker_t *w, Pgferry__Worker__Done *done)
 {
     Pgferry__Worker__WorkerMessage m = PGFERRY__WORKER__WORKER_MESSAGE__INIT;

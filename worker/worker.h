@@ -64,6 +64,8 @@ bool worker_wait_stop(worker_t *w, int timeout_ms);
 bool worker_send_plan(worker_t *w, Pgferry__Worker__SnapshotPlan *plan);
 /* CDC: the server it streams from ("host:port, timeline N"), once per connection */
 bool worker_send_source_server(worker_t *w, const char *server);
+/* A history note for the pipe (the supervisor does not repeat one of its recent events) */
+bool worker_send_note(worker_t *w, const char *note);
 bool worker_send_progress(worker_t *w, uint64_t rows, uint64_t bytes, const char *lsn,
                           const char *detail);
 bool worker_send_done(worker_t *w, Pgferry__Worker__Done *done);
