@@ -104,7 +104,11 @@ add_row(stream_state_t *st, const unsigned char *p, size_t n, bool *end, char *e
         }
         bool ok = true;
         if (null && !st->ct->tm[i].nullable) {
-            snprintf(e, elen, "NULL in a NOT NULL column");
+            /* the definition was read before the source dropped NOT NULL (a load retried
+             * later): a new definition comes with a resync */
+            snprintf(e, elen,
+                     "NULL in a NOT NULL column (NOT NULL was dropped at the source after the "
+                     "pipe read the table's definition: resync the pipe)");
             ok = false;
         } else if (null) {
             buf_byte(&col->nulls, 1);
