@@ -459,7 +459,7 @@ typedef struct {
  * statement's head stops at its first quote (no literal, such as a password, is shown). */
 static void
 empty_reply(char *err, size_t errlen, long status, const char *base, bool show_base,
-            const sent_t *sent, size_t url_len, size_t body_len, bool streamed)
+            const sent_t *sent, size_t url_len, size_t body_len, bool streamed, bool multipart)
 {
     char head[100];
     size_t n = 0;
@@ -468,7 +468,9 @@ empty_reply(char *err, size_t errlen, long status, const char *base, bool show_b
     head[n] = '\0';
     bool cut = sent && sent->stmt && strlen(sent->stmt) > n;
     char body[64];
-    if (streamed)
+    if (multipart)
+        snprintf(body, sizeof(body), "a multipart body");
+    else if (streamed)
         snprintf(body, sizeof(body), "a streamed body of %zu bytes", body_len);
     else
         snprintf(body, sizeof(body), "a body of %zu bytes", body_len);
@@ -566,10 +568,7 @@ perform_once(ch_client_t *c, const sent_t *sent, const char *url_query, const vo
     }
     if (status != 200 && !(body->data && body->data[0])) {
         empty_reply(err, errlen, status, base, c->n_bases > 1, sent, url_len,
-                    stream ? stream->sent
-                    : mime ? 0
-                           : len,
-                    stream != NULL);
+                    stream ? stream->sent : len, stream != NULL, mime != NULL);
         free(body->data);
         body->data = NULL;
         return ch_classify(status, "");

@@ -107,7 +107,7 @@ empty_400_server(int *port)
         close(s);
         return pid;
     }
-    alarm(30);
+    alarm(10);
     for (;;) {
         int c = accept(s, NULL, NULL);
         if (c < 0)
