@@ -385,6 +385,11 @@ ch_classify(long http_status, const char *body)
     if (http_status == 401 || http_status == 403)
         return ERRCLASS_FATAL;
     int code = ch_error_code(body);
+    /* NOT_IMPLEMENTED from the DDL worker of a replica that did not get its shard's lock in
+     * time while another replica ran the ALTER (18.16: MODIFY COLUMN ON CLUSTER of a replicated
+     * table): asked again, the change is found made */
+    if (code == 48 && strstr(body, "Cannot enqueue replicated DDL query"))
+        return ERRCLASS_TRANSIENT;
     if (code)
         return fatal_code(code) ? ERRCLASS_FATAL : ERRCLASS_TRANSIENT;
     /* no exception code: a proxy or a server on its way up or down */

@@ -224,6 +224,11 @@ test_classify(void **state)
          ERRCLASS_TRANSIENT},
         {500, "Code: 319. DB::Exception: Unknown status of insert", ERRCLASS_TRANSIENT},
         {500, "Code: 1000, e.displayText() = DB::Exception: Poco exception", ERRCLASS_TRANSIENT},
+        {501,
+         "Code: 48, e.displayText() = DB::Exception: There was an error on [127.0.0.1:9000]: "
+         "Cannot enqueue replicated DDL query for a replicated shard",
+         ERRCLASS_TRANSIENT},
+        {501, "Code: 48, e.displayText() = DB::Exception: Not implemented", ERRCLASS_FATAL},
         {502, "<html>Bad Gateway</html>", ERRCLASS_TRANSIENT},
         {500, "", ERRCLASS_TRANSIENT},
     };
