@@ -334,6 +334,9 @@ publication_changed(PGconn *pg, const char *user_pub, const Pgferry__State__Tabl
     return ERRCLASS_NONE;
 }
 
+static errclass_t drop_view_first(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                                  const char *target, char *err, size_t errlen);
+
 errclass_t
 schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
              const Pgferry__State__TableSpec *ts, const char *user_pub, unsigned tm_flags,
@@ -638,7 +641,9 @@ schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
             buf_append(&sql, " Nullable(", 10);
             buf_append(&sql, type, strlen(type));
             buf_byte(&sql, ')');
-            cls = ch_exec(ch, &sql, err, errlen);
+            cls = drop_view_first(ch, cl, db, old->target, err, errlen);
+            if (cls == ERRCLASS_NONE)
+                cls = ch_exec(ch, &sql, err, errlen);
             if (cls != ERRCLASS_NONE)
                 goto out;
         }
@@ -684,6 +689,19 @@ out:
     if (nd)
         setup_free_def(nd);
     return cls;
+}
+
+/* Drops the live-rows view of target before a MODIFY COLUMN of its table: ClickHouse 18.16
+ * crashes (a segmentation fault) when a view created before a column became Nullable is read
+ * (found with a Nullable(Decimal) column; any read of the view between the ALTER and its
+ * re-creation did it). Without the view such a read fails cleanly until it is created again. */
+static errclass_t
+drop_view_first(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
+                char *err, size_t errlen)
+{
+    char view[300];
+    snprintf(view, sizeof(view), "%s_live", target);
+    return setup_drop(ch, cl, db, view, false, err, errlen);
 }
 
 /* The sharded layout's Distributed table and the live-rows view take the data table's columns
@@ -787,7 +805,9 @@ schema_nullable(ch_client_t *ch, const chcluster_t *cl, const char *db,
              c->name, chtable_col_name(c), nt);
     }
     if (nmod) {
-        cls = ch_exec(ch, &sql, err, errlen);
+        cls = drop_view_first(ch, cl, db, old->target, err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls = ch_exec(ch, &sql, err, errlen);
         if (cls == ERRCLASS_FATAL) {
             char e[700];
             snprintf(e, sizeof(e), "%s", err);
