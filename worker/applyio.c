@@ -47,6 +47,8 @@ io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, 
 {
     applyio_t *io = ud;
     errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        chtable_memory_hint(t, err, errlen);
     if (cls != ERRCLASS_NONE && (ch_error_code(err) == 60 || ch_error_code(err) == 81)) {
         size_t l = strlen(err);
         if (!table_gone(io, t)) {

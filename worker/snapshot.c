@@ -441,8 +441,10 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             snprintf(err, errlen, "%s", st.err);
             goto out;
         }
-        if (cls != ERRCLASS_NONE)
+        if (cls != ERRCLASS_NONE) {
+            chtable_memory_hint(&ct, err, errlen);
             goto out;
+        }
     } while (!st.copy_done || st.block.sealed || st.hold);
     r = PQgetResult(pg);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
