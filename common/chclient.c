@@ -455,23 +455,42 @@ ch_classify(long http_status, const char *body)
     if (http_status == 401 || http_status == 403)
         return ERRCLASS_FATAL;
     int code = ch_error_code(body);
+    /* NOT_IMPLEMENTED from the DDL worker of a replica that did not get its shard's lock in
+     * time while another replica ran the ALTER (18.16: MODIFY COLUMN ON CLUSTER of a replicated
+     * table): asked again, the change is found made */
+    if (code == 48 && strstr(body, "Cannot enqueue replicated DDL query"))
+        return ERRCLASS_TRANSIENT;
     if (code)
         return fatal_code(code) ? ERRCLASS_FATAL : ERRCLASS_TRANSIENT;
     /* no exception code: a proxy or a server on its way up or down */
     return ERRCLASS_TRANSIENT;
 }
 
+/* A streamed body: head (an INSERT's text and a newline) first, then what fn produces. */
 typedef struct {
     ch_stream_fn fn;
     void *ud;
     bool aborted;
+    const char *head;
+    size_t head_len, head_pos;
+    size_t sent; /* bytes of the body so far */
 } stream_t;
 
 static size_t
 on_read(char *buf, size_t size, size_t nitems, void *ud)
 {
     stream_t *st = ud;
-    long n = st->fn(st->ud, buf, size * nitems);
+    size_t cap = size * nitems;
+    if (st->head_pos < st->head_len) {
+        size_t n = st->head_len - st->head_pos < cap ? st->head_len - st->head_pos : cap;
+        memcpy(buf, st->head + st->head_pos, n);
+        st->head_pos += n;
+        st->sent += n;
+        return n;
+    }
+    long n = st->fn(st->ud, buf, cap);
+    if (n > 0)
+        st->sent += (size_t)n;
     if (n < 0) {
         st->aborted = true;
         return CURL_READFUNC_ABORT;
@@ -500,14 +519,51 @@ endpoint_failed(CURLcode rc, long status, const char *body)
     }
 }
 
+/* What a request sends, for its errors: the statement (the SQL of a query, the INSERT of an
+ * insert) and how much of it goes at the head of the body (0: it is in the URL). */
+typedef struct {
+    const char *stmt;
+    size_t body_stmt_len;
+} sent_t;
+
+/* ClickHouse's default max_query_size: the most of a body it reads for the statement. */
+#define CH_DEFAULT_MAX_QUERY_SIZE 262144
+
+/* The error of an HTTP error with an empty reply (a request ClickHouse refused before reading
+ * it, such as a URL over 18.16's 16 KB, or a proxy's): the status and what was sent. The
+ * statement's head stops at its first quote (no literal, such as a password, is shown). */
+static void
+empty_reply(char *err, size_t errlen, long status, const char *base, bool show_base,
+            const sent_t *sent, size_t url_len, size_t body_len, bool streamed, bool multipart)
+{
+    char head[100];
+    size_t n = 0;
+    for (const char *p = sent && sent->stmt ? sent->stmt : ""; *p && *p != '\'' && n < 80; p++)
+        head[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+    head[n] = '\0';
+    bool cut = sent && sent->stmt && strlen(sent->stmt) > n;
+    char body[64];
+    if (multipart)
+        snprintf(body, sizeof(body), "a multipart body");
+    else if (streamed)
+        snprintf(body, sizeof(body), "a streamed body of %zu bytes", body_len);
+    else
+        snprintf(body, sizeof(body), "a body of %zu bytes", body_len);
+    snprintf(err, errlen,
+             "ClickHouse HTTP %ld%s%s with an empty reply to \"%s%s\" (a URL of %zu bytes, %s)%s",
+             status, show_base ? " at " : "", show_base ? base : "", head, cut ? "..." : "",
+             url_len, body,
+             status == 400 && url_len > 16000 ? ": ClickHouse 18.16 refuses URLs over 16 KB" : "");
+}
+
 /* One POST of data (or a streamed body, or a multipart form) to the endpoint in use, url_query
  * (a query string such as "?query=..." or "") and the client's settings; the reply body goes
  * to *out when out is not NULL, or to recv->fn as it arrives when recv is given. *failed is set
  * when the endpoint itself failed (see endpoint_failed). */
 static errclass_t
-perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
-             curl_mime *mime, body_t *recv, char **out, size_t *outlen, bool *failed, char *err,
-             size_t errlen)
+perform_once(ch_client_t *c, const sent_t *sent, const char *url_query, const void *data,
+             size_t len, stream_t *stream, curl_mime *mime, body_t *recv, char **out,
+             size_t *outlen, bool *failed, char *err, size_t errlen)
 {
     struct curl_slist *hdrs = NULL;
     body_t local = {0};
@@ -516,7 +572,13 @@ perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len
     *failed = false;
     body->limit = 64 * 1024 * 1024;
     body->curl = c->curl;
-    size_t ul = strlen(base) + strlen(url_query) + (c->settings ? strlen(c->settings) : 0) + 2;
+    /* a statement at the head of the body longer than ClickHouse reads by default (a verify
+     * query of a wide table): the limit goes up for this request */
+    char mqs[64] = "";
+    if (sent->body_stmt_len >= CH_DEFAULT_MAX_QUERY_SIZE)
+        snprintf(mqs, sizeof(mqs), "max_query_size=%zu", sent->body_stmt_len + 65536);
+    size_t ul = strlen(base) + strlen(url_query) + (c->settings ? strlen(c->settings) : 0) +
+                strlen(mqs) + 3;
     char *url = malloc(ul);
     if (!url) {
         snprintf(err, errlen, "out of memory");
@@ -524,6 +586,15 @@ perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len
     }
     snprintf(url, ul, "%s%s%s%s", base, url_query, c->settings ? (url_query[0] ? "&" : "?") : "",
              c->settings ? c->settings : "");
+    if (mqs[0]) {
+        size_t l = strlen(url);
+        snprintf(url + l, ul - l, "%s%s", strchr(url, '?') ? "&" : "?", mqs);
+    }
+    size_t url_len = strlen(url);
+    if (stream) {
+        stream->head_pos = 0;
+        stream->sent = 0;
+    }
     curl_easy_reset(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
@@ -570,6 +641,13 @@ perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len
         body->data = NULL;
         return ERRCLASS_TRANSIENT;
     }
+    if (status != 200 && !(body->data && body->data[0])) {
+        empty_reply(err, errlen, status, base, c->n_bases > 1, sent, url_len,
+                    stream ? stream->sent : len, stream != NULL, mime != NULL);
+        free(body->data);
+        body->data = NULL;
+        return ch_classify(status, "");
+    }
     if (status != 200) {
         const char *msg = body->data ? body->data : "";
         /* first line only, without the "e.what()" tail of older servers */
@@ -612,14 +690,15 @@ perform_once(ch_client_t *c, const char *url_query, const void *data, size_t len
  * receiver) is sent to it at once, each endpoint tried once. A streamed request fails with the
  * endpoint switched, and its caller's retry goes to the new one. */
 static errclass_t
-perform(ch_client_t *c, const char *url_query, const void *data, size_t len, stream_t *stream,
-        curl_mime *mime, body_t *recv, char **out, size_t *outlen, char *err, size_t errlen)
+perform(ch_client_t *c, const sent_t *sent, const char *url_query, const void *data, size_t len,
+        stream_t *stream, curl_mime *mime, body_t *recv, char **out, size_t *outlen, char *err,
+        size_t errlen)
 {
     bool resend = !stream && !recv;
     for (size_t attempt = 0;; attempt++) {
         bool failed;
-        errclass_t cls = perform_once(c, url_query, data, len, stream, mime, recv, out, outlen,
-                                      &failed, err, errlen);
+        errclass_t cls = perform_once(c, sent, url_query, data, len, stream, mime, recv, out,
+                                      outlen, &failed, err, errlen);
         if (cls == ERRCLASS_NONE || !failed || c->n_bases < 2 || c->no_failover)
             return cls;
         next_endpoint(c, err);
@@ -631,36 +710,56 @@ perform(ch_client_t *c, const char *url_query, const void *data, size_t len, str
 errclass_t
 ch_client_query(ch_client_t *c, const char *sql, char **out, char *err, size_t errlen)
 {
-    return perform(c, "", sql, strlen(sql), NULL, NULL, NULL, out, NULL, err, errlen);
+    sent_t sent = {sql, strlen(sql)};
+    return perform(c, &sent, "", sql, strlen(sql), NULL, NULL, NULL, out, NULL, err, errlen);
 }
 
 errclass_t
 ch_client_query_len(ch_client_t *c, const char *sql, char **out, size_t *outlen, char *err,
                     size_t errlen)
 {
-    return perform(c, "", sql, strlen(sql), NULL, NULL, NULL, out, outlen, err, errlen);
+    sent_t sent = {sql, strlen(sql)};
+    return perform(c, &sent, "", sql, strlen(sql), NULL, NULL, NULL, out, outlen, err, errlen);
 }
 
+/* An insert sends its statement at the head of the body, a newline, then the data (ClickHouse
+ * reads a statement from the body when the URL has none, and the data starts after the first
+ * newline that follows it): a column list of any length fits, where a URL stops at 16 KB in
+ * ClickHouse 18.16. A body in memory is copied behind the statement; a streamed one gets the
+ * statement first and streams on. */
 static errclass_t
 insert(ch_client_t *c, const char *query, const void *body, size_t len, stream_t *stream, char *err,
        size_t errlen)
 {
-    char *q = curl_easy_escape(c->curl, query, 0);
-    if (!q) {
+    size_t ql = strlen(query);
+    sent_t sent = {query, ql + 1};
+    if (stream) {
+        char *head = malloc(ql + 2);
+        if (!head) {
+            snprintf(err, errlen, "out of memory");
+            return ERRCLASS_TRANSIENT;
+        }
+        memcpy(head, query, ql);
+        head[ql] = '\n';
+        stream->head = head;
+        stream->head_len = ql + 1;
+        errclass_t cls =
+            perform(c, &sent, "", NULL, 0, stream, NULL, NULL, NULL, NULL, err, errlen);
+        free(head);
+        return cls;
+    }
+    char *all = malloc(ql + 1 + len + 1);
+    if (!all) {
         snprintf(err, errlen, "out of memory");
         return ERRCLASS_TRANSIENT;
     }
-    size_t ql = strlen(q) + 8;
-    char *uq = malloc(ql);
-    if (!uq) {
-        curl_free(q);
-        snprintf(err, errlen, "out of memory");
-        return ERRCLASS_TRANSIENT;
-    }
-    snprintf(uq, ql, "?query=%s", q);
-    curl_free(q);
-    errclass_t cls = perform(c, uq, body, len, stream, NULL, NULL, NULL, NULL, err, errlen);
-    free(uq);
+    memcpy(all, query, ql);
+    all[ql] = '\n';
+    if (len)
+        memcpy(all + ql + 1, body, len);
+    errclass_t cls =
+        perform(c, &sent, "", all, ql + 1 + len, NULL, NULL, NULL, NULL, NULL, err, errlen);
+    free(all);
     return cls;
 }
 
@@ -675,7 +774,7 @@ errclass_t
 ch_client_insert_stream(ch_client_t *c, const char *query, ch_stream_fn fn, void *ud, char *err,
                         size_t errlen)
 {
-    stream_t st = {fn, ud, false};
+    stream_t st = {fn, ud, false, NULL, 0, 0, 0};
     return insert(c, query, NULL, 0, &st, err, errlen);
 }
 
@@ -732,7 +831,8 @@ ch_client_query_ext(ch_client_t *c, const char *sql, const char *ext_name,
     body_t recv = {0};
     recv.fn = fn;
     recv.fnud = ud;
-    cls = perform(c, uq, NULL, 0, NULL, mime, &recv, NULL, NULL, err, errlen);
+    sent_t sent = {sql, 0};
+    cls = perform(c, &sent, uq, NULL, 0, NULL, mime, &recv, NULL, NULL, err, errlen);
     *stopped = recv.stopped;
 out:
     curl_free(q);

@@ -47,6 +47,8 @@ io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, 
 {
     applyio_t *io = ud;
     errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        chtable_memory_hint(t, err, errlen);
     if (cls != ERRCLASS_NONE && (ch_error_code(err) == 60 || ch_error_code(err) == 81)) {
         size_t l = strlen(err);
         if (!table_gone(io, t)) {
@@ -269,40 +271,62 @@ applyio_free(applyio_t *io)
     io->nsynced = 0;
 }
 
-static errclass_t
-io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const unsigned char *keys,
-          size_t keys_len, size_t nkeys, size_t budget, apply_row_fn on_row, void *cbud,
-          bool *complete, char *err, size_t errlen)
+/* Bytes of s in a URL (curl_easy_escape keeps only letters, digits and "-._~"). */
+static size_t
+url_len(const char *s, size_t n)
 {
-    (void)nkeys;
-    applyio_t *io = ud;
-    errclass_t scls = applyio_synced(io, t->def->target, err, errlen);
-    if (scls != ERRCLASS_NONE)
-        return scls;
-    buf_t sql, st;
-    buf_init(&sql);
-    buf_init(&st);
+    size_t l = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        l += (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~'
+                 ? 1
+                 : 3;
+    }
+    return l;
+}
+
+/* The most of a lookup's SELECT in the URL: its keys go as external data (multipart), and
+ * ClickHouse 18.16 takes the statement of such a request from the URL only, which it refuses
+ * over 16 KB. A lookup of more columns is made in groups (lookup_split). */
+#define LOOKUP_URL_MAX 12000
+
+/* The lookup SELECT of columns cols[0..ncols) of t (NUL-terminated in sql). */
+static void
+lookup_sql(const chtable_t *t, const size_t *cols, size_t ncols, buf_t *sql)
+{
     char q[300];
-    buf_append(&sql, "SELECT ", 7);
+    buf_append(sql, "SELECT ", 7);
     for (size_t k = 0; k < t->nkeys; k++) {
         chsql_ident(chtable_col_name(t->def->columns[t->keycols[k]]), q, sizeof(q));
-        buf_append(&sql, q, strlen(q));
-        buf_append(&sql, ", ", 2);
+        buf_append(sql, q, strlen(q));
+        buf_append(sql, ", ", 2);
     }
     for (size_t i = 0; i < ncols; i++) {
         chsql_ident(chtable_col_name(t->def->columns[cols[i]]), q, sizeof(q));
-        buf_append(&sql, q, strlen(q));
-        buf_append(&sql, ", ", 2);
+        buf_append(sql, q, strlen(q));
+        buf_append(sql, ", ", 2);
     }
     const char *mid = "`" META_DELETED "`, `" META_VERSION "`, _part FROM ";
-    buf_append(&sql, mid, strlen(mid));
-    buf_append(&sql, t->qname, strlen(t->qname));
-    buf_append(&sql, " PREWHERE ", 10);
-    chtable_key_tuple(t, &sql);
-    buf_append(&sql, " IN _pgferry_keys ORDER BY ", 27);
-    chtable_key_tuple(t, &sql);
+    buf_append(sql, mid, strlen(mid));
+    buf_append(sql, t->qname, strlen(t->qname));
+    buf_append(sql, " PREWHERE ", 10);
+    chtable_key_tuple(t, sql);
+    buf_append(sql, " IN _pgferry_keys ORDER BY ", 27);
+    chtable_key_tuple(t, sql);
     const char *tail = " FORMAT RowBinary";
-    buf_append(&sql, tail, strlen(tail) + 1);
+    buf_append(sql, tail, strlen(tail) + 1);
+}
+
+static errclass_t
+lookup_once(applyio_t *io, const chtable_t *t, const size_t *cols, size_t ncols,
+            const unsigned char *keys, size_t keys_len, size_t budget, apply_row_fn on_row,
+            void *cbud, bool *complete, char *err, size_t errlen)
+{
+    buf_t sql, st;
+    buf_init(&sql);
+    buf_init(&st);
+    lookup_sql(t, cols, ncols, &sql);
     chtable_key_structure(t, &st);
     buf_byte(&st, '\0');
     reader_t r;
@@ -343,6 +367,161 @@ out:
     buf_free(&sql);
     buf_free(&st);
     return cls;
+}
+
+/* One group's rows: per row u32 key_len, u32 vals_len, u8 deleted, key, vals. */
+typedef struct {
+    buf_t data;
+    size_t n;
+} collected_t;
+
+static bool
+collect_row(void *ud, const unsigned char *key, size_t key_len, bool deleted,
+            const unsigned char *vals, size_t vals_len)
+{
+    collected_t *c = ud;
+    uint32_t kl = (uint32_t)key_len, vl = (uint32_t)vals_len;
+    unsigned char d = deleted ? 1 : 0;
+    buf_append(&c->data, &kl, 4);
+    buf_append(&c->data, &vl, 4);
+    buf_append(&c->data, &d, 1);
+    buf_append(&c->data, key, key_len);
+    buf_append(&c->data, vals, vals_len);
+    c->n++;
+    return !c->data.oom;
+}
+
+/* A lookup of more columns than one URL holds: the columns in groups, one lookup each (all of
+ * the keys, no budget), the rows put together key by key. Each group's rows are what FINAL
+ * would keep, ordered by key, and nothing writes the table between the groups (the pipe is its
+ * only writer, and this is before the flush's insert): the same keys in the same order. */
+static errclass_t
+lookup_split(applyio_t *io, const chtable_t *t, const size_t *cols, size_t ncols,
+             const unsigned char *keys, size_t keys_len, size_t base_len, apply_row_fn on_row,
+             void *cbud, bool *complete, char *err, size_t errlen)
+{
+    size_t ngroups = 0, *gstart = calloc(ncols + 1, sizeof(size_t));
+    collected_t *g = NULL;
+    buf_t row;
+    buf_init(&row);
+    errclass_t cls = ERRCLASS_TRANSIENT;
+    if (!gstart) {
+        snprintf(err, errlen, "out of memory");
+        return cls;
+    }
+    for (size_t i = 0, len = base_len; i < ncols; i++) {
+        char q[300];
+        chsql_ident(chtable_col_name(t->def->columns[cols[i]]), q, sizeof(q));
+        size_t cl = url_len(q, strlen(q)) + 6; /* and ", " */
+        if (i == 0 || len + cl > LOOKUP_URL_MAX) {
+            gstart[ngroups++] = i;
+            len = base_len;
+        }
+        len += cl;
+    }
+    gstart[ngroups] = ncols;
+    g = calloc(ngroups, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < ngroups; k++) {
+        buf_init(&g[k].data);
+        bool done;
+        cls = lookup_once(io, t, cols + gstart[k], gstart[k + 1] - gstart[k], keys, keys_len,
+                          (size_t)-1, collect_row, &g[k], &done, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto out;
+        if (g[k].data.oom) {
+            snprintf(err, errlen, "out of memory reading stored values of %s", t->qname);
+            cls = ERRCLASS_TRANSIENT;
+            goto out;
+        }
+        if (g[k].n != g[0].n) {
+            snprintf(err, errlen,
+                     "a lookup in %s in %zu groups of columns found %zu rows in one, %zu in "
+                     "another",
+                     t->qname, ngroups, g[0].n, g[k].n);
+            cls = ERRCLASS_TRANSIENT;
+            goto out;
+        }
+    }
+    size_t *pos = calloc(ngroups, sizeof(size_t));
+    if (!pos) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+        goto out;
+    }
+    for (size_t r = 0; r < g[0].n && cls == ERRCLASS_NONE; r++) {
+        buf_reset(&row);
+        const unsigned char *key0 = NULL;
+        uint32_t kl0 = 0;
+        bool deleted = false;
+        for (size_t k = 0; k < ngroups; k++) {
+            const unsigned char *p = g[k].data.data + pos[k];
+            uint32_t kl, vl;
+            memcpy(&kl, p, 4);
+            memcpy(&vl, p + 4, 4);
+            if (k == 0) {
+                key0 = p + 9;
+                kl0 = kl;
+            } else if (kl != kl0 || memcmp(p + 9, key0, kl) != 0) {
+                snprintf(err, errlen,
+                         "a lookup in %s in %zu groups of columns found other keys in one group",
+                         t->qname, ngroups);
+                cls = ERRCLASS_TRANSIENT;
+                break;
+            }
+            deleted = deleted || p[8];
+            buf_append(&row, p + 9 + kl, vl);
+            pos[k] += 9 + (size_t)kl + vl;
+        }
+        if (cls != ERRCLASS_NONE)
+            break;
+        if (row.oom || !on_row(cbud, key0, kl0, deleted, row.data, row.len)) {
+            snprintf(err, errlen, "out of memory reading stored values of %s", t->qname);
+            cls = ERRCLASS_TRANSIENT;
+        }
+    }
+    free(pos);
+    *complete = true;
+out:
+    for (size_t k = 0; g && k < ngroups; k++)
+        buf_free(&g[k].data);
+    free(g);
+    free(gstart);
+    buf_free(&row);
+    return cls;
+}
+
+static errclass_t
+io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const unsigned char *keys,
+          size_t keys_len, size_t nkeys, size_t budget, apply_row_fn on_row, void *cbud,
+          bool *complete, char *err, size_t errlen)
+{
+    (void)nkeys;
+    applyio_t *io = ud;
+    errclass_t cls = applyio_synced(io, t->def->target, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    buf_t sql;
+    buf_init(&sql);
+    lookup_sql(t, cols, ncols, &sql);
+    size_t ul = sql.oom ? 0 : url_len((const char *)sql.data, sql.len - 1);
+    buf_reset(&sql);
+    lookup_sql(t, cols, 0, &sql);
+    size_t base = sql.oom ? 0 : url_len((const char *)sql.data, sql.len - 1);
+    bool oom = sql.oom;
+    buf_free(&sql);
+    if (oom) {
+        snprintf(err, errlen, "out of memory");
+        return ERRCLASS_TRANSIENT;
+    }
+    if (ul <= LOOKUP_URL_MAX || ncols < 2)
+        return lookup_once(io, t, cols, ncols, keys, keys_len, budget, on_row, cbud, complete, err,
+                           errlen);
+    return lookup_split(io, t, cols, ncols, keys, keys_len, base, on_row, cbud, complete, err,
+                        errlen);
 }
 
 /* ---- the source's current rows ------------------------------------------------------------- */

@@ -731,6 +731,52 @@ by_definition(const relmap_entry_t *e, const pgo_tuple_t *tup, const pgo_value_t
     return out;
 }
 
+/* A NULL in a column recorded NOT NULL: the source dropped NOT NULL, which no Relation message
+ * tells. The table's pending rows (encoded for the old types) go first, then its columns follow
+ * (schema_nullable), before the change is applied. */
+static errclass_t
+follow_nullable(cdc_t *c, const relmap_entry_t *e, const pgo_msg_t *m, char *err, size_t errlen)
+{
+    ctable_t *t = &c->tables[e->table];
+    const Pgferry__State__TableDef *d = c->defs[t->index];
+    const pgo_tuple_t *tups[2] = {&m->u.change.new_tuple, &m->u.change.old_tuple};
+    bool *null_in = NULL;
+    for (int k = 0; k < 2; k++) {
+        /* an old key ('K') has NULL in every column but the key's */
+        if (k == 0 ? m->kind == PGO_DELETE : m->u.change.old_kind != 'O')
+            continue;
+        const pgo_value_t *const *v = by_definition(e, tups[k], c->newv);
+        for (size_t i = 0; i < d->n_columns && i < e->ndef; i++) {
+            if (!d->columns[i]->not_null || v[i]->kind != 'n')
+                continue;
+            if (!null_in && !(null_in = calloc(d->n_columns, sizeof(bool)))) {
+                snprintf(err, errlen, "out of memory");
+                return ERRCLASS_TRANSIENT;
+            }
+            null_in[i] = true;
+        }
+    }
+    if (!null_in)
+        return ERRCLASS_NONE;
+    Pgferry__State__TableDef *nd = NULL;
+    char reason[2000];
+    errclass_t cls = apply_flush_table(c->ap, t->ap, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        cls = schema_nullable(c->ch, &c->cl, c->spec->dest_database, d, null_in, &nd, reason,
+                              sizeof(reason), err, errlen);
+    free(null_in);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    setup_free_def(c->defs[t->index]);
+    c->defs[t->index] = nd;
+    if ((cls = table_prepare(c, t, err, errlen)) != ERRCLASS_NONE)
+        return cls;
+    apply_set_table(c->ap, t->ap, &t->ct);
+    defs_changed(c, reason);
+    log_info("%s", reason);
+    return ERRCLASS_NONE;
+}
+
 static errclass_t
 on_change(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
 {
@@ -756,6 +802,9 @@ on_change(cdc_t *c, const pgo_msg_t *m, char *err, size_t errlen)
                  m->u.change.relid);
         return ERRCLASS_FATAL;
     }
+    errclass_t fcls = follow_nullable(c, e, m, err, errlen);
+    if (fcls != ERRCLASS_NONE)
+        return fcls;
     char ok = m->u.change.old_kind;
     uint32_t part = m->u.change.relid;
     c->total_changes++;

@@ -143,3 +143,22 @@ chtable_key_tuple(const chtable_t *t, buf_t *out)
     }
     buf_byte(out, ')');
 }
+
+void
+chtable_memory_hint(const chtable_t *t, char *err, size_t errlen)
+{
+    const char *p = strstr(err, "Code: ");
+    if (!p || atoi(p + 6) != 241) /* MEMORY_LIMIT_EXCEEDED */
+        return;
+    size_t files = 0;
+    for (size_t i = 0; i < t->ncols; i++)
+        files += t->tm[i].nullable ? 2 : 1;
+    if (files < 400)
+        return;
+    size_t l = strlen(err);
+    snprintf(err + l, errlen > l ? errlen - l : 0,
+             " (%s has %zu columns in %zu column files: ClickHouse 18.16 buffers about 2.5 MB "
+             "per column file in an insert, so it needs about %zu MB of max_memory_usage; raise "
+             "it for pgferry's ClickHouse user)",
+             t->qname, t->ncols, files, files * 5 / 2 + 100);
+}

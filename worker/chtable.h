@@ -53,4 +53,8 @@ size_t chtable_row_size(const chtable_t *t, const unsigned char *data, size_t le
 void chtable_key_structure(const chtable_t *t, buf_t *out);
 void chtable_key_tuple(const chtable_t *t, buf_t *out);
 
+/* Appends to err (a failed insert into t) what a memory-limit refusal of a wide table needs:
+ * ClickHouse 18.16 buffers about 2.5 MB per column file (a Nullable column has two). */
+void chtable_memory_hint(const chtable_t *t, char *err, size_t errlen);
+
 #endif

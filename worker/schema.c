@@ -334,6 +334,9 @@ publication_changed(PGconn *pg, const char *user_pub, const Pgferry__State__Tabl
     return ERRCLASS_NONE;
 }
 
+static errclass_t drop_view_first(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                                  const char *target, char *err, size_t errlen);
+
 errclass_t
 schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
              const Pgferry__State__TableSpec *ts, const char *user_pub, unsigned tm_flags,
@@ -638,7 +641,9 @@ schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
             buf_append(&sql, " Nullable(", 10);
             buf_append(&sql, type, strlen(type));
             buf_byte(&sql, ')');
-            cls = ch_exec(ch, &sql, err, errlen);
+            cls = drop_view_first(ch, cl, db, old->target, err, errlen);
+            if (cls == ERRCLASS_NONE)
+                cls = ch_exec(ch, &sql, err, errlen);
             if (cls != ERRCLASS_NONE)
                 goto out;
         }
@@ -678,6 +683,152 @@ out:
     free(attnums);
     free(uold);
     free(survive);
+    free(chcols);
+    buf_free(&reason);
+    buf_free(&sql);
+    if (nd)
+        setup_free_def(nd);
+    return cls;
+}
+
+/* Drops the live-rows view of target before a MODIFY COLUMN of its table: ClickHouse 18.16
+ * crashes (a segmentation fault) when a view created before a column became Nullable is read
+ * (found with a Nullable(Decimal) column; any read of the view between the ALTER and its
+ * re-creation did it). Without the view such a read fails cleanly until it is created again. */
+static errclass_t
+drop_view_first(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
+                char *err, size_t errlen)
+{
+    char view[300];
+    snprintf(view, sizeof(view), "%s_live", target);
+    return setup_drop(ch, cl, db, view, false, err, errlen);
+}
+
+/* The sharded layout's Distributed table and the live-rows view take the data table's columns
+ * again after a change of them (as at the end of schema_apply). */
+static errclass_t
+redo_dependents(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                const Pgferry__State__TableDef *nd, char *err, size_t errlen)
+{
+    errclass_t cls = setup_redo_dist(ch, cl, db, nd, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    char view[300];
+    snprintf(view, sizeof(view), "%s_live", nd->target);
+    cls = setup_drop(ch, cl, db, view, false, err, errlen);
+    char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(cl, db, nd) : NULL;
+    if (cls == ERRCLASS_NONE && !vddl) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+    }
+    if (cls == ERRCLASS_NONE)
+        cls = ch_client_query(ch, vddl, NULL, err, errlen);
+    free(vddl);
+    return cls;
+}
+
+errclass_t
+schema_nullable(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                const Pgferry__State__TableDef *old, const bool *null_in,
+                Pgferry__State__TableDef **out, char *reason_out, size_t reasonlen, char *err,
+                size_t errlen)
+{
+    char shown[400], data[300], qtab[900];
+    snprintf(shown, sizeof(shown), "%s.%s", old->schema, old->name);
+    *out = NULL;
+    /* a column of the ordering key cannot be Nullable in ClickHouse: nothing to follow */
+    for (size_t i = 0; i < old->n_columns; i++) {
+        const Pgferry__State__ColumnDef *c = old->columns[i];
+        if (null_in[i] && c->not_null && c->key_position) {
+            snprintf(err, errlen,
+                     "column %s of %s was made nullable at the source (ALTER COLUMN ... DROP NOT "
+                     "NULL) and a change holds NULL in it, but it is in the destination's "
+                     "ordering key (--order-by), which ClickHouse cannot make Nullable: set it "
+                     "NOT NULL again at the source (after changing the NULL rows) and resync the "
+                     "pipe, or remove the table and add it again without it in --order-by",
+                     c->name, shown);
+            return ERRCLASS_FATAL;
+        }
+    }
+    chcluster_data_table(cl, old->target, data, sizeof(data));
+    char *chcols = NULL;
+    errclass_t cls = ch_columns(ch, db, data, &chcols, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    size_t n = pgferry__state__table_def__get_packed_size(old);
+    uint8_t *packed = malloc(n ? n : 1);
+    Pgferry__State__TableDef *nd = NULL;
+    if (packed) {
+        pgferry__state__table_def__pack(old, packed);
+        nd = pgferry__state__table_def__unpack(NULL, n, packed);
+        free(packed);
+    }
+    buf_t reason, sql;
+    buf_init(&reason);
+    buf_init(&sql);
+    if (!nd) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+        goto out;
+    }
+    {
+        char q[300], qt[300];
+        chsql_ident(db, q, sizeof(q));
+        chsql_ident(data, qt, sizeof(qt));
+        snprintf(qtab, sizeof(qtab), "%s.%s%s", q, qt, cl->on);
+    }
+    /* one ALTER for all of them (a wide table can lose many NOT NULLs at once) */
+    const Pgferry__State__ColumnDef *first = NULL;
+    buf_append(&sql, "ALTER TABLE ", 12);
+    buf_append(&sql, qtab, strlen(qtab));
+    size_t nmod = 0;
+    for (size_t i = 0; i < nd->n_columns; i++) {
+        Pgferry__State__ColumnDef *c = nd->columns[i];
+        if (!null_in[i] || !c->not_null)
+            continue;
+        char type[200], q[300], nt[256];
+        snprintf(nt, sizeof(nt), "Nullable(%s)", c->ch_type);
+        /* already Nullable: the change was made before a restart and is seen again */
+        if (!ch_column_type(chcols, chtable_col_name(c), type, sizeof(type)) ||
+            strcmp(type, nt) != 0) {
+            chsql_ident(chtable_col_name(c), q, sizeof(q));
+            const char *mc = nmod++ ? ", MODIFY COLUMN " : " MODIFY COLUMN ";
+            buf_append(&sql, mc, strlen(mc));
+            buf_append(&sql, q, strlen(q));
+            buf_byte(&sql, ' ');
+            buf_append(&sql, nt, strlen(nt));
+            first = first ? first : c;
+        }
+        c->not_null = false;
+        set_string(&c->ch_type, nt);
+        note(&reason, "column %s dropped NOT NULL at the source (ClickHouse column %s is %s now)",
+             c->name, chtable_col_name(c), nt);
+    }
+    if (nmod) {
+        cls = drop_view_first(ch, cl, db, old->target, err, errlen);
+        if (cls == ERRCLASS_NONE)
+            cls = ch_exec(ch, &sql, err, errlen);
+        if (cls == ERRCLASS_FATAL) {
+            char e[700];
+            snprintf(e, sizeof(e), "%s", err);
+            snprintf(err, errlen,
+                     "column %s of %s was made nullable at the source (ALTER COLUMN ... DROP NOT "
+                     "NULL) and a change holds NULL in it, but ClickHouse cannot make its column "
+                     "Nullable (%s): resync the pipe, or remove the table and add it again with "
+                     "the column in --exclude-columns",
+                     first->name, shown, e);
+        }
+        if (cls != ERRCLASS_NONE)
+            goto out;
+    }
+    cls = redo_dependents(ch, cl, db, nd, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto out;
+    snprintf(reason_out, reasonlen, "schema change in %s: %.*s", shown, (int)reason.len,
+             (char *)reason.data);
+    *out = nd;
+    nd = NULL;
+out:
     free(chcols);
     buf_free(&reason);
     buf_free(&sql);

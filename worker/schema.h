@@ -34,6 +34,17 @@ errclass_t schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, cons
                         const pgo_msg_t *rel, Pgferry__State__TableDef **out, char *reason,
                         size_t reasonlen, char *err, size_t errlen);
 
+/* A change held NULL in columns of old recorded NOT NULL (null_in[i] for old's column i): the
+ * source dropped NOT NULL, which the Relation message does not carry. Each such column becomes
+ * Nullable in ClickHouse (MODIFY COLUMN, ON CLUSTER on clusters; the Distributed table and the
+ * live view follow) and *out is the new definition. A column of the ordering key cannot be
+ * Nullable: FATAL naming the way out, as for a ClickHouse refusal. SET NOT NULL needs nothing
+ * (a Nullable column holds the values). */
+errclass_t schema_nullable(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                           const Pgferry__State__TableDef *old, const bool *null_in,
+                           Pgferry__State__TableDef **out, char *reason, size_t reasonlen,
+                           char *err, size_t errlen);
+
 /* Whether the key columns the Relation message marks (replica identity) are the recorded key
  * (always true under REPLICA IDENTITY FULL, which marks every column). */
 bool schema_key_matches(const Pgferry__State__TableDef *d, const pgo_msg_t *rel);

@@ -104,7 +104,11 @@ add_row(stream_state_t *st, const unsigned char *p, size_t n, bool *end, char *e
         }
         bool ok = true;
         if (null && !st->ct->tm[i].nullable) {
-            snprintf(e, elen, "NULL in a NOT NULL column");
+            /* the definition was read before the source dropped NOT NULL (a load retried
+             * later): a new definition comes with a resync */
+            snprintf(e, elen,
+                     "NULL in a NOT NULL column (NOT NULL was dropped at the source after the "
+                     "pipe read the table's definition: resync the pipe)");
             ok = false;
         } else if (null) {
             buf_byte(&col->nulls, 1);
@@ -437,8 +441,10 @@ stream_range(PGconn *pg, ch_client_t *ch, const char *db, const Pgferry__State__
             snprintf(err, errlen, "%s", st.err);
             goto out;
         }
-        if (cls != ERRCLASS_NONE)
+        if (cls != ERRCLASS_NONE) {
+            chtable_memory_hint(&ct, err, errlen);
             goto out;
+        }
     } while (!st.copy_done || st.block.sealed || st.hold);
     r = PQgetResult(pg);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {

@@ -53,7 +53,7 @@ pg_part(const typemap_col_t *tm, const char *qcol, buf_t *b)
         snprintf(e, sizeof(e), "concat(%s)", qcol);
         break;
     }
-    char s[1600];
+    char s[2400];
     snprintf(s, sizeof(s),
              "CASE WHEN %s IS NULL THEN 'n' ELSE 'v' || octet_length(%s) || ':' || %s END", qcol, e,
              e);
@@ -87,34 +87,44 @@ ch_part(const typemap_col_t *tm, const char *qcol, buf_t *b)
     puts_(b, s);
 }
 
-/* The canonical text of the key columns (keys_only) or of all columns, as SQL. */
+/* The canonical text of the key columns (keys_only) or of all columns, as SQL: the columns'
+ * parts concatenated. PostgreSQL's functions take at most 100 arguments, so there the parts go
+ * in groups of VERIFY_CONCAT_GROUP, each its own concat, inside one concat (up to 1600 columns
+ * make 18 groups): the same text as one concat of all the parts. */
 bool
 verify_canonical_sql(PGconn *pg, const Pgferry__State__TableDef *d, const typemap_col_t *tm,
                      bool keys_only, bool ch, buf_t *b)
 {
-    puts_(b, "concat(");
-    int n = 0;
+    (void)pg;
+    size_t total = 0;
+    for (size_t i = 0; i < d->n_columns; i++)
+        total += !keys_only || d->columns[i]->key_position > 0;
+    bool nest = !ch && total > VERIFY_CONCAT_GROUP;
+    puts_(b, nest ? "concat(concat(" : "concat(");
+    size_t n = 0;
     for (uint32_t k = keys_only ? 1 : 0; keys_only ? k <= d->n_columns : k == 0; k++) {
         for (size_t i = 0; i < d->n_columns; i++) {
             if (keys_only && d->columns[i]->key_position != k)
                 continue;
-            if (n++)
+            if (n && nest && n % VERIFY_CONCAT_GROUP == 0)
+                puts_(b, "), concat(");
+            else if (n)
                 puts_(b, ", ");
+            n++;
+            char q[300];
             if (ch) {
-                char q[300];
                 chsql_ident(chtable_col_name(d->columns[i]), q, sizeof(q));
                 ch_part(&tm[i], q, b);
             } else {
-                char *q = PQescapeIdentifier(pg, d->columns[i]->name, strlen(d->columns[i]->name));
-                if (!q)
-                    return false;
+                tablename_quote_pg(d->columns[i]->name, q, sizeof(q));
                 pg_part(&tm[i], q, b);
-                PQfreemem(q);
             }
         }
         if (!keys_only)
             break;
     }
+    if (nest)
+        puts_(b, ")");
     puts_(b, ch || n < 2 ? ", '')" : ")"); /* ClickHouse's concat wants two arguments */
     return !b->oom;
 }

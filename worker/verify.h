@@ -36,9 +36,11 @@ errclass_t verify_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__Tabl
                       verify_result_t *out, char *err, size_t errlen);
 
 /* Helpers, exposed for the unit tests. */
-/* The SQL expression of a row's canonical text on one side (ch: ClickHouse, else PostgreSQL,
- * which needs pg for identifier quoting): every column's part, or only the key columns in key
- * order. Appends to b; false when out of memory. */
+/* The SQL expression of a row's canonical text on one side (ch: ClickHouse, else PostgreSQL;
+ * pg is not used): every column's part, or only the key columns in key order. PostgreSQL's
+ * side nests its concat in groups of VERIFY_CONCAT_GROUP parts (its functions take at most 100
+ * arguments). Appends to b; false when out of memory. */
+#define VERIFY_CONCAT_GROUP 90
 bool verify_canonical_sql(PGconn *pg, const Pgferry__State__TableDef *d, const typemap_col_t *tm,
                           bool keys_only, bool ch, buf_t *b);
 /* "v2:17v1:a" (a canonical key) -> "17, a"; NULL parts as NULL. */

@@ -3,9 +3,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "chclient.h"
 
@@ -80,6 +87,99 @@ test_endpoint_failover(void **state)
     assert_non_null(strstr(err, "endpoint 2"));
 }
 
+/* A server on loopback that answers every request with HTTP 400 and an empty body (as
+ * ClickHouse 18.16 answers a URL over 16 KB, or a proxy may); its port in *port. */
+static pid_t
+empty_400_server(int *port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof(a);
+    assert_true(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(s, 8) == 0 &&
+                getsockname(s, (struct sockaddr *)&a, &al) == 0);
+    *port = ntohs(a.sin_port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) {
+        close(s);
+        return pid;
+    }
+    alarm(10);
+    for (;;) {
+        int c = accept(s, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[65536];
+        size_t got = 0;
+        while (got < sizeof(buf) - 1) { /* the request's head */
+            ssize_t n = read(c, buf + got, sizeof(buf) - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            buf[got] = '\0';
+            if (strstr(buf, "\r\n\r\n"))
+                break;
+        }
+        const char *r =
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        if (write(c, r, strlen(r)) < 0)
+            _exit(1);
+        shutdown(c, SHUT_WR);
+        struct pollfd p = {c, POLLIN, 0};
+        while (poll(&p, 1, 200) > 0 && read(c, buf, sizeof(buf)) > 0)
+            ; /* the rest of the body, so that closing does not reset the reply */
+        close(c);
+    }
+}
+
+static long
+produce_once(void *ud, char *buf, size_t cap)
+{
+    int *calls = ud;
+    if ((*calls)++ || cap < 2)
+        return 0;
+    memcpy(buf, "1\n", 2);
+    return 2;
+}
+
+/* An HTTP error with an empty reply says what was sent and the status, never "HTTP 400: " with
+ * nothing after it; the statement's head stops before its first literal. */
+static void
+test_empty_error(void **state)
+{
+    (void)state;
+    int port;
+    pid_t srv = empty_400_server(&port);
+    char url[64], err[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    ch_client_t *c = ch_client_new(url, NULL, NULL, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(
+        ch_client_query(c, "SELECT count() FROM db.t WHERE k = 'secret'", NULL, err, sizeof(err)),
+        ERRCLASS_TRANSIENT);
+    assert_non_null(strstr(err, "ClickHouse HTTP 400"));
+    assert_non_null(strstr(err, "empty reply"));
+    assert_non_null(strstr(err, "SELECT count() FROM db.t WHERE k = "));
+    assert_null(strstr(err, "secret"));
+    assert_non_null(strstr(err, "a body of 43 bytes"));
+    assert_int_equal(
+        ch_client_insert(c, "INSERT INTO db.t (a, b) FORMAT TSV", "1\t2\n", 4, err, sizeof(err)),
+        ERRCLASS_TRANSIENT);
+    assert_non_null(strstr(err, "INSERT INTO db.t (a, b) FORMAT TSV"));
+    int calls = 0;
+    assert_int_equal(ch_client_insert_stream(c, "INSERT INTO db.t (a) FORMAT TSV", produce_once,
+                                             &calls, err, sizeof(err)),
+                     ERRCLASS_TRANSIENT);
+    assert_non_null(strstr(err, "INSERT INTO db.t (a) FORMAT TSV"));
+    assert_non_null(strstr(err, "streamed body"));
+    ch_client_destroy(&c);
+    kill(srv, SIGKILL);
+    waitpid(srv, NULL, 0);
+}
+
 static void
 test_version_number(void **state)
 {
@@ -124,6 +224,11 @@ test_classify(void **state)
          ERRCLASS_TRANSIENT},
         {500, "Code: 319. DB::Exception: Unknown status of insert", ERRCLASS_TRANSIENT},
         {500, "Code: 1000, e.displayText() = DB::Exception: Poco exception", ERRCLASS_TRANSIENT},
+        {501,
+         "Code: 48, e.displayText() = DB::Exception: There was an error on [127.0.0.1:9000]: "
+         "Cannot enqueue replicated DDL query for a replicated shard",
+         ERRCLASS_TRANSIENT},
+        {501, "Code: 48, e.displayText() = DB::Exception: Not implemented", ERRCLASS_FATAL},
         {502, "<html>Bad Gateway</html>", ERRCLASS_TRANSIENT},
         {500, "", ERRCLASS_TRANSIENT},
     };
@@ -182,6 +287,7 @@ main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_refused_is_transient),
         cmocka_unit_test(test_endpoint_failover),
+        cmocka_unit_test(test_empty_error),
         cmocka_unit_test(test_version_number),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_scrub),
