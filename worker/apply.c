@@ -876,6 +876,24 @@ materialize(apply_t *a, atable_t *t, const entry_t *e, const uint32_t *ucols, si
     return !out->oom;
 }
 
+/* Writes entry e as a delete row of its key (key columns set, the others absent). */
+static bool
+materialize_deleted(apply_t *a, atable_t *t, const entry_t *e, buf_t *out)
+{
+    const chtable_t *ct = t->ct;
+    const unsigned char *row = t->arena.data + e->off + e->key_len;
+    if (!row_offsets(a, ct, row, e->row_len))
+        return false;
+    for (size_t i = 0; i < ct->ncols; i++) {
+        if (ct->def->columns[i]->key_position)
+            buf_append(out, row + a->offs[i], a->offs[i + 1] - a->offs[i]);
+        else
+            typemap_encode_absent(&ct->tm[i], out);
+    }
+    chtable_put_trailer(ct, out, e->version, true, e->partition);
+    return !out->oom;
+}
+
 typedef struct {
     apply_t *a;
     atable_t *t;
@@ -890,7 +908,7 @@ typedef struct {
     uint64_t *matrows, *defrows;
 } resolver_t;
 
-/* Writes pending entry ei with the values found (or absent ones). */
+/* Writes pending entry ei with the values found (v NULL: as a delete row of its key). */
 static bool
 write_resolved(resolver_t *r, uint32_t ei, const unsigned char *v, size_t vl)
 {
@@ -902,7 +920,9 @@ write_resolved(resolver_t *r, uint32_t ei, const unsigned char *v, size_t vl)
         (*cnt)--;
     uint32_t *mine = srcset_count(&r->ss, t, t->arena.data + e->off, e->key_len, e->hash);
     bool waited_on = mine && *mine > 0;
-    if (!materialize(r->a, t, e, r->ucols, r->nucols, v, vl, waited_on ? r->deferred : r->mat))
+    buf_t *out = waited_on ? r->deferred : r->mat;
+    if (v ? !materialize(r->a, t, e, r->ucols, r->nucols, v, vl, out)
+          : !materialize_deleted(r->a, t, e, out))
         return false;
     (*(waited_on ? r->defrows : r->matrows))++;
     e->done = true;
@@ -1019,14 +1039,14 @@ resolve(apply_t *a, atable_t *t, buf_t *mat, uint64_t *matrows, buf_t *deferred,
     if (!srcset_init(&r.ss, t, pe, np))
         goto oom;
     /* the rows asked below a version first (a lookup asks one bound) */
-    size_t nb = 0;
+    size_t nb = 0, nu = 0;
     for (size_t i = 0; i < np; i++) {
-        if (t->pend[t->ents[pe[i]].pend].below) {
-            uint32_t x = pe[i];
-            memmove(pe + nb + 1, pe + nb, (i - nb) * sizeof(*pe));
-            pe[nb++] = x;
-        }
+        if (t->pend[t->ents[pe[i]].pend].below)
+            pe[nb++] = pe[i];
+        else
+            miss[nu++] = pe[i]; /* miss is free until the first lookup */
     }
+    memcpy(pe + nb, miss, nu * sizeof(*pe));
     /* pe[head..np): still to resolve */
     size_t head = 0;
     while (head < np) {
@@ -1080,11 +1100,16 @@ resolve(apply_t *a, atable_t *t, buf_t *mat, uint64_t *matrows, buf_t *deferred,
                 if (v) {
                     a->st.from_source++;
                 } else {
+                    /* the source has no row under the change's key any more: a later committed
+                     * transaction deleted, re-keyed or truncated it, and the stream brings that
+                     * with a higher version. A row without the values (NULL) would be carried
+                     * on by a later update that keeps them, and an older row left live under
+                     * the key as well: a delete row, so that such an update finds nothing here
+                     * and asks the source for its own key */
                     a->st.unresolved++;
                     log_warn("%s: an update kept a TOASTed value that neither ClickHouse nor the "
-                             "source has (the source's row of that key was deleted or re-keyed "
-                             "since; the stream brings that later, with a higher version): "
-                             "written without it",
+                             "source has (a later transaction deleted or re-keyed that row; the "
+                             "stream brings it): written as a delete row until then",
                              ct->qname);
                 }
                 if (!write_resolved(&r, miss[i], v, vl))

@@ -120,7 +120,8 @@ typedef struct {
     uint64_t looked_up;   /* keys resolved by them */
     uint64_t from_batch;  /* unchanged values taken from the same flush */
     uint64_t from_source; /* keys resolved from the source's current row */
-    uint64_t unresolved;  /* keys neither had (written without those values) */
+    uint64_t unresolved;  /* rows neither had the values of (written as deleted: a later change
+                           * of the key is due) */
     uint64_t replayed;    /* changes skipped: ClickHouse already had them (a replay) */
     uint64_t collapsed;   /* changes replaced by a later change of the same key */
     uint64_t insert_ms;   /* time spent in inserts (producing the rows included) */

@@ -622,12 +622,14 @@ test_toast_from_source(void **state)
     F.source[0].big = "from source";
     F.nsource = 1;
     upd(7, 7, "v", U, 40);
-    upd(8, 8, "v", U, 40); /* neither has key 8: written without the value (NULL) */
+    upd(8, 8, "v", U, 40); /* neither has key 8: a delete row (a later change removed it) */
     flush();
     assert_int_equal(F.lookups, 1);
     assert_int_equal(F.source_lookups, 1);
     assert_string_equal(live(7)->big, "from source");
-    assert_true(live(8)->big_null);
+    assert_null(live(8));
+    assert_true(final_row(8)->deleted);
+    assert_int_equal(final_row(8)->version, 40);
     assert_int_equal(apply_stats(A)->from_source, 1);
     assert_int_equal(apply_stats(A)->unresolved, 1);
     /* a delete row in ClickHouse counts as no row */
@@ -829,6 +831,7 @@ test_replay_last_transaction(void **state)
     ins(11, "a", "BIG11", 10);
     ins(12, "b", "BIG12", 10);
     ins(13, "c", "BIG13", 10);
+    ins(99, "z", "BIG99", 10);
     flush();
     for (int run = 0; run < 2; run++) {
         if (run)
@@ -839,7 +842,10 @@ test_replay_last_transaction(void **state)
         upd(12, -12, U, U, 20);
         upd(13, 12, U, U, 20);
         upd(-12, 13, U, U, 20);
+        if (run) /* a later transaction in the same batch: its lookup takes the newest row */
+            upd(99, 99, "y", U, 30);
         flush();
+        assert_string_equal(live(99)->big, "BIG99");
         assert_string_equal(live(1011)->big, "BIG11");
         assert_string_equal(live(11)->big, "NEW11");
         assert_string_equal(live(12)->big, "BIG13");
@@ -927,6 +933,30 @@ test_toast_source_new_key(void **state)
     assert_int_equal(apply_stats(A)->unresolved, 0);
 }
 
+/* The same row re-keyed again (1 -> 1001, then 1001 -> 2001) by a transaction already committed
+ * when the first one is applied: the source has neither 1 nor 1001. The first update is written
+ * as a delete row (a NULL value there, or an older row of 1001, would be carried on to 2001);
+ * the second asks the source for 2001. */
+static void
+test_toast_source_rekeyed_again(void **state)
+{
+    (void)state;
+    F.source[0].id = 2001;
+    F.source[0].big = "kept";
+    F.nsource = 1;
+    ins(1001, "x", "OTHER ROW", 10); /* 1001 was another row, deleted before */
+    flush();
+    del(1001, 15);
+    upd(1, 1001, U, U, 20);
+    flush();
+    assert_null(live(1001));
+    assert_int_equal(apply_stats(A)->unresolved, 1);
+    upd(1001, 2001, U, U, 30);
+    flush();
+    assert_string_equal(live(2001)->big, "kept");
+    assert_null(live(1001));
+}
+
 int
 main(void)
 {
@@ -952,6 +982,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_replay_last_transaction_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_toast_source_new_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_toast_source_rekeyed_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
