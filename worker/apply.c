@@ -32,6 +32,7 @@ typedef struct {
     size_t cols_off; /* into pcols (uint32_t each) */
     uint32_t ncols;  /* 0: cancelled (its entry was replaced) */
     double est;      /* bytes counted for it in apply->pend_bytes */
+    uint64_t below;  /* the stored row below this version (0: the newest) */
 } pend_t;
 
 typedef struct {
@@ -48,6 +49,14 @@ typedef struct {
     size_t pending_vals; /* values still to be looked up */
     double est;          /* bytes of one looked-up value (running estimate) */
     uint64_t bytes_out;
+    /* the highest version ClickHouse held when this worker first saw the table: changes below
+     * it are there already (a replay), the transaction at it may be there in part */
+    uint64_t applied;
+    bool applied_known, skipping;
+    /* 64-bit hashes of the keys this worker inserted at version `applied` (open addressing,
+     * 0 = free): their newest stored row is this worker's */
+    uint64_t *seen;
+    size_t nseen, capseen;
 } atable_t;
 
 struct apply {
@@ -77,6 +86,61 @@ hash_bytes(const unsigned char *p, size_t n)
         h *= 16777619u;
     }
     return h;
+}
+
+static uint64_t
+hash64(const unsigned char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211u;
+    }
+    return h ? h : 1;
+}
+
+static bool
+seen_has(const atable_t *t, const unsigned char *key, size_t len)
+{
+    if (!t->capseen)
+        return false;
+    uint64_t h = hash64(key, len);
+    for (size_t j = h & (t->capseen - 1); t->seen[j]; j = (j + 1) & (t->capseen - 1)) {
+        if (t->seen[j] == h)
+            return true;
+    }
+    return false;
+}
+
+static bool
+seen_add(atable_t *t, const unsigned char *key, size_t len)
+{
+    if ((t->nseen + 1) * 2 > t->capseen) {
+        size_t cap = t->capseen ? t->capseen * 2 : 256;
+        uint64_t *n = calloc(cap, sizeof(*n));
+        if (!n)
+            return false;
+        for (size_t i = 0; i < t->capseen; i++) {
+            if (!t->seen[i])
+                continue;
+            size_t j = t->seen[i] & (cap - 1);
+            while (n[j])
+                j = (j + 1) & (cap - 1);
+            n[j] = t->seen[i];
+        }
+        free(t->seen);
+        t->seen = n;
+        t->capseen = cap;
+    }
+    uint64_t h = hash64(key, len);
+    size_t j = h & (t->capseen - 1);
+    for (; t->seen[j]; j = (j + 1) & (t->capseen - 1)) {
+        if (t->seen[j] == h)
+            return true;
+    }
+    t->seen[j] = h;
+    t->nseen++;
+    return true;
 }
 
 static uint32_t
@@ -240,6 +304,7 @@ table_free(atable_t *t)
     free(t->ents);
     free(t->index);
     free(t->pend);
+    free(t->seen);
     memset(t, 0, sizeof(*t));
 }
 
@@ -294,7 +359,7 @@ put_entry(apply_t *a, atable_t *t, size_t key_off, size_t key_len, size_t row_le
  * src_off in the arena when src is NULL). Returns the pend index or -1 on out of memory. */
 static int32_t
 add_pend(apply_t *a, atable_t *t, const unsigned char *src, size_t src_off, size_t src_len,
-         const uint32_t *cols, uint32_t ncols)
+         const uint32_t *cols, uint32_t ncols, uint64_t below)
 {
     if (t->npend == t->cappend) {
         size_t cap = t->cappend ? t->cappend * 2 : 64;
@@ -317,6 +382,7 @@ add_pend(apply_t *a, atable_t *t, const unsigned char *src, size_t src_off, size
     if (t->arena.oom || t->pcols.oom)
         return -1;
     p->ncols = ncols;
+    p->below = below;
     p->est = t->est * ncols;
     t->pending_vals += ncols;
     a->pend_bytes += p->est;
@@ -359,13 +425,55 @@ changed(apply_t *a, atable_t *t, size_t before, errclass_t cls, char *err, size_
     return relieve(a, err, errlen);
 }
 
+/* Whether a change at version is in ClickHouse already: versions below the highest one stored
+ * when this worker first saw the table (read then). A table's rows reach ClickHouse in stream
+ * order (its flushes insert all its pending rows, in order, and a failed insert ends the
+ * worker), so a stored row of a later transaction means every earlier change of the table is
+ * stored too; the transaction at that version may be stored only in part (its pieces) and is
+ * applied again. */
+static errclass_t
+replayed(apply_t *a, atable_t *t, uint64_t version, bool *skip, char *err, size_t errlen)
+{
+    *skip = false;
+    if (!t->applied_known) {
+        errclass_t cls = a->ops->max_version(a->ud, t->ct, &t->applied, err, errlen);
+        if (cls != ERRCLASS_NONE)
+            return cls;
+        t->applied_known = true;
+    }
+    if (version > t->applied && t->seen) {
+        free(t->seen); /* past the transaction applied again */
+        t->seen = NULL;
+        t->nseen = t->capseen = 0;
+    }
+    if (version >= t->applied) {
+        if (t->skipping) {
+            t->skipping = false;
+            log_info("%s: the replay reached the changes ClickHouse does not have all of",
+                     t->ct->qname);
+        }
+        return ERRCLASS_NONE;
+    }
+    if (!t->skipping)
+        log_info("%s: changes below version %llu are in ClickHouse already (a replay): skipped",
+                 t->ct->qname, (unsigned long long)t->applied);
+    t->skipping = true;
+    a->st.replayed++;
+    *skip = true;
+    return ERRCLASS_NONE;
+}
+
 errclass_t
 apply_insert(apply_t *a, int table, const pgo_value_t *const *newv, uint64_t version,
              uint32_t partition, char *err, size_t errlen)
 {
     atable_t *t = &a->tables[table];
     const chtable_t *ct = t->ct;
-    errclass_t cls = encode_key(ct, newv, &a->knew, err, errlen);
+    bool skip;
+    errclass_t cls = replayed(a, t, version, &skip, err, errlen);
+    if (cls != ERRCLASS_NONE || skip)
+        return cls;
+    cls = encode_key(ct, newv, &a->knew, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
     size_t start = t->arena.len;
@@ -409,8 +517,12 @@ apply_delete(apply_t *a, int table, const pgo_value_t *const *oldv, uint64_t ver
              uint32_t partition, char *err, size_t errlen)
 {
     atable_t *t = &a->tables[table];
+    bool skip;
+    errclass_t cls = replayed(a, t, version, &skip, err, errlen);
+    if (cls != ERRCLASS_NONE || skip)
+        return cls;
     size_t before = t->arena.len;
-    errclass_t cls = encode_key(t->ct, oldv, &a->kold, err, errlen);
+    cls = encode_key(t->ct, oldv, &a->kold, err, errlen);
     if (cls == ERRCLASS_NONE)
         cls = put_tombstone(a, t, oldv, &a->kold, version, partition, err, errlen);
     return changed(a, t, before, cls, err, errlen);
@@ -423,8 +535,11 @@ apply_update(apply_t *a, int table, const pgo_value_t *const *oldv, bool old_ful
 {
     atable_t *t = &a->tables[table];
     const chtable_t *ct = t->ct;
-    errclass_t cls = encode_key(ct, newv, &a->knew, err, errlen);
-    if (cls != ERRCLASS_NONE)
+    bool skip;
+    errclass_t cls = replayed(a, t, version, &skip, err, errlen);
+    if (cls != ERRCLASS_NONE || skip)
+        return cls;
+    if ((cls = encode_key(ct, newv, &a->knew, err, errlen)) != ERRCLASS_NONE)
         return cls;
     /* the key the row had before: unchanged TOAST values are what was stored under it */
     const buf_t *kold = &a->knew;
@@ -468,9 +583,12 @@ apply_update(apply_t *a, int table, const pgo_value_t *const *oldv, bool old_ful
     int32_t pend = -1;
     if (nlookup) {
         /* stored in ClickHouse under the old key, or under the key the old key's own pending
-         * row waits on */
-        pend = sp ? add_pend(a, t, NULL, sp->src_off, sp->src_len, a->lookup, nlookup)
-                  : add_pend(a, t, kold->data, 0, kold->len, a->lookup, nlookup);
+         * row waits on. ClickHouse holds nothing of later changes, except in the transaction
+         * applied again (version == applied): there rows of its own later changes may be
+         * stored, so the row below its version, unless this worker stored the key in it */
+        uint64_t below = version == t->applied && !seen_has(t, kold->data, kold->len) ? version : 0;
+        pend = sp ? add_pend(a, t, NULL, sp->src_off, sp->src_len, a->lookup, nlookup, sp->below)
+                  : add_pend(a, t, kold->data, 0, kold->len, a->lookup, nlookup, below);
         if (pend < 0) {
             snprintf(err, errlen, "out of memory buffering changes for %s", ct->qname);
             return changed(a, t, start, ERRCLASS_TRANSIENT, err, errlen);
@@ -758,9 +876,28 @@ materialize(apply_t *a, atable_t *t, const entry_t *e, const uint32_t *ucols, si
     return !out->oom;
 }
 
+/* Writes entry e as a delete row of its key (key columns set, the others absent). */
+static bool
+materialize_deleted(apply_t *a, atable_t *t, const entry_t *e, buf_t *out)
+{
+    const chtable_t *ct = t->ct;
+    const unsigned char *row = t->arena.data + e->off + e->key_len;
+    if (!row_offsets(a, ct, row, e->row_len))
+        return false;
+    for (size_t i = 0; i < ct->ncols; i++) {
+        if (ct->def->columns[i]->key_position)
+            buf_append(out, row + a->offs[i], a->offs[i + 1] - a->offs[i]);
+        else
+            typemap_encode_absent(&ct->tm[i], out);
+    }
+    chtable_put_trailer(ct, out, e->version, true, e->partition);
+    return !out->oom;
+}
+
 typedef struct {
     apply_t *a;
     atable_t *t;
+    uint64_t below; /* of the group at hand */
     uint32_t *ucols;
     size_t *sizecols;
     size_t nucols;
@@ -771,7 +908,7 @@ typedef struct {
     uint64_t *matrows, *defrows;
 } resolver_t;
 
-/* Writes pending entry ei with the values found (or absent ones). */
+/* Writes pending entry ei with the values found (v NULL: as a delete row of its key). */
 static bool
 write_resolved(resolver_t *r, uint32_t ei, const unsigned char *v, size_t vl)
 {
@@ -783,7 +920,9 @@ write_resolved(resolver_t *r, uint32_t ei, const unsigned char *v, size_t vl)
         (*cnt)--;
     uint32_t *mine = srcset_count(&r->ss, t, t->arena.data + e->off, e->key_len, e->hash);
     bool waited_on = mine && *mine > 0;
-    if (!materialize(r->a, t, e, r->ucols, r->nucols, v, vl, waited_on ? r->deferred : r->mat))
+    buf_t *out = waited_on ? r->deferred : r->mat;
+    if (v ? !materialize(r->a, t, e, r->ucols, r->nucols, v, vl, out)
+          : !materialize_deleted(r->a, t, e, out))
         return false;
     (*(waited_on ? r->defrows : r->matrows))++;
     e->done = true;
@@ -798,8 +937,14 @@ lookup_group(resolver_t *r, const uint32_t *es, size_t n, bool from_source, bool
     atable_t *t = r->t;
     buf_reset(&r->keys);
     for (size_t i = 0; i < n; i++) {
-        const pend_t *p = &t->pend[t->ents[es[i]].pend];
-        buf_append(&r->keys, t->arena.data + p->src_off, p->src_len);
+        /* the source: the change's own key (the row as it is now; an older key may belong to
+         * another row by now); ClickHouse: the key the value was stored under */
+        const entry_t *e = &t->ents[es[i]];
+        const pend_t *p = &t->pend[e->pend];
+        if (from_source)
+            buf_append(&r->keys, t->arena.data + e->off, e->key_len);
+        else
+            buf_append(&r->keys, t->arena.data + p->src_off, p->src_len);
     }
     found_free(&r->f);
     if (r->keys.oom) {
@@ -814,7 +959,7 @@ lookup_group(resolver_t *r, const uint32_t *es, size_t n, bool from_source, bool
     } else {
         int64_t t0 = time_mono_ms();
         cls = r->a->ops->lookup(r->a->ud, t->ct, r->sizecols, r->nucols, r->keys.data, r->keys.len,
-                                n, r->a->chunk, on_found, &r->f, complete, err, errlen);
+                                n, r->below, r->a->chunk, on_found, &r->f, complete, err, errlen);
         r->a->st.lookup_ms += (uint64_t)(time_mono_ms() - t0);
         r->a->st.lookups++;
     }
@@ -832,9 +977,12 @@ lookup_group(resolver_t *r, const uint32_t *es, size_t n, bool from_source, bool
 }
 
 static const unsigned char *
-found_for(resolver_t *r, uint32_t ei, size_t *vl)
+found_for(resolver_t *r, uint32_t ei, bool from_source, size_t *vl)
 {
-    const pend_t *p = &r->t->pend[r->t->ents[ei].pend];
+    const entry_t *e = &r->t->ents[ei];
+    if (from_source)
+        return found_get(&r->f, r->t->arena.data + e->off, e->key_len, e->hash, vl);
+    const pend_t *p = &r->t->pend[e->pend];
     return found_get(&r->f, r->t->arena.data + p->src_off, p->src_len, p->src_hash, vl);
 }
 
@@ -890,12 +1038,28 @@ resolve(apply_t *a, atable_t *t, buf_t *mat, uint64_t *matrows, buf_t *deferred,
     }
     if (!srcset_init(&r.ss, t, pe, np))
         goto oom;
+    /* the rows asked below a version first (a lookup asks one bound) */
+    size_t nb = 0, nu = 0;
+    for (size_t i = 0; i < np; i++) {
+        if (t->pend[t->ents[pe[i]].pend].below)
+            pe[nb++] = pe[i];
+        else
+            miss[nu++] = pe[i]; /* miss is free until the first lookup */
+    }
+    memcpy(pe + nb, miss, nu * sizeof(*pe));
     /* pe[head..np): still to resolve */
     size_t head = 0;
     while (head < np) {
         size_t n = group_size(&r);
         if (n > np - head)
             n = np - head;
+        r.below = t->pend[t->ents[pe[head]].pend].below;
+        for (size_t i = 1; i < n; i++) {
+            if (t->pend[t->ents[pe[head + i]].pend].below != r.below) {
+                n = i;
+                break;
+            }
+        }
         bool complete;
         cls = lookup_group(&r, pe + head, n, false, &complete, err, errlen);
         if (cls != ERRCLASS_NONE)
@@ -904,7 +1068,7 @@ resolve(apply_t *a, atable_t *t, buf_t *mat, uint64_t *matrows, buf_t *deferred,
         nmiss = 0;
         for (size_t i = head; i < head + n; i++) {
             size_t vl = 0;
-            const unsigned char *v = found_for(&r, pe[i], &vl);
+            const unsigned char *v = found_for(&r, pe[i], false, &vl);
             if (v) {
                 a->st.looked_up++;
                 if (!write_resolved(&r, pe[i], v, vl))
@@ -932,14 +1096,20 @@ resolve(apply_t *a, atable_t *t, buf_t *mat, uint64_t *matrows, buf_t *deferred,
                 goto out;
             for (size_t i = m; i < m + k; i++) {
                 size_t vl = 0;
-                const unsigned char *v = found_for(&r, miss[i], &vl);
+                const unsigned char *v = found_for(&r, miss[i], true, &vl);
                 if (v) {
                     a->st.from_source++;
                 } else {
+                    /* the source has no row under the change's key any more: a later committed
+                     * transaction deleted, re-keyed or truncated it, and the stream brings that
+                     * with a higher version. A row without the values (NULL) would be carried
+                     * on by a later update that keeps them, and an older row left live under
+                     * the key as well: a delete row, so that such an update finds nothing here
+                     * and asks the source for its own key */
                     a->st.unresolved++;
                     log_warn("%s: an update kept a TOASTed value that neither ClickHouse nor the "
-                             "source has any more (the row was deleted since; the stream brings "
-                             "that later): written without it",
+                             "source has (a later transaction deleted or re-keyed that row; the "
+                             "stream brings it): written as a delete row until then",
                              ct->qname);
                 }
                 if (!write_resolved(&r, miss[i], v, vl))
@@ -996,6 +1166,15 @@ flush_table(apply_t *a, atable_t *t, char *err, size_t errlen)
         for (size_t i = 0; i < t->nents; i++)
             t->ents[i].done = false;
         return cls;
+    }
+    /* the keys of the transaction applied again that this worker stored: their lookups take
+     * the newest row from now on */
+    for (size_t i = 0; t->applied && i < t->nents; i++) {
+        const entry_t *e = &t->ents[i];
+        if (e->version == t->applied && !seen_add(t, t->arena.data + e->off, e->key_len)) {
+            snprintf(err, errlen, "out of memory recording the keys of a replayed transaction");
+            return ERRCLASS_TRANSIENT;
+        }
     }
     table_reset(a, t);
     return ERRCLASS_NONE;
@@ -1099,8 +1278,11 @@ errclass_t
 apply_truncate(apply_t *a, int table, uint32_t partition, uint64_t version, char *err,
                size_t errlen)
 {
-    errclass_t cls = apply_flush(a, err, errlen);
-    if (cls != ERRCLASS_NONE)
+    bool skip;
+    errclass_t cls = replayed(a, &a->tables[table], version, &skip, err, errlen);
+    if (cls != ERRCLASS_NONE || skip)
+        return cls;
+    if ((cls = apply_flush(a, err, errlen)) != ERRCLASS_NONE)
         return cls;
     const chtable_t *ct = a->tables[table].ct;
     if (partition)

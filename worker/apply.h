@@ -12,12 +12,19 @@
  *    transaction therefore never compete at equal versions inside one insert;
  *  - a transaction too large for one insert goes out in pieces, in order; ClickHouse keeps, of
  *    rows with equal version, the one inserted last, which is the later change;
+ *  - a replay is not applied again: the changes of a table with a version below the highest
+ *    version ClickHouse held when this worker first saw the table are already there (a table's
+ *    rows reach ClickHouse in stream order), so they are skipped; only the transaction at that
+ *    version (possibly inserted in part) is applied again;
  *  - unchanged TOASTed values (an update under the default replica identity does not send
  *    them) are taken from the same flush when the key was written earlier in it, otherwise
  *    looked up in ClickHouse in one query per table for all keys that need them (bounded by
- *    chunk_bytes, before anything of the flush is inserted), and for keys ClickHouse does not
- *    have (only after a replay across a TRUNCATE, or data removed outside pgferry) read from
- *    the source's current row: any later change of it is still to come in the stream.
+ *    chunk_bytes, before anything of the flush is inserted): the newest row of the old key,
+ *    which is the value as of the change, since ClickHouse holds nothing later; in the
+ *    transaction applied again, the newest row below its version unless this worker wrote the
+ *    key in it; for keys ClickHouse does not have (a row of a cdc-only pipe never loaded, a
+ *    replay across a TRUNCATE, data removed outside pgferry) the source's current row of the
+ *    change's own (new) key: any later change of it is still to come in the stream.
  * Memory: the pending rows (at most about chunk_bytes, then a piece is inserted), plus during
  * a flush one lookup reply of at most chunk_bytes plus one row.
  */
@@ -42,12 +49,13 @@ typedef struct {
     errclass_t (*insert)(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err,
                          size_t errlen);
     /* The latest stored row (FINAL) of each key in keys (nkeys RowBinary key tuples back to
-     * back): on_row once per key found, with the values of cols. May stop early once the rows
-     * delivered hold budget bytes: *complete is then false and the keys not delivered are
-     * asked again. */
+     * back), of the rows with a version below `below` when it is not 0: on_row once per key
+     * found, with the values of cols. May stop early once the rows delivered hold budget
+     * bytes: *complete is then false and the keys not delivered are asked again. */
     errclass_t (*lookup)(void *ud, const chtable_t *t, const size_t *cols, size_t ncols,
-                         const unsigned char *keys, size_t keys_len, size_t nkeys, size_t budget,
-                         apply_row_fn on_row, void *cbud, bool *complete, char *err, size_t errlen);
+                         const unsigned char *keys, size_t keys_len, size_t nkeys, uint64_t below,
+                         size_t budget, apply_row_fn on_row, void *cbud, bool *complete, char *err,
+                         size_t errlen);
     /* The source's current row of each key (values encoded as RowBinary); keys it does not
      * have are not delivered. */
     errclass_t (*source_lookup)(void *ud, const chtable_t *t, const size_t *cols, size_t ncols,
@@ -58,6 +66,9 @@ typedef struct {
     /* Writes a delete row at version for every live row of partition `partition`. */
     errclass_t (*truncate_partition)(void *ud, const chtable_t *t, uint32_t partition,
                                      uint64_t version, char *err, size_t errlen);
+    /* The highest version stored in the table (0 when it is empty). */
+    errclass_t (*max_version)(void *ud, const chtable_t *t, uint64_t *version, char *err,
+                              size_t errlen);
 } apply_ops_t;
 
 typedef struct apply apply_t;
@@ -109,7 +120,9 @@ typedef struct {
     uint64_t looked_up;   /* keys resolved by them */
     uint64_t from_batch;  /* unchanged values taken from the same flush */
     uint64_t from_source; /* keys resolved from the source's current row */
-    uint64_t unresolved;  /* keys neither had (written without those values) */
+    uint64_t unresolved;  /* rows neither had the values of (written as deleted: a later change
+                           * of the key is due) */
+    uint64_t replayed;    /* changes skipped: ClickHouse already had them (a replay) */
     uint64_t collapsed;   /* changes replaced by a later change of the same key */
     uint64_t insert_ms;   /* time spent in inserts (producing the rows included) */
     uint64_t lookup_ms;   /* time spent in lookups in ClickHouse (the resolving included) */

@@ -80,8 +80,9 @@ typedef struct {
     apply_row_fn on_row;
     void *cbud;
     size_t budget, delivered;
-    buf_t in;    /* reply bytes not yet done with: from the current key's best row on */
-    size_t used; /* of in: parsed */
+    uint64_t below; /* rows of this version or later are passed over (0: none) */
+    buf_t in;       /* reply bytes not yet done with: from the current key's best row on */
+    size_t used;    /* of in: parsed */
     /* the current key's best row so far, in place in `in` (a large value is not copied) */
     size_t best_off, best_len, best_kl, best_vl;
     uint64_t best_version, best_block;
@@ -184,6 +185,11 @@ on_reply(void *ud, const char *data, size_t len)
         size_t n = row_size(r, p, avail, &kl, &vl, &po, &pl);
         if (n == 0)
             break;
+        uint64_t version = le64(p + kl + vl + 1), block = part_block(p + po, pl);
+        if (r->below && version >= r->below) {
+            r->used += n;
+            continue;
+        }
         bool same =
             r->have_best && kl == r->best_kl && memcmp(p, r->in.data + r->best_off, kl) == 0;
         if (!same) {
@@ -197,7 +203,6 @@ on_reply(void *ud, const char *data, size_t len)
                 return false;
             }
         }
-        uint64_t version = le64(p + kl + vl + 1), block = part_block(p + po, pl);
         if (!same || version > r->best_version ||
             (version == r->best_version && block > r->best_block)) {
             r->best_off = r->used;
@@ -320,8 +325,8 @@ lookup_sql(const chtable_t *t, const size_t *cols, size_t ncols, buf_t *sql)
 
 static errclass_t
 lookup_once(applyio_t *io, const chtable_t *t, const size_t *cols, size_t ncols,
-            const unsigned char *keys, size_t keys_len, size_t budget, apply_row_fn on_row,
-            void *cbud, bool *complete, char *err, size_t errlen)
+            const unsigned char *keys, size_t keys_len, uint64_t below, size_t budget,
+            apply_row_fn on_row, void *cbud, bool *complete, char *err, size_t errlen)
 {
     buf_t sql, st;
     buf_init(&sql);
@@ -337,6 +342,7 @@ lookup_once(applyio_t *io, const chtable_t *t, const size_t *cols, size_t ncols,
     r.on_row = on_row;
     r.cbud = cbud;
     r.budget = budget ? budget : (size_t)-1;
+    r.below = below;
     buf_init(&r.in);
     errclass_t cls = ERRCLASS_TRANSIENT;
     if (sql.oom || st.oom) {
@@ -397,8 +403,8 @@ collect_row(void *ud, const unsigned char *key, size_t key_len, bool deleted,
  * only writer, and this is before the flush's insert): the same keys in the same order. */
 static errclass_t
 lookup_split(applyio_t *io, const chtable_t *t, const size_t *cols, size_t ncols,
-             const unsigned char *keys, size_t keys_len, size_t base_len, apply_row_fn on_row,
-             void *cbud, bool *complete, char *err, size_t errlen)
+             const unsigned char *keys, size_t keys_len, uint64_t below, size_t base_len,
+             apply_row_fn on_row, void *cbud, bool *complete, char *err, size_t errlen)
 {
     size_t ngroups = 0, *gstart = calloc(ncols + 1, sizeof(size_t));
     collected_t *g = NULL;
@@ -428,7 +434,7 @@ lookup_split(applyio_t *io, const chtable_t *t, const size_t *cols, size_t ncols
     for (size_t k = 0; k < ngroups; k++) {
         buf_init(&g[k].data);
         bool done;
-        cls = lookup_once(io, t, cols + gstart[k], gstart[k + 1] - gstart[k], keys, keys_len,
+        cls = lookup_once(io, t, cols + gstart[k], gstart[k + 1] - gstart[k], keys, keys_len, below,
                           (size_t)-1, collect_row, &g[k], &done, err, errlen);
         if (cls != ERRCLASS_NONE)
             goto out;
@@ -496,8 +502,8 @@ out:
 
 static errclass_t
 io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const unsigned char *keys,
-          size_t keys_len, size_t nkeys, size_t budget, apply_row_fn on_row, void *cbud,
-          bool *complete, char *err, size_t errlen)
+          size_t keys_len, size_t nkeys, uint64_t below, size_t budget, apply_row_fn on_row,
+          void *cbud, bool *complete, char *err, size_t errlen)
 {
     (void)nkeys;
     applyio_t *io = ud;
@@ -518,10 +524,10 @@ io_lookup(void *ud, const chtable_t *t, const size_t *cols, size_t ncols, const 
         return ERRCLASS_TRANSIENT;
     }
     if (ul <= LOOKUP_URL_MAX || ncols < 2)
-        return lookup_once(io, t, cols, ncols, keys, keys_len, budget, on_row, cbud, complete, err,
-                           errlen);
-    return lookup_split(io, t, cols, ncols, keys, keys_len, base, on_row, cbud, complete, err,
-                        errlen);
+        return lookup_once(io, t, cols, ncols, keys, keys_len, below, budget, on_row, cbud,
+                           complete, err, errlen);
+    return lookup_split(io, t, cols, ncols, keys, keys_len, below, base, on_row, cbud, complete,
+                        err, errlen);
 }
 
 /* ---- the source's current rows ------------------------------------------------------------- */
@@ -836,10 +842,28 @@ io_truncate_partition(void *ud, const chtable_t *t, uint32_t partition, uint64_t
     return cls;
 }
 
+static errclass_t
+io_max_version(void *ud, const chtable_t *t, uint64_t *version, char *err, size_t errlen)
+{
+    applyio_t *io = ud;
+    errclass_t cls = applyio_synced(io, t->def->target, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    char sql[1200];
+    snprintf(sql, sizeof(sql), "SELECT max(`" META_VERSION "`) FROM %s", t->qname);
+    char *out = NULL;
+    cls = ch_client_query(io->ch, sql, &out, err, errlen);
+    if (cls == ERRCLASS_NONE)
+        *version = out ? strtoull(out, NULL, 10) : 0;
+    free(out);
+    return cls;
+}
+
 const apply_ops_t applyio_ops = {
     .insert = io_insert,
     .lookup = io_lookup,
     .source_lookup = io_source_lookup,
     .truncate = io_truncate,
     .truncate_partition = io_truncate_partition,
+    .max_version = io_max_version,
 };

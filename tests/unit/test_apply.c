@@ -164,18 +164,27 @@ f_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, s
     return ERRCLASS_NONE;
 }
 
-/* FINAL: the highest version of the key; of equal versions the one inserted last */
+/* FINAL: the highest version of the key (below `below` when not 0); of equal versions the one
+ * inserted last */
 static const frow_t *
-final_row(int32_t id)
+final_below(int32_t id, uint64_t below)
 {
     const frow_t *best = NULL;
     for (size_t i = 0; i < F.n; i++) {
         const frow_t *r = &F.rows[i];
+        if (below && r->version >= below)
+            continue;
         if (r->id == id && (!best || r->version > best->version ||
                             (r->version == best->version && r->seq > best->seq)))
             best = r;
     }
     return best;
+}
+
+static const frow_t *
+final_row(int32_t id)
+{
+    return final_below(id, 0);
 }
 
 static void
@@ -197,8 +206,8 @@ put_str(unsigned char *buf, size_t *pos, const char *s, bool isnull)
 
 static errclass_t
 f_lookup(void *ud, const chtable_t *t, const size_t *c, size_t nc, const unsigned char *keys,
-         size_t keys_len, size_t nkeys, size_t budget, apply_row_fn on_row, void *cbud,
-         bool *complete, char *err, size_t errlen)
+         size_t keys_len, size_t nkeys, uint64_t below, size_t budget, apply_row_fn on_row,
+         void *cbud, bool *complete, char *err, size_t errlen)
 {
     (void)ud;
     (void)t;
@@ -214,7 +223,7 @@ f_lookup(void *ud, const chtable_t *t, const size_t *c, size_t nc, const unsigne
     *complete = true;
     for (size_t k = 0; k < nkeys; k++) {
         int32_t id = (int32_t)le(keys + 4 * k, 4);
-        const frow_t *r = final_row(id);
+        const frow_t *r = final_below(id, below);
         if (!r)
             continue;
         if (delivered >= budget) {
@@ -305,8 +314,23 @@ f_truncate_partition(void *ud, const chtable_t *t, uint32_t partition, uint64_t 
     return ERRCLASS_NONE;
 }
 
-static const apply_ops_t fake_ops = {f_insert, f_lookup, f_source_lookup, f_truncate,
-                                     f_truncate_partition};
+static errclass_t
+f_max_version(void *ud, const chtable_t *t, uint64_t *version, char *err, size_t errlen)
+{
+    (void)ud;
+    (void)t;
+    (void)err;
+    (void)errlen;
+    *version = 0;
+    for (size_t i = 0; i < F.n; i++) {
+        if (F.rows[i].version > *version)
+            *version = F.rows[i].version;
+    }
+    return ERRCLASS_NONE;
+}
+
+static const apply_ops_t fake_ops = {
+    f_insert, f_lookup, f_source_lookup, f_truncate, f_truncate_partition, f_max_version};
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -598,12 +622,14 @@ test_toast_from_source(void **state)
     F.source[0].big = "from source";
     F.nsource = 1;
     upd(7, 7, "v", U, 40);
-    upd(8, 8, "v", U, 40); /* neither has key 8: written without the value (NULL) */
+    upd(8, 8, "v", U, 40); /* neither has key 8: a delete row (a later change removed it) */
     flush();
     assert_int_equal(F.lookups, 1);
     assert_int_equal(F.source_lookups, 1);
     assert_string_equal(live(7)->big, "from source");
-    assert_true(live(8)->big_null);
+    assert_null(live(8));
+    assert_true(final_row(8)->deleted);
+    assert_int_equal(final_row(8)->version, 40);
     assert_int_equal(apply_stats(A)->from_source, 1);
     assert_int_equal(apply_stats(A)->unresolved, 1);
     /* a delete row in ClickHouse counts as no row */
@@ -726,6 +752,211 @@ test_missing_key_value(void **state)
     assert_int_equal(apply_pending_rows(A), 0);
 }
 
+/* ---- replays (issue 23 item 1): a new worker applies again what ClickHouse already has ----- */
+
+/* A new worker (the old one died after its inserts, before the slot was acknowledged). */
+static void
+new_worker(size_t chunk)
+{
+    apply_destroy(&A);
+    A = apply_new(&fake_ops, NULL, chunk);
+    T = apply_add_table(A, &ct);
+}
+
+/* ClickHouse's merges: of each key only the row FINAL keeps is left */
+static void
+merge_all(void)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < F.n; i++) {
+        if (final_row(F.rows[i].id) == &F.rows[i])
+            F.rows[k++] = F.rows[i];
+    }
+    F.n = k;
+}
+
+static void
+test_replay_rekey_then_reuse(void **state)
+{
+    (void)state;
+    ins(1, "a", "OLD1", 10);
+    flush();
+    /* UPDATE t SET id = 1001 WHERE id = 1 (value unchanged); INSERT INTO t VALUES (1, new) */
+    for (int run = 0; run < 2; run++) {
+        if (run)
+            new_worker(1 << 20); /* the replay: both transactions again, in one batch */
+        upd(1, 1001, U, U, 20);
+        if (!run)
+            flush();
+        ins(1, "n", "NEW1", 30);
+        flush();
+    }
+    assert_string_equal(live(1001)->big, "OLD1");
+    assert_string_equal(live(1)->big, "NEW1");
+    assert_int_equal(apply_stats(A)->replayed, 1);
+}
+
+static void
+test_replay_swap_through_temporary_key(void **state)
+{
+    (void)state;
+    ins(2, "b", "BIG2", 10);
+    ins(3, "c", "BIG3", 10);
+    flush();
+    /* 2 -> -2, 3 -> 2, -2 -> 3: three transactions, each in its own batch, then all replayed
+     * in one batch */
+    for (int run = 0; run < 2; run++) {
+        if (run)
+            new_worker(1 << 20);
+        upd(2, -2, U, U, 20);
+        if (!run)
+            flush();
+        upd(3, 2, U, U, 30);
+        if (!run)
+            flush();
+        upd(-2, 3, U, U, 40);
+        flush();
+        assert_string_equal(live(2)->big, "BIG3");
+        assert_string_equal(live(3)->big, "BIG2");
+        assert_null(live(-2));
+    }
+}
+
+/* The transaction at the highest stored version is applied again: its lookups take the rows
+ * below its version (its own later rows are stored already). */
+static void
+test_replay_last_transaction(void **state)
+{
+    (void)state;
+    ins(11, "a", "BIG11", 10);
+    ins(12, "b", "BIG12", 10);
+    ins(13, "c", "BIG13", 10);
+    ins(99, "z", "BIG99", 10);
+    flush();
+    for (int run = 0; run < 2; run++) {
+        if (run)
+            new_worker(1 << 20);
+        /* one transaction: 11 -> 1011, INSERT 11, 12 -> -12, 13 -> 12, -12 -> 13 */
+        upd(11, 1011, U, U, 20);
+        ins(11, "n", "NEW11", 20);
+        upd(12, -12, U, U, 20);
+        upd(13, 12, U, U, 20);
+        upd(-12, 13, U, U, 20);
+        if (run) /* a later transaction in the same batch: its lookup takes the newest row */
+            upd(99, 99, "y", U, 30);
+        flush();
+        assert_string_equal(live(99)->big, "BIG99");
+        assert_string_equal(live(1011)->big, "BIG11");
+        assert_string_equal(live(11)->big, "NEW11");
+        assert_string_equal(live(12)->big, "BIG13");
+        assert_string_equal(live(13)->big, "BIG12");
+    }
+    assert_int_equal(apply_stats(A)->replayed, 0);
+}
+
+/* Merges left only the rows of the replayed transaction: the rows below its version are gone,
+ * so the values come from the source's current rows of the changes' own keys. */
+static void
+test_replay_last_transaction_merged(void **state)
+{
+    (void)state;
+    ins(11, "a", "BIG11", 10);
+    ins(12, "b", "BIG12", 10);
+    ins(13, "c", "BIG13", 10);
+    flush();
+    upd(11, 1011, U, U, 20);
+    ins(11, "n", "NEW11", 20);
+    upd(12, -12, U, U, 20);
+    upd(13, 12, U, U, 20);
+    upd(-12, 13, U, U, 20);
+    flush();
+    merge_all();
+    const struct {
+        int32_t id;
+        const char *big;
+    } src[] = {{11, "NEW11"}, {12, "BIG13"}, {13, "BIG12"}, {1011, "BIG11"}};
+    for (int i = 0; i < 4; i++) {
+        F.source[i].id = src[i].id;
+        F.source[i].big = src[i].big;
+    }
+    F.nsource = 4;
+    new_worker(1 << 20);
+    upd(11, 1011, U, U, 20);
+    ins(11, "n", "NEW11", 20);
+    upd(12, -12, U, U, 20);
+    upd(13, 12, U, U, 20);
+    upd(-12, 13, U, U, 20);
+    flush();
+    assert_string_equal(live(1011)->big, "BIG11");
+    assert_string_equal(live(11)->big, "NEW11");
+    assert_string_equal(live(12)->big, "BIG13");
+    assert_string_equal(live(13)->big, "BIG12");
+}
+
+/* A large transaction applied again in pieces: a key it wrote in an earlier piece of the replay
+ * is looked up as that piece left it, not below the transaction's version. */
+static void
+test_replay_pieces(void **state)
+{
+    (void)state;
+    ins(5, "a", "BIG5", 10);
+    flush();
+    for (int run = 0; run < 2; run++) {
+        if (run)
+            new_worker(1 << 20);
+        upd(5, 5, "b", "CHANGED5", 20);
+        flush(); /* a piece */
+        upd(5, 5, "c", U, 20);
+        flush(); /* a piece */
+        upd(5, 1005, U, U, 20);
+        ins(5, "n", "NEW5", 20);
+        flush();
+        assert_string_equal(live(1005)->big, "CHANGED5");
+        assert_string_equal(live(1005)->v, "c");
+        assert_string_equal(live(5)->big, "NEW5");
+    }
+}
+
+/* A never loaded row (cdc-only) re-keyed with its value unchanged: the source's current row of
+ * the new key, not of the old one (no longer there). */
+static void
+test_toast_source_new_key(void **state)
+{
+    (void)state;
+    F.source[0].id = 1001;
+    F.source[0].big = "kept";
+    F.nsource = 1;
+    upd(1, 1001, U, U, 20);
+    flush();
+    assert_string_equal(live(1001)->big, "kept");
+    assert_int_equal(apply_stats(A)->from_source, 1);
+    assert_int_equal(apply_stats(A)->unresolved, 0);
+}
+
+/* The same row re-keyed again (1 -> 1001, then 1001 -> 2001) by a transaction already committed
+ * when the first one is applied: the source has neither 1 nor 1001. The first update is written
+ * as a delete row (a NULL value there, or an older row of 1001, would be carried on to 2001);
+ * the second asks the source for 2001. */
+static void
+test_toast_source_rekeyed_again(void **state)
+{
+    (void)state;
+    F.source[0].id = 2001;
+    F.source[0].big = "kept";
+    F.nsource = 1;
+    ins(1001, "x", "OTHER ROW", 10); /* 1001 was another row, deleted before */
+    flush();
+    del(1001, 15);
+    upd(1, 1001, U, U, 20);
+    flush();
+    assert_null(live(1001));
+    assert_int_equal(apply_stats(A)->unresolved, 1);
+    upd(1001, 2001, U, U, 30);
+    flush();
+    assert_string_equal(live(2001)->big, "kept");
+    assert_null(live(1001));
+}
+
 int
 main(void)
 {
@@ -745,6 +976,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_memory_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_key_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_rekey_then_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_swap_through_temporary_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_last_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_last_transaction_merged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_toast_source_new_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_toast_source_rekeyed_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
