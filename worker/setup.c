@@ -1,5 +1,6 @@
 /* setup: definitions from PostgreSQL, DDL and verification in ClickHouse. */
 #include "setup.h"
+#include "owners.h"
 #include "slotwait.h"
 #include "buf.h"
 #include "chclient.h"
@@ -945,6 +946,25 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
                 cls = ERRCLASS_FATAL;
                 goto done;
             }
+            /* one table's target among the names pgferry derives from another's */
+            for (int k = 0; k < 2; k++) {
+                const char *a = out->tables[k ? i : j]->target, *b = out->tables[k ? j : i]->target;
+                char fam[OWNERS_MAX_NAMES][300];
+                chcluster_t fcl;
+                worker_cluster(spec, &fcl);
+                size_t nf = owners_family(&fcl, a, fam, OWNERS_MAX_NAMES);
+                for (size_t f = 1; f < nf; f++) {
+                    if (strcmp(fam[f], b) == 0) {
+                        snprintf(err, errlen,
+                                 "destination table %s is a name pgferry uses for destination "
+                                 "table %s (its view, resync or swap); give one of them another "
+                                 "name with --target schema.table=name",
+                                 b, a);
+                        cls = ERRCLASS_FATAL;
+                        goto done;
+                    }
+                }
+            }
         }
     }
     if (spec->mode != PGFERRY__STATE__PIPE_MODE__SNAPSHOT_ONLY && spec->publication_owned) {
@@ -989,6 +1009,15 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     cls = ch_client_query(ch, sql, NULL, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
+    /* every name of every table is this pipe's before anything is created or dropped; tables
+     * the pipe recorded before (set up by a version without the registry) are claimed as they
+     * are, any other existing table is refused */
+    for (size_t i = 0; i < out->n_tables; i++) {
+        cls = owners_claim(ch, &cl, spec->dest_database, out->tables[i]->target, resync || kept[i],
+                           err, errlen);
+        if (cls != ERRCLASS_NONE)
+            goto done;
+    }
     if (resync) {
         cls = resync_tables(ch, &cl, spec->dest_database, out, err, errlen);
         goto done;
@@ -1119,6 +1148,8 @@ setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
     const char *db = spec->dest_database;
     chcluster_t cl;
     worker_cluster(spec, &cl);
+    for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++)
+        cls = owners_claim(ch, &cl, db, tables[i]->target, true, err, errlen);
     for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++) {
         const Pgferry__State__TableDef *d = tables[i];
         char fresh[300], old[300], view[300], vfresh[300], vold[300];

@@ -1,5 +1,6 @@
 /* teardown: slot, publication and destination removal for a dropped pipe. */
 #include "teardown.h"
+#include "owners.h"
 #include "chclient.h"
 #include "chsql.h"
 #include "log.h"
@@ -114,6 +115,23 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
     size_t dropped = 0;
     chsql_ident(spec->dest_database, q, sizeof(q));
     for (size_t i = 0; i < ndefs && ok; i++) {
+        /* only what this pipe owns goes, and its claims with it */
+        bool other = false;
+        char owner[600];
+        if (owners_other(ch, &cl, spec->dest_database, defs[i]->target, &other, owner,
+                         sizeof(owner), err, sizeof(err)) != ERRCLASS_NONE) {
+            snprintf(s, sizeof(s), "destination table %s.%s NOT dropped (%.500s)",
+                     spec->dest_database, defs[i]->target, err);
+            add(report, len, s);
+            ok = false;
+            break;
+        }
+        if (other) {
+            snprintf(s, sizeof(s), "destination table %s.%s left alone: %.700s",
+                     spec->dest_database, defs[i]->target, owner);
+            add(report, len, s);
+            continue;
+        }
         for (int view = 1; view >= 0 && ok; view--) {
             char name[300];
             snprintf(name, sizeof(name), "%s%s", defs[i]->target, view ? "_live" : "");
@@ -125,6 +143,13 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
                 ok = false;
             }
         }
+        if (ok && owners_release(ch, &cl, spec->dest_database, defs[i]->target, err, sizeof(err)) !=
+                      ERRCLASS_NONE) {
+            snprintf(s, sizeof(s), "the claim on destination table %s.%s NOT released (%.500s)",
+                     spec->dest_database, defs[i]->target, err);
+            add(report, len, s);
+            ok = false;
+        }
         dropped += ok;
     }
     if (ok) {
@@ -132,15 +157,22 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
         add(report, len, s);
     }
     if (ok && whole) {
-        /* the database goes too once nothing else lives in it */
+        /* the database goes too once nothing else lives in it (but the registry of owners,
+         * while nobody else holds a claim in it) */
         char lit[300], *out = NULL;
+        long others = 0;
         chsql_string(spec->dest_database, lit, sizeof(lit));
-        snprintf(s, sizeof(s), "SELECT count() FROM system.tables WHERE database = %s", lit);
-        if (ch_client_query(ch, s, &out, err, sizeof(err)) != ERRCLASS_NONE) {
+        snprintf(s, sizeof(s),
+                 "SELECT count() FROM system.tables WHERE database = %s AND name != "
+                 "'" OWNERS_TABLE "'",
+                 lit);
+        if (owners_count_others(ch, spec->dest_database, &others, err, sizeof(err)) !=
+                ERRCLASS_NONE ||
+            ch_client_query(ch, s, &out, err, sizeof(err)) != ERRCLASS_NONE) {
             snprintf(s, sizeof(s), "database %s NOT dropped (%.500s)", spec->dest_database, err);
             add(report, len, s);
             ok = false;
-        } else if (out && atoi(out) == 0) {
+        } else if (out && atoi(out) == 0 && others == 0) {
             snprintf(s, sizeof(s), "DROP DATABASE IF EXISTS %s%s", q, cl.on);
             if (ch_client_query(ch, s, NULL, err, sizeof(err)) == ERRCLASS_NONE) {
                 snprintf(s, sizeof(s), "database %s dropped", spec->dest_database);

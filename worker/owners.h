@@ -1,0 +1,52 @@
+/*
+ * owners: which pipe owns each destination table and view, recorded in ClickHouse itself.
+ *
+ * Every destination database holds a registry table, OWNERS_TABLE: one row per claim of one
+ * concrete name (a target and each name pgferry derives from it) by one claimant (pipe name
+ * and the state id of its pgferryd), versioned, released by a newer row. A worker claims every
+ * name of a target before it creates, truncates, swaps, alters or drops any of them, and never
+ * touches a name someone else claimed. ClickHouse has no compare-and-set: a claim is an insert
+ * followed by a read, and the claimant wins only when its claims are the only live ones (see
+ * docs/ARCHITECTURE.md, "Ownership of destination tables").
+ */
+#ifndef PGFERRY_OWNERS_H
+#define PGFERRY_OWNERS_H
+
+#include "chclient.h"
+#include "chcluster.h"
+#include "errclass.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define OWNERS_TABLE "_pgferry_owners"
+#define OWNERS_MAX_NAMES 12
+
+/* Who this worker claims for: its pipe and its pgferryd's state id (copied). */
+void owners_set_identity(const char *pipe, const char *state_id);
+
+/* The concrete names pgferry may create for target (the target, its view, the resync and swap
+ * names; on a sharded layout also the data tables of those); returns how many. */
+size_t owners_family(const chcluster_t *cl, const char *target, char (*names)[300], size_t max);
+
+/* Claims every name of target's family in db for this worker's pipe. Names it owns already
+ * cost one read. A name another claimant holds: FATAL naming the owner. A name that exists in
+ * ClickHouse without any claim: FATAL unless recorded (the pipe's own store lists the table:
+ * a pipe set up by a version without the registry), when the claim is recorded. Two claims at
+ * the same moment: both withdraw, TRANSIENT (the retry's jittered backoff separates them). */
+errclass_t owners_claim(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
+                        bool recorded, char *err, size_t errlen);
+
+/* Whether some other claimant holds a name of target's family: *other set, with its
+ * description in owner ("pipe p of pgferryd S (claimed T)"). */
+errclass_t owners_other(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
+                        bool *other, char *owner, size_t ownerlen, char *err, size_t errlen);
+
+/* Releases this worker's claims on target's family. */
+errclass_t owners_release(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                          const char *target, char *err, size_t errlen);
+
+/* Live claims in db of anybody but this worker's pipe (the database stays while there are). */
+errclass_t owners_count_others(ch_client_t *ch, const char *db, long *n, char *err, size_t errlen);
+
+#endif
