@@ -994,8 +994,8 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     /* the stream writes into the pipe's own tables only (a pipe set up before the registry
      * records its claims here) */
     for (size_t i = 0; i < n_tables; i++) {
-        errclass_t ocls =
-            owners_claim(c.ch, &c.cl, spec->dest_database, tables[i]->target, true, err, errlen);
+        errclass_t ocls = owners_claim(c.ch, &c.cl, spec->dest_database, tables[i]->target,
+                                       OWNERS_STREAM, err, errlen);
         if (ocls != ERRCLASS_NONE) {
             ch_client_destroy(&c.ch);
             return ocls;

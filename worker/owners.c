@@ -318,7 +318,7 @@ refusal(const char *db, char (*names)[300], int idx, const char *target, const c
 
 errclass_t
 owners_claim(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
-             bool recorded, char *err, size_t errlen)
+             owners_mode_t mode, char *err, size_t errlen)
 {
     if (strcmp(target, OWNERS_TABLE) == 0) {
         snprintf(err, errlen,
@@ -344,21 +344,29 @@ owners_claim(ch_client_t *ch, const chcluster_t *cl, const char *db, const char 
         any |= need[i] = !c.mine[i];
     if (!any)
         return ERRCLASS_NONE;
-    if (!recorded) {
-        bool ex[OWNERS_MAX_NAMES];
-        cls = existing(ch, db, names, n, ex, err, errlen);
-        if (cls != ERRCLASS_NONE)
-            return cls;
-        for (size_t i = 0; i < n; i++) {
-            if (need[i] && ex[i]) {
-                snprintf(err, errlen,
-                         "destination table %s.%s exists and no pipe owns it (pgferry does not "
-                         "take over a table it did not create); drop it, give this table another "
-                         "name with --target schema.table=name, or use another --dest-database",
-                         db, names[i]);
-                return ERRCLASS_FATAL;
-            }
+    bool ex[OWNERS_MAX_NAMES];
+    cls = existing(ch, db, names, n, ex, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    char data[300];
+    chcluster_data_table(cl, target, data, sizeof(data));
+    for (size_t i = 0; i < n; i++) {
+        if (!need[i] || !ex[i])
+            continue;
+        /* the table's own names, which a pipe set up before the registry created */
+        bool own = i == 0 || i == 1 || strcmp(names[i], data) == 0;
+        if (mode != OWNERS_FRESH && own)
+            continue;
+        if (mode == OWNERS_STREAM) {
+            need[i] = false;
+            continue;
         }
+        snprintf(err, errlen,
+                 "destination table %s.%s exists and no pipe owns it (pgferry does not take over "
+                 "a table it did not create); drop it, give this table another name with --target "
+                 "schema.table=name, or use another --dest-database",
+                 db, names[i]);
+        return ERRCLASS_FATAL;
     }
     cls = write_claims(ch, db, names, n, need, 0, c.max_version, err, errlen);
     if (cls == ERRCLASS_NONE)
@@ -379,14 +387,14 @@ owners_claim(ch_client_t *ch, const chcluster_t *cl, const char *db, const char 
         return ERRCLASS_TRANSIENT;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!c.mine[i]) {
+        if (need[i] && !c.mine[i]) {
             snprintf(err, errlen, "the claim on destination table %s.%s did not show; trying again",
                      db, names[i]);
             return ERRCLASS_TRANSIENT;
         }
     }
     log_info("destination table %s.%s claimed for pipe %s%s", db, target, me_pipe,
-             recorded ? " (a table the pipe had set up before)" : "");
+             mode != OWNERS_FRESH ? " (a table the pipe had set up before)" : "");
     return ERRCLASS_NONE;
 }
 

@@ -29,13 +29,23 @@ void owners_set_identity(const char *pipe, const char *state_id);
  * names; on a sharded layout also the data tables of those); returns how many. */
 size_t owners_family(const chcluster_t *cl, const char *target, char (*names)[300], size_t max);
 
+/* What a name that exists in ClickHouse without any claim means to owners_claim. */
+typedef enum {
+    OWNERS_FRESH,    /* a table Setup creates now: any such name is refused */
+    OWNERS_RECORDED, /* a table of the pipe's recorded definitions (a pipe set up before the
+                      * registry): its own names (the table, its view, its data table) are
+                      * claimed as they are; any other such name is refused (a resync, its swap
+                      * and its load touch them) */
+    OWNERS_STREAM,   /* as RECORDED, but other such names are left unclaimed (CDC and a first
+                      * load touch only the table's own names) */
+} owners_mode_t;
+
 /* Claims every name of target's family in db for this worker's pipe. Names it owns already
- * cost one read. A name another claimant holds: FATAL naming the owner. A name that exists in
- * ClickHouse without any claim: FATAL unless recorded (the pipe's own store lists the table:
- * a pipe set up by a version without the registry), when the claim is recorded. Two claims at
- * the same moment: both withdraw, TRANSIENT (the retry's jittered backoff separates them). */
+ * cost one read. A name another claimant holds: FATAL naming the owner. A name that exists
+ * without any claim: see mode. Two claims at the same moment: both withdraw, TRANSIENT (the
+ * retry's jittered backoff separates them). */
 errclass_t owners_claim(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
-                        bool recorded, char *err, size_t errlen);
+                        owners_mode_t mode, char *err, size_t errlen);
 
 /* Whether some other claimant holds a name of target's family: *other set, with its
  * description in owner ("pipe p of pgferryd S (claimed T)"). */

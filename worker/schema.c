@@ -361,7 +361,7 @@ schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
         goto out;
     }
     /* ALTERs and the view's replacement: on the pipe's own table only */
-    cls = owners_claim(ch, cl, db, old->target, true, err, errlen);
+    cls = owners_claim(ch, cl, db, old->target, OWNERS_STREAM, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
     cls = ERRCLASS_TRANSIENT;

@@ -1013,7 +1013,10 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
      * the pipe recorded before (set up by a version without the registry) are claimed as they
      * are, any other existing table is refused */
     for (size_t i = 0; i < out->n_tables; i++) {
-        cls = owners_claim(ch, &cl, spec->dest_database, out->tables[i]->target, resync || kept[i],
+        cls = owners_claim(ch, &cl, spec->dest_database, out->tables[i]->target,
+                           resync    ? OWNERS_RECORDED
+                           : kept[i] ? OWNERS_STREAM
+                                     : OWNERS_FRESH,
                            err, errlen);
         if (cls != ERRCLASS_NONE)
             goto done;
@@ -1149,7 +1152,7 @@ setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
     chcluster_t cl;
     worker_cluster(spec, &cl);
     for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++)
-        cls = owners_claim(ch, &cl, db, tables[i]->target, true, err, errlen);
+        cls = owners_claim(ch, &cl, db, tables[i]->target, OWNERS_RECORDED, err, errlen);
     for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++) {
         const Pgferry__State__TableDef *d = tables[i];
         char fresh[300], old[300], view[300], vfresh[300], vold[300];

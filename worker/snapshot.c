@@ -813,7 +813,8 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     for (size_t i = 0; i < n_tables; i++) {
         chcluster_t ocl;
         worker_cluster(spec, &ocl);
-        cls = owners_claim(ch, &ocl, spec->dest_database, tables[i]->target, true, err, errlen);
+        cls = owners_claim(ch, &ocl, spec->dest_database, tables[i]->target,
+                           resync ? OWNERS_RECORDED : OWNERS_STREAM, err, errlen);
         if (cls != ERRCLASS_NONE) {
             ch_client_destroy(&ch);
             return cls;
