@@ -993,13 +993,11 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
     }
     /* the stream writes into the pipe's own tables only (a pipe set up before the registry
      * records its claims here) */
-    for (size_t i = 0; i < n_tables; i++) {
-        errclass_t ocls = owners_claim(c.ch, &c.cl, spec->dest_database, tables[i]->target,
-                                       OWNERS_STREAM, err, errlen);
-        if (ocls != ERRCLASS_NONE) {
-            ch_client_destroy(&c.ch);
-            return ocls;
-        }
+    errclass_t ocls = owners_claim_defs(c.ch, &c.cl, spec->dest_database, tables, n_tables,
+                                        OWNERS_STREAM, NULL, err, errlen);
+    if (ocls != ERRCLASS_NONE) {
+        ch_client_destroy(&c.ch);
+        return ocls;
     }
     c.io.ch = c.ch;
     c.io.cl = &c.cl;

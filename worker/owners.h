@@ -15,6 +15,7 @@
 #include "chclient.h"
 #include "chcluster.h"
 #include "errclass.h"
+#include "state.pb-c.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,15 +47,27 @@ typedef enum {
  * retry's jittered backoff separates them). */
 errclass_t owners_claim(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
                         owners_mode_t mode, char *err, size_t errlen);
+/* As owners_claim for targets[0..n) with modes[i], a few dozen per round of queries. */
+errclass_t owners_claim_many(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                             const char *const *targets, const owners_mode_t *modes, size_t n,
+                             char *err, size_t errlen);
+/* As owners_claim_many for the targets of defs, all in mode but those with kept[i]
+ * (kept may be NULL), which are claimed as OWNERS_STREAM. */
+errclass_t owners_claim_defs(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                             Pgferry__State__TableDef *const *defs, size_t n, owners_mode_t mode,
+                             const bool *kept, char *err, size_t errlen);
 
-/* Whether some other claimant holds a name of target's family: *other set, with its
- * description in owner ("pipe p of pgferryd S (claimed T)"). */
-errclass_t owners_other(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
-                        bool *other, char *owner, size_t ownerlen, char *err, size_t errlen);
+/* desc[i] = "db.name belongs to <claimant>" when some other claimant holds a name of
+ * defs[i]'s family, else "". */
+errclass_t owners_others_defs(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                              Pgferry__State__TableDef *const *defs, size_t n, char (*desc)[600],
+                              char *err, size_t errlen);
 
-/* Releases this worker's claims on target's family. */
-errclass_t owners_release(ch_client_t *ch, const chcluster_t *cl, const char *db,
-                          const char *target, char *err, size_t errlen);
+/* Releases this worker's claims on the families of defs (but those with skip[i]; skip may be
+ * NULL). */
+errclass_t owners_release_defs(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                               Pgferry__State__TableDef *const *defs, size_t n, const bool *skip,
+                               char *err, size_t errlen);
 
 /* Live claims in db of anybody but this worker's pipe (the database stays while there are). */
 errclass_t owners_count_others(ch_client_t *ch, const char *db, long *n, char *err, size_t errlen);

@@ -1012,15 +1012,11 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     /* every name of every table is this pipe's before anything is created or dropped; tables
      * the pipe recorded before (set up by a version without the registry) are claimed as they
      * are, any other existing table is refused */
-    for (size_t i = 0; i < out->n_tables; i++) {
-        cls = owners_claim(ch, &cl, spec->dest_database, out->tables[i]->target,
-                           resync    ? OWNERS_RECORDED
-                           : kept[i] ? OWNERS_STREAM
-                                     : OWNERS_FRESH,
-                           err, errlen);
-        if (cls != ERRCLASS_NONE)
-            goto done;
-    }
+    cls = owners_claim_defs(ch, &cl, spec->dest_database, out->tables, out->n_tables,
+                            resync ? OWNERS_RECORDED : OWNERS_FRESH, resync ? NULL : kept, err,
+                            errlen);
+    if (cls != ERRCLASS_NONE)
+        goto done;
     if (resync) {
         cls = resync_tables(ch, &cl, spec->dest_database, out, err, errlen);
         goto done;
@@ -1151,8 +1147,7 @@ setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
     const char *db = spec->dest_database;
     chcluster_t cl;
     worker_cluster(spec, &cl);
-    for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++)
-        cls = owners_claim(ch, &cl, db, tables[i]->target, OWNERS_RECORDED, err, errlen);
+    cls = owners_claim_defs(ch, &cl, db, tables, n_tables, OWNERS_RECORDED, NULL, err, errlen);
     for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++) {
         const Pgferry__State__TableDef *d = tables[i];
         char fresh[300], old[300], view[300], vfresh[300], vold[300];

@@ -810,11 +810,11 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     if (!ch)
         return ERRCLASS_FATAL;
     /* the load drops, creates and truncates the pipe's tables: its own only */
-    for (size_t i = 0; i < n_tables; i++) {
+    {
         chcluster_t ocl;
         worker_cluster(spec, &ocl);
-        cls = owners_claim(ch, &ocl, spec->dest_database, tables[i]->target,
-                           resync ? OWNERS_RECORDED : OWNERS_STREAM, err, errlen);
+        cls = owners_claim_defs(ch, &ocl, spec->dest_database, tables, n_tables,
+                                resync ? OWNERS_RECORDED : OWNERS_STREAM, NULL, err, errlen);
         if (cls != ERRCLASS_NONE) {
             ch_client_destroy(&ch);
             return cls;

@@ -114,22 +114,24 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
     bool ok = true;
     size_t dropped = 0;
     chsql_ident(spec->dest_database, q, sizeof(q));
+    /* only what this pipe owns goes, and its claims with it */
+    char(*owner)[600] = calloc(ndefs + 1, sizeof(*owner));
+    bool *skip = calloc(ndefs + 1, sizeof(bool));
+    if (!owner || !skip) {
+        add(report, len, "destination tables NOT dropped (out of memory)");
+        ok = false;
+    } else if (owners_others_defs(ch, &cl, spec->dest_database, defs, ndefs, owner, err,
+                                  sizeof(err)) != ERRCLASS_NONE) {
+        snprintf(s, sizeof(s), "destination tables NOT dropped (%.900s)", err);
+        add(report, len, s);
+        ok = false;
+    }
     for (size_t i = 0; i < ndefs && ok; i++) {
-        /* only what this pipe owns goes, and its claims with it */
-        bool other = false;
-        char owner[600];
-        if (owners_other(ch, &cl, spec->dest_database, defs[i]->target, &other, owner,
-                         sizeof(owner), err, sizeof(err)) != ERRCLASS_NONE) {
-            snprintf(s, sizeof(s), "destination table %s.%s NOT dropped (%.500s)",
-                     spec->dest_database, defs[i]->target, err);
+        if (owner[i][0]) {
+            snprintf(s, sizeof(s), "destination table %s.%s left alone: %s", spec->dest_database,
+                     defs[i]->target, owner[i]);
             add(report, len, s);
-            ok = false;
-            break;
-        }
-        if (other) {
-            snprintf(s, sizeof(s), "destination table %s.%s left alone: %.700s",
-                     spec->dest_database, defs[i]->target, owner);
-            add(report, len, s);
+            skip[i] = true;
             continue;
         }
         for (int view = 1; view >= 0 && ok; view--) {
@@ -143,15 +145,16 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
                 ok = false;
             }
         }
-        if (ok && owners_release(ch, &cl, spec->dest_database, defs[i]->target, err, sizeof(err)) !=
-                      ERRCLASS_NONE) {
-            snprintf(s, sizeof(s), "the claim on destination table %s.%s NOT released (%.500s)",
-                     spec->dest_database, defs[i]->target, err);
-            add(report, len, s);
-            ok = false;
-        }
         dropped += ok;
     }
+    if (ok && owners_release_defs(ch, &cl, spec->dest_database, defs, ndefs, skip, err,
+                                  sizeof(err)) != ERRCLASS_NONE) {
+        snprintf(s, sizeof(s), "the claims on the dropped tables NOT released (%.900s)", err);
+        add(report, len, s);
+        ok = false;
+    }
+    free(owner);
+    free(skip);
     if (ok) {
         snprintf(s, sizeof(s), "%zu destination table(s) and their views dropped", dropped);
         add(report, len, s);
