@@ -84,6 +84,7 @@ open_state_id(store_t *s, char *err, size_t errlen)
         return false;
     }
     s->state_id[32] = '\0';
+    log_info("state store id %s (the owner of its pipes' destination tables)", s->state_id);
     return true;
 }
 
