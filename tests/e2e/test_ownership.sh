@@ -14,6 +14,7 @@ psql_q "CREATE SCHEMA $S; CREATE SCHEMA $S2;
   CREATE TABLE $S2.orders (id int PRIMARY KEY, note text);
   CREATE TABLE $S.orders_resync (id int PRIMARY KEY, x text);
   CREATE TABLE $S.pre (id int PRIMARY KEY, note text);
+  CREATE TABLE $S.orders_live (id int PRIMARY KEY);
   INSERT INTO $S.orders SELECT g, 'p1' FROM generate_series(1, 3) g;
   INSERT INTO $S2.orders SELECT g, 'p2' FROM generate_series(1, 5) g;
   INSERT INTO $S.orders_resync SELECT g, 'q1' FROM generate_series(1, 7) g;
@@ -82,6 +83,20 @@ assert_contains "$out" "orders_resync" "q4's refusal names the colliding name"
 assert_eq "$(ch_q "SELECT count() FROM system.tables WHERE database = '${CH_DB_PREFIX}shared4' AND name != '_pgferry_owners'")" 0 \
     "q4 created nothing"
 
+# and with the view's name: refused, not "exists with a different definition"
+set +e
+out=$("$CTL" create q5 --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$S.orders,$S.orders_live" \
+    --dest-database "${CH_DB_PREFIX}shared5" 2>&1)
+rc=$?
+set -e
+if [ $rc -eq 0 ]; then
+    TEST_PIPES+=(q5)
+    wait_for 30 "q5 Failed" state_is q5 Failed
+    out=$(err_of q5)
+fi
+assert_contains "$out" "orders_live" "q5's refusal names the colliding name"
+case "$out" in *"different definition"*) fail "q5 refused for the wrong reason: $out" ;; esac
+
 log "(c) a second pgferryd (its own state) pointed at the same database is refused"
 ST2="$TEST_DIR/state2"
 "$PGFERRYD" --state-dir "$ST2" --log-level debug >>"$TEST_DIR/pgferryd2.log" 2>&1 &
@@ -126,6 +141,26 @@ mk p6 "$S2.orders" "$SH"
 wait_for 60 "p6 takes orders" state_is p6 Running
 wait_for 20 "p6's rows" bash -c "[ \"\$(curl -sS '${PGFERRY_CH_URL%/}/' --data-binary 'SELECT count() FROM \`$SH\`.orders_live')\" = 5 ]"
 
+log "(f) two pipes claiming one name at the same moment: exactly one owns it"
+SH3="${CH_DB_PREFIX}shared3"
+mk r1 "$S.orders" "$SH3" &
+M1=$!
+mk r2 "$S2.orders" "$SH3" &
+M2=$!
+wait $M1 $M2
+TEST_PIPES+=(r1 r2)
+settled() { for p in r1 r2; do case "$(pipe_state $p)" in Running | Failed) ;; *) return 1 ;; esac; done; }
+wait_for 90 "r1 and r2 settle" settled
+states="$(pipe_state r1),$(pipe_state r2)"
+case "$states" in
+Running,Failed) win=r1 lose=r2 ;;
+Failed,Running) win=r2 lose=r1 ;;
+*) fail "expected one owner of $SH3.orders, got $states" ;;
+esac
+assert_contains "$(err_of $lose)" "destination table $SH3.orders belongs to pipe $win" "the loser names the winner"
+assert_eq "$(ch_q "SELECT count() FROM (SELECT pipe, argMax(released, version) AS r FROM \`$SH3\`._pgferry_owners WHERE name = 'orders' GROUP BY pipe, state_id) WHERE r = 0")" 1 \
+    "one live claim on orders"
+
 log "a pipe set up before the registry records its claims (upgrade from 0.2)"
 ch_q "DROP TABLE \`$SH2\`._pgferry_owners" >/dev/null
 "$CTL" resync q1 >/dev/null
@@ -135,7 +170,8 @@ assert_eq "$(ch_q "SELECT count() FROM \`$SH2\`._pgferry_owners WHERE name = 'or
     "q1's claim recorded again"
 assert_eq "$(ch_q "SELECT count() FROM \`$SH2\`.orders_resync_live")" 7 "q1's rows after the resync"
 
-for p in p6 q1 q2 q3 d1; do "$CTL" drop $p >/dev/null; done
+for p in p6 q1 q2 q3 d1 r1 r2; do "$CTL" drop $p >/dev/null; done
 "$CTL" drop q4 >/dev/null 2>&1 || true
+"$CTL" drop q5 >/dev/null 2>&1 || true
 stop_daemon || fail "pgferryd exited non-zero"
 log "ok"
