@@ -110,8 +110,8 @@ main(int argc, char **argv)
     } else if (rid == ROLE_SETUP) {
         setup_result_t res;
         bool rs = m->assignment->resync;
-        cls = setup_run(spec, rs ? NULL : m->assignment->tables, rs ? 0 : m->assignment->n_tables,
-                        rs, w, &res, err, sizeof(err));
+        cls = setup_run(spec, m->assignment->tables, m->assignment->n_tables, rs, w, &res, err,
+                        sizeof(err));
         d.detail = res.detail;
         d.tables = res.tables;
         d.n_tables = res.n_tables;

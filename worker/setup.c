@@ -888,7 +888,9 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
           size_t n_existing, bool resync, worker_t *w, setup_result_t *out, char *err,
           size_t errlen)
 {
-    bool *kept = NULL;
+    bool *kept = NULL, *recorded = NULL;
+    owners_mode_t *modes = NULL;
+    const char **targets = NULL;
     memset(out, 0, sizeof(*out));
     errclass_t cls;
     ch_client_t *ch = worker_dest_client(spec, err, errlen);
@@ -910,7 +912,10 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
         goto done;
     }
     kept = calloc(spec->n_tables + 1, sizeof(bool));
-    if (!kept) {
+    recorded = calloc(spec->n_tables + 1, sizeof(bool));
+    modes = calloc(spec->n_tables + 1, sizeof(*modes));
+    targets = calloc(spec->n_tables + 1, sizeof(*targets));
+    if (!kept || !recorded || !modes || !targets) {
         snprintf(err, errlen, "out of memory");
         cls = ERRCLASS_TRANSIENT;
         goto done;
@@ -918,7 +923,8 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     for (size_t i = 0; i < spec->n_tables; i++) {
         /* tables set up before (a pipe that gets more tables) stay as recorded */
         const Pgferry__State__TableDef *old = find_def(existing, n_existing, spec->tables[i]);
-        if (old) {
+        recorded[i] = old != NULL;
+        if (old && !resync) {
             out->tables[i] = copy_def(old);
             kept[i] = true;
             cls = out->tables[i] ? ERRCLASS_NONE : ERRCLASS_TRANSIENT;
@@ -1012,9 +1018,14 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     /* every name of every table is this pipe's before anything is created or dropped; tables
      * the pipe recorded before (set up by a version without the registry) are claimed as they
      * are, any other existing table is refused */
-    cls = owners_claim_defs(ch, &cl, spec->dest_database, out->tables, out->n_tables,
-                            resync ? OWNERS_RECORDED : OWNERS_FRESH, resync ? NULL : kept, err,
-                            errlen);
+    for (size_t i = 0; i < out->n_tables; i++) {
+        /* a resync reloads recorded tables only as the pipe's own: a table the pipe never set
+         * up (its Setup was refused) is taken over by no resync */
+        targets[i] = out->tables[i]->target;
+        modes[i] = !recorded[i] ? OWNERS_FRESH : resync ? OWNERS_RECORDED : OWNERS_STREAM;
+    }
+    cls =
+        owners_claim_many(ch, &cl, spec->dest_database, targets, modes, out->n_tables, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
     if (resync) {
@@ -1051,6 +1062,9 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     cls = ERRCLASS_NONE;
 done:
     free(kept);
+    free(recorded);
+    free(modes);
+    free(targets);
     if (pg)
         PQfinish(pg);
     ch_client_destroy(&ch);

@@ -24,7 +24,8 @@ typedef struct {
 
 /* existing: definitions recorded before (tables added to a running pipe keep the others as
  * they are: no DDL, no re-read); NULL/0 for a new pipe. */
-/* resync: every table read again from the catalog (pass no existing definitions) and an empty
+/* resync: every table read again from the catalog (existing only tells which tables the pipe
+ * set up before: they are its own in the registry of owners, worker/owners.h) and an empty
  * <target>_resync table created for each; the destination tables are left alone. */
 errclass_t setup_run(const Pgferry__State__PipeSpec *spec,
                      Pgferry__State__TableDef *const *existing, size_t n_existing, bool resync,

@@ -123,6 +123,11 @@ mk d1 "$S.pre" "$SH"
 wait_for 30 "d1 Failed" state_is d1 Failed
 assert_contains "$(err_of d1)" "destination table $SH.pre exists and no pipe owns it" "d1's refusal"
 assert_eq "$(ch_q "SELECT count(), min(note) FROM \`$SH\`.pre FORMAT CSV")" '1,"mine"' "the foreign table untouched"
+# nor by a resync of the refused pipe (it never set the table up)
+"$CTL" resync d1 >/dev/null
+wait_for 60 "d1's resync refused" bash -c "'$CTL' status d1 --json | jq -e '.state == \"Failed\" and ([.history[].to] | map(select(. == \"Failed\")) | length) == 2' >/dev/null"
+assert_contains "$(err_of d1)" "destination table $SH.pre exists and no pipe owns it" "d1's resync refused"
+assert_eq "$(ch_q "SELECT count(), min(note) FROM \`$SH\`.pre FORMAT CSV")" '1,"mine"' "the foreign table untouched by the resync"
 
 log "(e) drop --drop-destination releases the names; drop without it keeps them"
 "$CTL" drop p2 >/dev/null
