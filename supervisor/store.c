@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@ struct store {
     size_t npeek, cappeek;
     MDB_env *env;
     MDB_dbi pipes, history, checkpoints;
+    char state_id[33]; /* this store's random id (see store_state_id) */
     int stale_cleared;
     size_t map_size;
     uint32_t history_max; /* events kept per pipe; 0 = all */
@@ -81,6 +83,52 @@ const char *
 store_last_error(const store_t *s)
 {
     return s->last_err[0] ? s->last_err : "state store error";
+/* The store's id: 128 random bits in hex, made on the first open and kept in the "meta" table
+ * (the owner of destination tables in ClickHouse's registry, with the pipe's name). */
+static bool
+open_state_id(store_t *s, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    MDB_val k = {.mv_size = 8, .mv_data = "state_id"}, v;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
+    if (rc == 0) {
+        rc = mdb_get(txn, meta, &k, &v);
+        if (rc == 0 && v.mv_size == 32) {
+            memcpy(s->state_id, v.mv_data, 32);
+        } else if (rc == MDB_NOTFOUND || rc == 0) {
+            unsigned char r[16];
+            if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+                mdb_txn_abort(txn);
+                snprintf(err, errlen, "cannot make the store's id: %s", strerror(errno));
+                return false;
+            }
+            for (int i = 0; i < 16; i++)
+                snprintf(s->state_id + 2 * i, 3, "%02x", r[i]);
+            v.mv_size = 32;
+            v.mv_data = s->state_id;
+            rc = mdb_put(txn, meta, &k, &v, 0);
+        }
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read the store's id: %s", mdb_strerror(rc));
+        return false;
+    }
+    s->state_id[32] = '\0';
+    log_info("state store id %s (the owner of its pipes' destination tables)", s->state_id);
+    return true;
+}
+
+const char *
+store_state_id(const store_t *s)
+{
+    return s->state_id;
 }
 
 store_t *
@@ -327,6 +375,8 @@ store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen)
     }
     if (rc != 0)
         goto fail;
+    if (!open_state_id(s, err, errlen))
+        goto fail;
     return s;
 fail:
     if (s->env)
@@ -335,7 +385,6 @@ fail:
     return NULL;
 }
 
-/* mdb_env_open, the tables, and one read of everything; 0 or an LMDB code (err says it) */
 static void
 peek_forget(store_t *s, const char *name)
 {

@@ -26,6 +26,9 @@ void store_set_history_max(store_t *s, uint32_t max_events);
 size_t store_map_size(const store_t *s);
 unsigned store_times_grown(const store_t *s);
 void store_destroy(store_t **s);
+/* This store's id (32 hex digits, made on its first open): with a pipe's name it owns the
+ * destination tables the pipe creates (the registry in ClickHouse, worker/owners.h). */
+const char *store_state_id(const store_t *s);
 
 /* What the last failed write said (a full state disk is called so), for a requester; a
  * generic text when none failed. */

@@ -189,6 +189,7 @@ assign(supervisor_t *s, proc_t *p, zmq_msg_t *id)
     Pgferry__Worker__Range one_range;
     a.role = p->role;
     a.spec = rec->spec;
+    a.state_id = (char *)store_state_id(s->store);
     a.tables = rec->table_defs;
     a.n_tables = rec->n_table_defs;
     pipe_rt_t *rt = sup_rt(s, p->pipe, false);

@@ -1,6 +1,7 @@
 /* cdc: the replication loop (receivelog.c's shape), batching decisions and reports. How rows
  * are made is apply.c's business, schema changes schema.c's, relation ids relmap.c's. */
 #include "cdc.h"
+#include "owners.h"
 #include "apply.h"
 #include "applyio.h"
 #include "chsql.h"
@@ -1239,6 +1240,14 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
             snprintf(err, errlen, "out of memory");
             return ERRCLASS_TRANSIENT;
         }
+    }
+    /* the stream writes into the pipe's own tables only (a pipe set up before the registry
+     * records its claims here) */
+    errclass_t ocls = owners_claim_defs(c.ch, &c.cl, spec->dest_database, tables, n_tables,
+                                        OWNERS_STREAM, NULL, err, errlen);
+    if (ocls != ERRCLASS_NONE) {
+        ch_client_destroy(&c.ch);
+        return ocls;
     }
     c.io.ch = c.ch;
     c.io.cl = &c.cl;

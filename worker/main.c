@@ -3,6 +3,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "names.h"
+#include "owners.h"
 #include "provision.h"
 #include "setup.h"
 #include "slotinfo.h"
@@ -121,6 +122,8 @@ main(int argc, char **argv)
     }
     int rc;
     const Pgferry__State__PipeSpec *spec = m->assignment->spec;
+    if (spec)
+        owners_set_identity(spec->name, m->assignment->state_id);
     Pgferry__Worker__Done d = PGFERRY__WORKER__DONE__INIT;
     errclass_t cls;
     if (!spec || m->assignment->role != rid) {

@@ -1,6 +1,7 @@
 /* schema: schema changes seen in the replication stream, applied to the definition and
  * ClickHouse. */
 #include "schema.h"
+#include "owners.h"
 #include "buf.h"
 #include "chsql.h"
 #include "chtable.h"
@@ -362,6 +363,11 @@ schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    /* ALTERs and the view's replacement: on the pipe's own table only */
+    cls = owners_claim(ch, cl, db, old->target, OWNERS_STREAM, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto out;
+    cls = ERRCLASS_TRANSIENT;
     for (size_t k = 0; k < no; k++)
         old_msg[k] = -1;
     /* 1. the same name, or the ClickHouse name (a message from before a rename, replayed) */

@@ -1,5 +1,6 @@
 /* setup: definitions from PostgreSQL, DDL and verification in ClickHouse. */
 #include "setup.h"
+#include "owners.h"
 #include "slotwait.h"
 #include "buf.h"
 #include "chclient.h"
@@ -1023,8 +1024,10 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
           size_t n_existing, bool resync, worker_t *w, setup_result_t *out, char *err,
           size_t errlen)
 {
-    bool *kept = NULL;
+    bool *kept = NULL, *recorded = NULL;
     char renamed[600] = "";
+    owners_mode_t *modes = NULL;
+    const char **targets = NULL;
     memset(out, 0, sizeof(*out));
     errclass_t cls;
     ch_client_t *ch = worker_dest_client(spec, err, errlen);
@@ -1046,7 +1049,10 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
         goto done;
     }
     kept = calloc(spec->n_tables + 1, sizeof(bool));
-    if (!kept) {
+    recorded = calloc(spec->n_tables + 1, sizeof(bool));
+    modes = calloc(spec->n_tables + 1, sizeof(*modes));
+    targets = calloc(spec->n_tables + 1, sizeof(*targets));
+    if (!kept || !recorded || !modes || !targets) {
         snprintf(err, errlen, "out of memory");
         cls = ERRCLASS_TRANSIENT;
         goto done;
@@ -1054,6 +1060,7 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     for (size_t i = 0; i < spec->n_tables; i++) {
         /* tables set up before (a pipe that gets more tables) stay as recorded */
         const Pgferry__State__TableDef *old = find_def(existing, n_existing, spec->tables[i]);
+        recorded[i] = old != NULL;
         if (old && !resync) {
             out->tables[i] = copy_def(old);
             kept[i] = true;
@@ -1084,6 +1091,25 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
                          out->tables[i]->name);
                 cls = ERRCLASS_FATAL;
                 goto done;
+            }
+            /* one table's target among the names pgferry derives from another's */
+            for (int k = 0; k < 2; k++) {
+                const char *a = out->tables[k ? i : j]->target, *b = out->tables[k ? j : i]->target;
+                char fam[OWNERS_MAX_NAMES][300];
+                chcluster_t fcl;
+                worker_cluster(spec, &fcl);
+                size_t nf = owners_family(&fcl, a, fam, OWNERS_MAX_NAMES);
+                for (size_t f = 1; f < nf; f++) {
+                    if (strcmp(fam[f], b) == 0) {
+                        snprintf(err, errlen,
+                                 "destination table %s is a name pgferry uses for destination "
+                                 "table %s (its view, resync or swap); give one of them another "
+                                 "name with --target schema.table=name",
+                                 b, a);
+                        cls = ERRCLASS_FATAL;
+                        goto done;
+                    }
+                }
             }
         }
     }
@@ -1132,6 +1158,19 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     cls = ch_client_query(ch, sql, NULL, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;
+    /* every name of every table is this pipe's before anything is created or dropped; tables
+     * the pipe recorded before (set up by a version without the registry) are claimed as they
+     * are, any other existing table is refused */
+    for (size_t i = 0; i < out->n_tables; i++) {
+        /* a resync reloads recorded tables only as the pipe's own: a table the pipe never set
+         * up (its Setup was refused) is taken over by no resync */
+        targets[i] = out->tables[i]->target;
+        modes[i] = !recorded[i] ? OWNERS_FRESH : resync ? OWNERS_RECORDED : OWNERS_STREAM;
+    }
+    cls =
+        owners_claim_many(ch, &cl, spec->dest_database, targets, modes, out->n_tables, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        goto done;
     if (resync) {
         cls = resync_tables(ch, &cl, spec->dest_database, out, err, errlen);
         goto done;
@@ -1166,6 +1205,9 @@ setup_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const 
     cls = ERRCLASS_NONE;
 done:
     free(kept);
+    free(recorded);
+    free(modes);
+    free(targets);
     if (pg)
         PQfinish(pg);
     ch_client_destroy(&ch);
@@ -1262,6 +1304,7 @@ setup_swap(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef *const
     const char *db = spec->dest_database;
     chcluster_t cl;
     worker_cluster(spec, &cl);
+    cls = owners_claim_defs(ch, &cl, db, tables, n_tables, OWNERS_RECORDED, NULL, err, errlen);
     for (size_t i = 0; i < n_tables && cls == ERRCLASS_NONE; i++) {
         const Pgferry__State__TableDef *d = tables[i];
         char fresh[300], old[300], view[300], vfresh[300], vold[300];

@@ -26,7 +26,9 @@ typedef struct {
  * they are: no DDL, no re-read, only their current names, found by oid); NULL/0 for a new pipe.
  * A table is its oid: a known table renamed at the source keeps its definition under its new
  * name, a new table that took its old name is not it. */
-/* resync: every table read again from the catalog (a known one by its oid) and an empty
+/* resync: every table read again from the catalog (a known one by its oid; existing also tells
+ * which tables the pipe set up before: they are its own in the registry of owners,
+ * worker/owners.h) and an empty
  * <target>_resync table created for each; the destination tables are left alone. */
 errclass_t setup_run(const Pgferry__State__PipeSpec *spec,
                      Pgferry__State__TableDef *const *existing, size_t n_existing, bool resync,

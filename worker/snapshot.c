@@ -1,5 +1,6 @@
 /* snapshot: exported snapshot, binary COPY -> Native blocks -> streaming insert. */
 #include "snapshot.h"
+#include "owners.h"
 #include "slotwait.h"
 #include "buf.h"
 #include "chclient.h"
@@ -846,6 +847,17 @@ snapshot_coordinate(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableD
     ch_client_t *ch = worker_dest_client(spec, err, errlen);
     if (!ch)
         return ERRCLASS_FATAL;
+    /* the load drops, creates and truncates the pipe's tables: its own only */
+    {
+        chcluster_t ocl;
+        worker_cluster(spec, &ocl);
+        cls = owners_claim_defs(ch, &ocl, spec->dest_database, tables, n_tables,
+                                resync ? OWNERS_RECORDED : OWNERS_STREAM, NULL, err, errlen);
+        if (cls != ERRCLASS_NONE) {
+            ch_client_destroy(&ch);
+            return cls;
+        }
+    }
     cls = lock_tables(spec, tables, n_tables, &locks, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto done;

@@ -1,5 +1,6 @@
 /* teardown: slot, publication and destination removal for a dropped pipe. */
 #include "teardown.h"
+#include "owners.h"
 #include "chclient.h"
 #include "chsql.h"
 #include "log.h"
@@ -113,7 +114,26 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
     bool ok = true;
     size_t dropped = 0;
     chsql_ident(spec->dest_database, q, sizeof(q));
+    /* only what this pipe owns goes, and its claims with it */
+    char(*owner)[600] = calloc(ndefs + 1, sizeof(*owner));
+    bool *skip = calloc(ndefs + 1, sizeof(bool));
+    if (!owner || !skip) {
+        add(report, len, "destination tables NOT dropped (out of memory)");
+        ok = false;
+    } else if (owners_others_defs(ch, &cl, spec->dest_database, defs, ndefs, owner, err,
+                                  sizeof(err)) != ERRCLASS_NONE) {
+        snprintf(s, sizeof(s), "destination tables NOT dropped (%.900s)", err);
+        add(report, len, s);
+        ok = false;
+    }
     for (size_t i = 0; i < ndefs && ok; i++) {
+        if (owner[i][0]) {
+            snprintf(s, sizeof(s), "destination table %s.%s left alone: %s", spec->dest_database,
+                     defs[i]->target, owner[i]);
+            add(report, len, s);
+            skip[i] = true;
+            continue;
+        }
         for (int view = 1; view >= 0 && ok; view--) {
             char name[300];
             snprintf(name, sizeof(name), "%s%s", defs[i]->target, view ? "_live" : "");
@@ -127,20 +147,35 @@ drop_destination(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef 
         }
         dropped += ok;
     }
+    if (ok && owners_release_defs(ch, &cl, spec->dest_database, defs, ndefs, skip, err,
+                                  sizeof(err)) != ERRCLASS_NONE) {
+        snprintf(s, sizeof(s), "the claims on the dropped tables NOT released (%.900s)", err);
+        add(report, len, s);
+        ok = false;
+    }
+    free(owner);
+    free(skip);
     if (ok) {
         snprintf(s, sizeof(s), "%zu destination table(s) and their views dropped", dropped);
         add(report, len, s);
     }
     if (ok && whole) {
-        /* the database goes too once nothing else lives in it */
+        /* the database goes too once nothing else lives in it (but the registry of owners,
+         * while nobody else holds a claim in it) */
         char lit[300], *out = NULL;
+        long others = 0;
         chsql_string(spec->dest_database, lit, sizeof(lit));
-        snprintf(s, sizeof(s), "SELECT count() FROM system.tables WHERE database = %s", lit);
-        if (ch_client_query(ch, s, &out, err, sizeof(err)) != ERRCLASS_NONE) {
+        snprintf(s, sizeof(s),
+                 "SELECT count() FROM system.tables WHERE database = %s AND name != "
+                 "'" OWNERS_TABLE "'",
+                 lit);
+        if (owners_count_others(ch, spec->dest_database, &others, err, sizeof(err)) !=
+                ERRCLASS_NONE ||
+            ch_client_query(ch, s, &out, err, sizeof(err)) != ERRCLASS_NONE) {
             snprintf(s, sizeof(s), "database %s NOT dropped (%.500s)", spec->dest_database, err);
             add(report, len, s);
             ok = false;
-        } else if (out && atoi(out) == 0) {
+        } else if (out && atoi(out) == 0 && others == 0) {
             snprintf(s, sizeof(s), "DROP DATABASE IF EXISTS %s%s", q, cl.on);
             if (ch_client_query(ch, s, NULL, err, sizeof(err)) == ERRCLASS_NONE) {
                 snprintf(s, sizeof(s), "database %s dropped", spec->dest_database);

@@ -117,6 +117,21 @@ for LAYOUT in replicated sharded; do
                 ReplicatedReplacingMergeTree "a_local on n$n"
         done
     fi
+    # the registry of owners: one replicated table on every node of the cluster, all shards; a
+    # second pipe into the database, through the cluster's last node only, is refused
+    LASTN=2
+    [ "$LAYOUT" = sharded ] && LASTN=3
+    for n in $(seq 1 $LASTN); do
+        assert_eq "$(node_q $n "SELECT engine FROM system.tables WHERE database = '${CH_DB_PREFIX}$P' AND name = '_pgferry_owners'")" \
+            ReplicatedReplacingMergeTree "registry on n$n"
+    done
+    TEST_PIPES+=("${P}x")
+    "$CTL" create "${P}x" --source "$PGFERRY_PG_URI" --dest "$(node_url $LASTN)" --tables "$S.b" \
+        --dest-database "${CH_DB_PREFIX}$P" --cluster "$CLUSTER" --cluster-layout "$LAYOUT" --mode snapshot-only >/dev/null
+    wait_for 90 "pipe ${P}x refused" state_is "${P}x" Failed
+    assert_contains "$(pipe_json "${P}x" | jq -r .last_error.message)" "destination table ${CH_DB_PREFIX}$P.b belongs to pipe $P of pgferryd" \
+        "second pipe through n$LASTN refused"
+    "$CTL" drop "${P}x" >/dev/null
     compare_all "$P" "$LAYOUT"
 
     log "CDC: inserts, updates (unchanged TOAST values), deletes, a key change, a truncate"
@@ -182,7 +197,7 @@ for LAYOUT in replicated sharded; do
     compare_all "$P" "$LAYOUT"
     for n in 1 2; do
         node_match "$n" 60 "$P a.extra" "SELECT id, extra FROM $S.a ORDER BY id" "SELECT id, extra FROM $DB.a_live ORDER BY id"
-        left=$(node_q $n "SELECT count() FROM system.tables WHERE database = '${CH_DB_PREFIX}$P' AND (name LIKE '%resync%' OR name LIKE '%pgferry_%')")
+        left=$(node_q $n "SELECT count() FROM system.tables WHERE database = '${CH_DB_PREFIX}$P' AND (name LIKE '%resync%' OR name LIKE '%pgferry_%') AND name != '_pgferry_owners'")
         assert_eq "$left" 0 "resync leftovers on n$n"
     done
     "$CTL" verify "$P" >"$TEST_DIR/verify.$P" || { cat "$TEST_DIR/verify.$P" >&2; fail "verify of $P after resync"; }

@@ -108,8 +108,21 @@ create_pipe setup "$S.types,$S.\"Mixed Case\"" >/dev/null
 wait_for 30 "re-created pipe finishes Setup" state_is setup Running
 assert_eq "$(ch_q "SELECT count() FROM \`$DB\`.\`order_live\`")" 1 "existing data untouched"
 
-# an existing destination table that does not match: Failed, with the difference named
+# an existing destination table pgferry did not create: never adopted (whatever its columns;
+# test_ownership has one that matches), Failed with the ways out named
 ch_q "CREATE DATABASE \`${CH_DB_PREFIX}conflict\`"
+ch_q "CREATE TABLE \`${CH_DB_PREFIX}conflict\`.conflict (id Int64, v String) ENGINE = MergeTree ORDER BY id"
+create_pipe conflict "$S.conflict" >/dev/null
+wait_for 30 "pipe conflict fails" state_is conflict Failed
+assert_contains "$(pipe_json conflict | jq -r .last_error.message)" "destination table ${CH_DB_PREFIX}conflict.conflict exists and no pipe owns it" "conflict reason"
+assert_eq "$(ch_q "SELECT count() FROM system.columns WHERE database = '${CH_DB_PREFIX}conflict' AND table = 'conflict'")" 2 "the foreign table untouched"
+# a table of the pipe's own whose definition differs (changed by hand): Failed, the difference named
+"$CTL" drop conflict >/dev/null
+ch_q "DROP TABLE \`${CH_DB_PREFIX}conflict\`.conflict"
+create_pipe conflict "$S.conflict" >/dev/null
+wait_for 30 "pipe conflict Running" state_is conflict Running
+"$CTL" drop conflict >/dev/null
+ch_q "DROP TABLE \`${CH_DB_PREFIX}conflict\`.conflict"
 ch_q "CREATE TABLE \`${CH_DB_PREFIX}conflict\`.conflict (id Int64, v String) ENGINE = MergeTree ORDER BY id"
 create_pipe conflict "$S.conflict" >/dev/null
 wait_for 30 "pipe conflict fails" state_is conflict Failed

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "owners.h"
 #include "setup.h"
 
 static Pgferry__State__ColumnDef cols[4];
@@ -155,14 +156,47 @@ test_order_by_refusals(void **state)
     assert_null(setup_skipped_reason(&def, "id"));
 }
 
+/* every name a pipe may create for a target is claimed: the family of a target */
+static void
+test_owner_family(void **state)
+{
+    (void)state;
+    chcluster_t one, sh;
+    chcluster_init(&one, "", "", "");
+    chcluster_init(&sh, "c", "sharded", "");
+    char names[OWNERS_MAX_NAMES][300];
+    const char *want[] = {"orders",
+                          "orders_live",
+                          "orders_resync",
+                          "orders_pgferry_old",
+                          "orders_live_pgferry_new",
+                          "orders_live_pgferry_old",
+                          "orders_pgferry_dnew",
+                          "orders_pgferry_dold",
+                          "orders_local",
+                          "orders_resync_local",
+                          "orders_pgferry_old_local"};
+    size_t n = owners_family(&one, "orders", names, OWNERS_MAX_NAMES);
+    assert_int_equal(n, 8);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(names[i], want[i]);
+    n = owners_family(&sh, "orders", names, OWNERS_MAX_NAMES);
+    assert_int_equal(n, 11);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(names[i], want[i]);
+    /* what setup.c and the cluster module derive is in it */
+    char data[300];
+    chcluster_data_table(&sh, "orders_resync", data, sizeof(data));
+    assert_string_equal(data, names[9]);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_by_key_columns),
-        cmocka_unit_test(test_order_by_full_identity),
-        cmocka_unit_test(test_order_by_refusals),
-        cmocka_unit_test(test_cluster_ddl),
+        cmocka_unit_test(test_order_by_key_columns), cmocka_unit_test(test_order_by_full_identity),
+        cmocka_unit_test(test_order_by_refusals),    cmocka_unit_test(test_cluster_ddl),
+        cmocka_unit_test(test_owner_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

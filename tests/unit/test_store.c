@@ -386,6 +386,26 @@ test_damaged_refused(void **state)
     assert_int_equal(truncate(path, 0), 0);
     s = store_open(dir, err, sizeof(err));
     assert_non_null(s);
+/* the store's id: 32 hex digits, made once, the same after a reopen, another in another store */
+static void
+test_state_id(void **state)
+{
+    (void)state;
+    char err[256], id[33], other[300];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    snprintf(id, sizeof(id), "%s", store_state_id(s));
+    assert_int_equal(strlen(id), 32);
+    assert_int_equal(strspn(id, "0123456789abcdef"), 32);
+    store_destroy(&s);
+    s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    assert_string_equal(store_state_id(s), id);
+    store_destroy(&s);
+    snprintf(other, sizeof(other), "%s/other", dir);
+    s = store_open(other, err, sizeof(err));
+    assert_non_null(s);
+    assert_string_not_equal(store_state_id(s), id);
     store_destroy(&s);
 }
 
@@ -401,6 +421,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_history_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
