@@ -83,6 +83,8 @@ const char *
 store_last_error(const store_t *s)
 {
     return s->last_err[0] ? s->last_err : "state store error";
+}
+
 /* The store's id: 128 random bits in hex, made on the first open and kept in the "meta" table
  * (the owner of destination tables in ClickHouse's registry, with the pipe's name). */
 static bool

@@ -29,16 +29,43 @@ mk() { # mk NAME TABLES DB [flags]: a pipe into database DB
 }
 err_of() { pipe_json "$1" | jq -r .last_error.message; }
 start_daemon
+# A second pgferryd (its own state) on the same servers. Inside one pgferryd, create refuses a
+# destination name another of its pipes uses (test_pipe_names); pipes of the second pgferryd are
+# known only through the registry in ClickHouse, which is what this test is about.
+ST2="$TEST_DIR/state2"
+"$PGFERRYD" --state-dir "$ST2" --log-level debug >>"$TEST_DIR/pgferryd2.log" 2>&1 &
+D2=$!
+CLEANUP_PIDS+=($D2)
+CTL2() { PGFERRY_STATE_DIR="$ST2" "$CTL" "$@"; }
+wait_for 10 "second pgferryd answers" CTL2 --timeout 2000 list
+mk2() { # mk2 NAME TABLES DB [flags]: a pipe of the second pgferryd into database DB
+    local name=$1 tables=$2 db=$3; shift 3
+    TEST_PIPES+=("$name")
+    CTL2 create "$name" --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$tables" \
+        --dest-database "$db" "$@" >/dev/null
+}
+state2_is() { [ "$(CTL2 --timeout 5000 status "$1" --json | jq -r .state)" = "$2" ]; }
+err2_of() { CTL2 --timeout 5000 status "$1" --json | jq -r .last_error.message; }
 
 log "(a) two pipes, one database, the same table name: the second is refused"
 mk p1 "$S.orders" "$SH"
 wait_for 60 "p1 Running" state_is p1 Running
 wait_for 20 "p1's rows" bash -c "[ \"\$(curl -sS '${PGFERRY_CH_URL%/}/' --data-binary 'SELECT count() FROM \`$SH\`.orders_live')\" = 3 ]"
-mk p2 "$S2.orders" "$SH"
-wait_for 30 "p2 Failed" state_is p2 Failed
-e=$(err_of p2)
+# the same pgferryd refuses it at create
+set +e
+out=$("$CTL" create p2 --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$S2.orders" \
+    --dest-database "$SH" 2>&1)
+rc=$?
+set -e
+[ $rc -ne 0 ] || fail "create p2 into p1's table accepted"
+assert_contains "$out" "which pipe p1 already uses" "create's refusal names p1"
+# a pipe of the other pgferryd: refused by the registry
+mk2 p2 "$S2.orders" "$SH"
+wait_for 30 "p2 Failed" state2_is p2 Failed
+e=$(err2_of p2)
 assert_contains "$e" "destination table $SH.orders belongs to pipe p1 of pgferryd" "p2's refusal names p1"
 assert_contains "$e" "--target schema.table=name, or use another --dest-database" "p2's refusal names the way out"
+CTL2 drop p2 >/dev/null
 assert_eq "$(ch_q "SELECT count(), min(note), max(note) FROM \`$SH\`.orders FORMAT CSV")" '3,"p1","p1"' \
     "p1's rows unharmed"
 psql_q "INSERT INTO $S.orders VALUES (4, 'p1 streams')"
@@ -54,15 +81,16 @@ log "(b) a target that is another's derived name: refused both ways, nothing des
 # q1 owns orders_resync; q2's orders would resync through orders_resync
 mk q1 "$S.orders_resync" "$SH2"
 wait_for 60 "q1 Running" state_is q1 Running
-mk q2 "$S2.orders" "$SH2"
-wait_for 30 "q2 Failed" state_is q2 Failed
-assert_contains "$(err_of q2)" "destination table $SH2.orders_resync (a name pgferry uses for table orders) belongs to pipe q1" \
+mk2 q2 "$S2.orders" "$SH2"
+wait_for 30 "q2 Failed" state2_is q2 Failed
+assert_contains "$(err2_of q2)" "destination table $SH2.orders_resync (a name pgferry uses for table orders) belongs to pipe q1" \
     "q2's refusal names q1's table"
 assert_eq "$(ch_q "SELECT count() FROM system.tables WHERE database = '$SH2' AND name = 'orders'")" 0 "q2 created nothing"
 # p1 owns orders (and so orders_resync) in shared: a pipe wanting orders_resync there is refused
-mk q3 "$S.orders_resync" "$SH"
-wait_for 30 "q3 Failed" state_is q3 Failed
-assert_contains "$(err_of q3)" "destination table $SH.orders_resync belongs to pipe p1" "q3's refusal names p1"
+mk2 q3 "$S.orders_resync" "$SH"
+wait_for 30 "q3 Failed" state2_is q3 Failed
+assert_contains "$(err2_of q3)" "destination table $SH.orders_resync belongs to pipe p1" "q3's refusal names p1"
+CTL2 drop q3 >/dev/null
 # a resync of the owners swaps their own tables only
 "$CTL" resync q1 >/dev/null
 wait_for 90 "q1 Running after its resync" bash -c \
@@ -98,12 +126,6 @@ assert_contains "$out" "orders_live" "q5's refusal names the colliding name"
 case "$out" in *"different definition"*) fail "q5 refused for the wrong reason: $out" ;; esac
 
 log "(c) a second pgferryd (its own state) pointed at the same database is refused"
-ST2="$TEST_DIR/state2"
-"$PGFERRYD" --state-dir "$ST2" --log-level debug >>"$TEST_DIR/pgferryd2.log" 2>&1 &
-D2=$!
-CLEANUP_PIDS+=($D2)
-CTL2() { PGFERRY_STATE_DIR="$ST2" "$CTL" "$@"; }
-wait_for 10 "second pgferryd answers" CTL2 --timeout 2000 list
 # the same pipe name as the owner: only the state id tells them apart (snapshot-only: no
 # slot or publication of its own to collide with the first p1's)
 CTL2 create p1 --source "$PGFERRY_PG_URI" --dest "$PGFERRY_CH_URL" --tables "$S2.orders" \
@@ -113,8 +135,6 @@ e=$(CTL2 status p1 --json | jq -r .last_error.message)
 assert_contains "$e" "destination table $SH.orders belongs to pipe p1 of pgferryd" "second pgferryd refused"
 assert_eq "$(ch_q "SELECT count(), min(note) FROM \`$SH\`.orders_live FORMAT CSV")" '4,"p1"' "p1's rows unharmed by the second pgferryd"
 CTL2 drop p1 >/dev/null
-kill -TERM $D2
-wait $D2 || fail "second pgferryd exited non-zero"
 
 log "(d) an existing table nobody owns is not adopted"
 ch_q "CREATE TABLE \`$SH\`.pre AS \`$SH\`.orders" >/dev/null
@@ -130,7 +150,6 @@ assert_contains "$(err_of d1)" "destination table $SH.pre exists and no pipe own
 assert_eq "$(ch_q "SELECT count(), min(note) FROM \`$SH\`.pre FORMAT CSV")" '1,"mine"' "the foreign table untouched by the resync"
 
 log "(e) drop --drop-destination releases the names; drop without it keeps them"
-"$CTL" drop p2 >/dev/null
 "$CTL" drop p3 >/dev/null
 mk p5 "$S2.orders" "$SH" --target "$S2.orders=orders2"
 wait_for 30 "p5 Failed (p3's tables kept their owner)" state_is p5 Failed
@@ -148,21 +167,23 @@ wait_for 20 "p6's rows" bash -c "[ \"\$(curl -sS '${PGFERRY_CH_URL%/}/' --data-b
 
 log "(f) two pipes claiming one name at the same moment: exactly one owns it"
 SH3="${CH_DB_PREFIX}shared3"
+# (one of each pgferryd: inside one pgferryd, create itself refuses the second)
 mk r1 "$S.orders" "$SH3" &
 M1=$!
-mk r2 "$S2.orders" "$SH3" &
+mk2 r2 "$S2.orders" "$SH3" &
 M2=$!
 wait $M1 $M2
 TEST_PIPES+=(r1 r2)
-settled() { for p in r1 r2; do case "$(pipe_state $p)" in Running | Failed) ;; *) return 1 ;; esac; done; }
+r_state() { if [ "$1" = r1 ]; then pipe_state r1; else CTL2 --timeout 5000 status r2 --json | jq -r .state; fi; }
+settled() { for p in r1 r2; do case "$(r_state $p)" in Running | Failed) ;; *) return 1 ;; esac; done; }
 wait_for 90 "r1 and r2 settle" settled
-states="$(pipe_state r1),$(pipe_state r2)"
+states="$(r_state r1),$(r_state r2)"
 case "$states" in
-Running,Failed) win=r1 lose=r2 ;;
-Failed,Running) win=r2 lose=r1 ;;
+Running,Failed) win=r1 lose_err=$(err2_of r2) ;;
+Failed,Running) win=r2 lose_err=$(err_of r1) ;;
 *) fail "expected one owner of $SH3.orders, got $states" ;;
 esac
-assert_contains "$(err_of $lose)" "destination table $SH3.orders belongs to pipe $win" "the loser names the winner"
+assert_contains "$lose_err" "destination table $SH3.orders belongs to pipe $win" "the loser names the winner"
 assert_eq "$(ch_q "SELECT count() FROM (SELECT pipe, argMax(released, version) AS r FROM \`$SH3\`._pgferry_owners WHERE name = 'orders' GROUP BY pipe, state_id) WHERE r = 0")" 1 \
     "one live claim on orders"
 
@@ -175,7 +196,10 @@ assert_eq "$(ch_q "SELECT count() FROM \`$SH2\`._pgferry_owners WHERE name = 'or
     "q1's claim recorded again"
 assert_eq "$(ch_q "SELECT count() FROM \`$SH2\`.orders_resync_live")" 7 "q1's rows after the resync"
 
-for p in p6 q1 q2 q3 d1 r1 r2; do "$CTL" drop $p >/dev/null; done
+for p in p6 q1 d1 r1; do "$CTL" drop $p >/dev/null; done
+for p in q2 r2; do CTL2 drop $p >/dev/null; done
+kill -TERM $D2
+wait $D2 || fail "second pgferryd exited non-zero"
 "$CTL" drop q4 >/dev/null 2>&1 || true
 "$CTL" drop q5 >/dev/null 2>&1 || true
 stop_daemon || fail "pgferryd exited non-zero"

@@ -386,6 +386,9 @@ test_damaged_refused(void **state)
     assert_int_equal(truncate(path, 0), 0);
     s = store_open(dir, err, sizeof(err));
     assert_non_null(s);
+    store_destroy(&s);
+}
+
 /* the store's id: 32 hex digits, made once, the same after a reopen, another in another store */
 static void
 test_state_id(void **state)
