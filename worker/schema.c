@@ -335,8 +335,41 @@ publication_changed(PGconn *pg, const char *user_pub, const Pgferry__State__Tabl
     return ERRCLASS_NONE;
 }
 
-static errclass_t drop_view_first(ch_client_t *ch, const chcluster_t *cl, const char *db,
-                                  const char *target, char *err, size_t errlen);
+/* Drops the live-rows view of target before a MODIFY COLUMN of its table: ClickHouse 18.16
+ * crashes (a segmentation fault) when a view created before a column became Nullable is read
+ * (found with a Nullable(Decimal) column; any read of the view between the ALTER and its
+ * re-creation did it). Without the view such a read fails cleanly until it is created again. */
+static errclass_t
+drop_view_first(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
+                char *err, size_t errlen)
+{
+    char view[300];
+    snprintf(view, sizeof(view), "%s_live", target);
+    return setup_drop(ch, cl, db, view, false, err, errlen);
+}
+
+/* The sharded layout's Distributed table and the live-rows view take the data table's columns
+ * again after a change of them (schema_apply, schema_nullable). */
+static errclass_t
+redo_dependents(ch_client_t *ch, const chcluster_t *cl, const char *db,
+                const Pgferry__State__TableDef *nd, char *err, size_t errlen)
+{
+    errclass_t cls = setup_redo_dist(ch, cl, db, nd, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        return cls;
+    char view[300];
+    snprintf(view, sizeof(view), "%s_live", nd->target);
+    cls = setup_drop(ch, cl, db, view, false, err, errlen);
+    char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(cl, db, nd) : NULL;
+    if (cls == ERRCLASS_NONE && !vddl) {
+        snprintf(err, errlen, "out of memory");
+        cls = ERRCLASS_TRANSIENT;
+    }
+    if (cls == ERRCLASS_NONE)
+        cls = ch_client_query(ch, vddl, NULL, err, errlen);
+    free(vddl);
+    return cls;
+}
 
 errclass_t
 schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
@@ -656,26 +689,10 @@ schema_apply(PGconn *pg, ch_client_t *ch, const chcluster_t *cl, const char *db,
         note(&reason, "column %s dropped at the source (ClickHouse keeps column %s%s)", oc->name,
              chtable_col_name(oc), ", NULL in new rows");
     }
-    /* 5. a sharded layout's Distributed table takes the data table's columns again */
-    cls = setup_redo_dist(ch, cl, db, nd, err, errlen);
+    /* 5. a sharded layout's Distributed table and 6. the live-rows view take the columns */
+    cls = redo_dependents(ch, cl, db, nd, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
-    /* 6. the live-rows view lists the columns */
-    {
-        char view[300];
-        snprintf(view, sizeof(view), "%s_live", old->target);
-        cls = setup_drop(ch, cl, db, view, false, err, errlen);
-        char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(cl, db, nd) : NULL;
-        if (cls == ERRCLASS_NONE && !vddl) {
-            snprintf(err, errlen, "out of memory");
-            cls = ERRCLASS_TRANSIENT;
-        }
-        if (cls == ERRCLASS_NONE)
-            cls = ch_client_query(ch, vddl, NULL, err, errlen);
-        free(vddl);
-        if (cls != ERRCLASS_NONE)
-            goto out;
-    }
     if (reason.len == 0)
         note(&reason, "column order or types of %s%s%s changed", shown, "", "");
     snprintf(reason_out, reasonlen, "schema change in %s: %.*s", shown, (int)reason.len,
@@ -694,42 +711,6 @@ out:
     buf_free(&sql);
     if (nd)
         setup_free_def(nd);
-    return cls;
-}
-
-/* Drops the live-rows view of target before a MODIFY COLUMN of its table: ClickHouse 18.16
- * crashes (a segmentation fault) when a view created before a column became Nullable is read
- * (found with a Nullable(Decimal) column; any read of the view between the ALTER and its
- * re-creation did it). Without the view such a read fails cleanly until it is created again. */
-static errclass_t
-drop_view_first(ch_client_t *ch, const chcluster_t *cl, const char *db, const char *target,
-                char *err, size_t errlen)
-{
-    char view[300];
-    snprintf(view, sizeof(view), "%s_live", target);
-    return setup_drop(ch, cl, db, view, false, err, errlen);
-}
-
-/* The sharded layout's Distributed table and the live-rows view take the data table's columns
- * again after a change of them (as at the end of schema_apply). */
-static errclass_t
-redo_dependents(ch_client_t *ch, const chcluster_t *cl, const char *db,
-                const Pgferry__State__TableDef *nd, char *err, size_t errlen)
-{
-    errclass_t cls = setup_redo_dist(ch, cl, db, nd, err, errlen);
-    if (cls != ERRCLASS_NONE)
-        return cls;
-    char view[300];
-    snprintf(view, sizeof(view), "%s_live", nd->target);
-    cls = setup_drop(ch, cl, db, view, false, err, errlen);
-    char *vddl = cls == ERRCLASS_NONE ? setup_view_ddl(cl, db, nd) : NULL;
-    if (cls == ERRCLASS_NONE && !vddl) {
-        snprintf(err, errlen, "out of memory");
-        cls = ERRCLASS_TRANSIENT;
-    }
-    if (cls == ERRCLASS_NONE)
-        cls = ch_client_query(ch, vddl, NULL, err, errlen);
-    free(vddl);
     return cls;
 }
 
