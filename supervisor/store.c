@@ -85,48 +85,6 @@ store_last_error(const store_t *s)
     return s->last_err[0] ? s->last_err : "state store error";
 }
 
-/* The store's id: 128 random bits in hex, made on the first open and kept in the "meta" table
- * (the owner of destination tables in ClickHouse's registry, with the pipe's name). */
-static bool
-open_state_id(store_t *s, char *err, size_t errlen)
-{
-    MDB_txn *txn = NULL;
-    MDB_dbi meta;
-    MDB_val k = {.mv_size = 8, .mv_data = "state_id"}, v;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc == 0)
-        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
-    if (rc == 0) {
-        rc = mdb_get(txn, meta, &k, &v);
-        if (rc == 0 && v.mv_size == 32) {
-            memcpy(s->state_id, v.mv_data, 32);
-        } else if (rc == MDB_NOTFOUND || rc == 0) {
-            unsigned char r[16];
-            if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-                mdb_txn_abort(txn);
-                snprintf(err, errlen, "cannot make the store's id: %s", strerror(errno));
-                return false;
-            }
-            for (int i = 0; i < 16; i++)
-                snprintf(s->state_id + 2 * i, 3, "%02x", r[i]);
-            v.mv_size = 32;
-            v.mv_data = s->state_id;
-            rc = mdb_put(txn, meta, &k, &v, 0);
-        }
-    }
-    if (rc == 0)
-        rc = mdb_txn_commit(txn);
-    else if (txn)
-        mdb_txn_abort(txn);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot read the store's id: %s", mdb_strerror(rc));
-        return false;
-    }
-    s->state_id[32] = '\0';
-    log_info("state store id %s (the owner of its pipes' destination tables)", s->state_id);
-    return true;
-}
-
 const char *
 store_state_id(const store_t *s)
 {
@@ -226,6 +184,7 @@ check_file(const char *path, char *err, size_t errlen)
                  path, size, need, last_pg + 1, psize, RESTORE_HINT);
         return false;
     }
+    g_damaged = false; /* the file is whole: a later failure is not the store's */
     return true;
 }
 
@@ -239,6 +198,65 @@ on_fault(int sig)
 {
     g_fault_sig = sig;
     siglongjmp(g_fault_jmp, 1);
+}
+
+/* The store's id: 128 random bits in hex, made on the first open and kept in the "meta" table
+ * (the owner of destination tables in ClickHouse's registry, with the pipe's name). Runs inside
+ * the fault guard of store_open_guarded; 0 or an LMDB/errno code (err says it). An id record of
+ * another shape is damage, never replaced: a new id would disown every table the pipes own. */
+static int
+open_state_id(store_t *s, const char *path, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    MDB_val k = {.mv_size = 8, .mv_data = "state_id"}, v;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
+    if (rc == 0) {
+        rc = mdb_get(txn, meta, &k, &v);
+        if (rc == 0 && v.mv_size == 32 &&
+            strspn((const char *)v.mv_data, "0123456789abcdef") >= 32) {
+            memcpy(s->state_id, v.mv_data, 32);
+        } else if (rc == 0) {
+            mdb_txn_abort(txn);
+            g_damaged = true;
+            snprintf(err, errlen,
+                     "state store %s is damaged: its id record is not 32 hex digits (%zu bytes)%s",
+                     path, v.mv_size, RESTORE_HINT);
+            return MDB_CORRUPTED;
+        } else if (rc == MDB_NOTFOUND) {
+            unsigned char r[16];
+            if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+                int e = errno;
+                mdb_txn_abort(txn);
+                snprintf(err, errlen, "cannot make the store's id: %s", strerror(e));
+                return e ? e : EIO;
+            }
+            for (int i = 0; i < 16; i++)
+                snprintf(s->state_id + 2 * i, 3, "%02x", r[i]);
+            v.mv_size = 32;
+            v.mv_data = s->state_id;
+            rc = mdb_put(txn, meta, &k, &v, 0);
+        }
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        if (rc == ENOSPC || rc == EIO || rc == EDQUOT) {
+            write_failed(s, "writing the store's id", rc);
+            snprintf(err, errlen, "%s", s->last_err);
+        } else {
+            snprintf(err, errlen, "cannot read or write the store's id in %s: %s", path,
+                     mdb_strerror(rc));
+        }
+        return rc;
+    }
+    s->state_id[32] = '\0';
+    log_info("state store id %s (the owner of its pipes' destination tables)", s->state_id);
+    return 0;
 }
 
 /* Reads every record of every table once (a byte of each page of each value). */
@@ -306,8 +324,9 @@ store_open_guarded(store_t *s, const char *path, char *err, size_t errlen)
         g_damaged = true;
         snprintf(err, errlen, "state store %s is damaged: %s%s", path, mdb_strerror(rc),
                  RESTORE_HINT);
+        return rc;
     }
-    return rc;
+    return open_state_id(s, path, err, errlen);
 }
 
 #define FAULTED (-1000000)
@@ -376,8 +395,6 @@ store_open_sized(const char *dir, size_t map_size, char *err, size_t errlen)
         return NULL;
     }
     if (rc != 0)
-        goto fail;
-    if (!open_state_id(s, err, errlen))
         goto fail;
     return s;
 fail:

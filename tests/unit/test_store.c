@@ -389,6 +389,32 @@ test_damaged_refused(void **state)
     store_destroy(&s);
 }
 
+/* an id record of another shape is damage: refused, never replaced by a new id (which would
+ * disown every destination table the pipes own) */
+static void
+test_state_id_damaged(void **state)
+{
+    (void)state;
+    char err[256], path[600];
+    store_t *s = store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    store_destroy(&s);
+    snprintf(path, sizeof(path), "%s/state.mdb", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_val k = {.mv_size = 8, .mv_data = "state_id"}, v = {.mv_size = 5, .mv_data = "short"};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_refused("its id record is not 32 hex digits");
+}
+
 /* the store's id: 32 hex digits, made once, the same after a reopen, another in another store */
 static void
 test_state_id(void **state)
@@ -404,6 +430,9 @@ test_state_id(void **state)
     s = store_open(dir, err, sizeof(err));
     assert_non_null(s);
     assert_string_equal(store_state_id(s), id);
+    /* a whole file: a later start failure is not called damage (pgferryd's exit code 8 stops
+     * systemd's restarts) */
+    assert_false(store_open_found_damage());
     store_destroy(&s);
     snprintf(other, sizeof(other), "%s/other", dir);
     s = store_open(other, err, sizeof(err));
@@ -425,6 +454,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_peek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_id_damaged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
