@@ -33,10 +33,12 @@ chnames_target_check(const char *target, char *err, size_t errlen)
     return true;
 }
 
-static const char *const suffixes[] = {"_live", "_resync", "_pgferry_old", "_live_pgferry_new",
-                                       "_live_pgferry_old"};
-static const char *const sharded_suffixes[] = {"_local", "_resync_local", "_pgferry_old_local",
-                                               "_pgferry_dnew", "_pgferry_dold"};
+/* _pgferry_dnew and _pgferry_dold are the sharded layout's Distributed swap, but a target is
+ * kept from them on every layout: the registry of owners (worker/owners.c) claims the same set */
+static const char *const suffixes[] = {
+    "_live",         "_resync",      "_pgferry_old", "_live_pgferry_new", "_live_pgferry_old",
+    "_pgferry_dnew", "_pgferry_dold"};
+static const char *const sharded_suffixes[] = {"_local", "_resync_local", "_pgferry_old_local"};
 
 size_t
 chnames_derived(const char *target, bool sharded, char out[][CHNAMES_NAME_MAX])

@@ -5,8 +5,10 @@
  *
  * A target T (the --target name, or the source table's name) makes pgferry use T, T_live (the
  * view), T_resync, T_pgferry_old, T_live_pgferry_new, T_live_pgferry_old (resync and view
- * swaps) and, on the sharded cluster layout, T_local, T_resync_local, T_pgferry_old_local,
- * T_pgferry_dnew and T_pgferry_dold (the worker/setup.c names; keep them in step).
+ * swaps), T_pgferry_dnew and T_pgferry_dold (the sharded layout's Distributed swap, reserved on
+ * every layout) and, on the sharded cluster layout, T_local, T_resync_local and
+ * T_pgferry_old_local (the worker/setup.c names; keep them in step). The registry of owners
+ * (worker/owners.c owners_family) claims exactly these names.
  */
 #ifndef PGFERRY_CHNAMES_H
 #define PGFERRY_CHNAMES_H

@@ -220,9 +220,9 @@ table_shown(const Pgferry__State__TableSpec *t, char *out, size_t outlen)
 }
 
 #define DERIVED_NAMES_HINT                                                                         \
-    "pgferry uses T, T_live, T_resync, T_pgferry_old, T_live_pgferry_new, T_live_pgferry_old "     \
-    "(and on the sharded layout T_local, T_resync_local, T_pgferry_old_local, T_pgferry_dnew, "    \
-    "T_pgferry_dold) for a destination table T"
+    "pgferry uses T, T_live, T_resync, T_pgferry_old, T_live_pgferry_new, T_live_pgferry_old, "    \
+    "T_pgferry_dnew, T_pgferry_dold (and on the sharded layout T_local, T_resync_local, "          \
+    "T_pgferry_old_local) for a destination table T"
 
 /* The destination tables of sp (its tables from first_new on are the ones being added; the
  * ones before are the pipe's already) must not share a ClickHouse name with each other, nor

@@ -1,5 +1,7 @@
 /* owners: the registry of destination tables' owners in ClickHouse (see owners.h). */
 #include "owners.h"
+
+#include "chnames.h"
 #include "buf.h"
 #include "chsql.h"
 #include "log.h"
@@ -24,22 +26,14 @@ owners_set_identity(const char *pipe, const char *state_id)
 size_t
 owners_family(const chcluster_t *cl, const char *target, char (*names)[300], size_t max)
 {
-    /* every name setup.c, snapshot.c, schema.c and teardown.c derive from a target */
-    static const char *const suffixes[] = {"",
-                                           "_live",
-                                           "_resync",
-                                           "_pgferry_old",
-                                           "_live_pgferry_new",
-                                           "_live_pgferry_old",
-                                           "_pgferry_dnew",
-                                           "_pgferry_dold"};
-    /* the sharded layout's data tables of the names that hold rows */
-    static const char *const data[] = {"", "_resync", "_pgferry_old"};
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]) && n < max; i++)
-        snprintf(names[n++], sizeof(names[0]), "%s%s", target, suffixes[i]);
-    for (size_t i = 0; cl->sharded && i < sizeof(data) / sizeof(data[0]) && n < max; i++)
-        snprintf(names[n++], sizeof(names[0]), "%s%s" CHCLUSTER_LOCAL_SUFFIX, target, data[i]);
+    /* the names create's checks keep apart (common/chnames.c), so the two never disagree */
+    char derived[CHNAMES_MAX_DERIVED][CHNAMES_NAME_MAX];
+    size_t nd = chnames_derived(target, cl->sharded, derived), n = 0;
+    for (size_t i = 0; i < nd && n < max; i++, n++) {
+        size_t l = strnlen(derived[i], sizeof(names[0]) - 1);
+        memcpy(names[n], derived[i], l);
+        names[n][l] = '\0';
+    }
     return n;
 }
 

@@ -808,6 +808,25 @@ schema_nullable(ch_client_t *ch, const chcluster_t *cl, const char *db,
         if (cls != ERRCLASS_NONE)
             goto out;
     }
+    /* the definitions kept before this one (TableDef.previous: a replay from before an earlier
+     * schema change goes back to them) describe the same ClickHouse columns, which are Nullable
+     * now: so are they, or such a replay would write plain values into a Nullable column (the
+     * change that made it Nullable is not applied again: its rows are in ClickHouse already) */
+    for (Pgferry__State__TableDef *p = nd->previous; p; p = p->previous) {
+        for (size_t j = 0; j < p->n_columns; j++) {
+            Pgferry__State__ColumnDef *pc = p->columns[j];
+            for (size_t i = 0; pc->not_null && i < nd->n_columns; i++) {
+                const Pgferry__State__ColumnDef *c = nd->columns[i];
+                char nt[256];
+                snprintf(nt, sizeof(nt), "Nullable(%s)", pc->ch_type);
+                if (null_in[i] && strcmp(chtable_col_name(c), chtable_col_name(pc)) == 0 &&
+                    strcmp(c->ch_type, nt) == 0) {
+                    pc->not_null = false;
+                    set_string(&pc->ch_type, nt);
+                }
+            }
+        }
+    }
     cls = redo_dependents(ch, cl, db, nd, err, errlen);
     if (cls != ERRCLASS_NONE)
         goto out;
