@@ -42,13 +42,11 @@ table_gone(applyio_t *io, const chtable_t *t)
     return true;
 }
 
+/* A statement on t failed with cls/err: a table or database ClickHouse does not know is
+ * FATAL once confirmed gone (table_gone), with the way out; anything else stays as it is. */
 static errclass_t
-io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, size_t errlen)
+gone_is_fatal(applyio_t *io, const chtable_t *t, errclass_t cls, char *err, size_t errlen)
 {
-    applyio_t *io = ud;
-    errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
-    if (cls != ERRCLASS_NONE)
-        chtable_memory_hint(t, err, errlen);
     if (cls != ERRCLASS_NONE && (ch_error_code(err) == 60 || ch_error_code(err) == 81)) {
         size_t l = strlen(err);
         if (!table_gone(io, t)) {
@@ -64,6 +62,16 @@ io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, 
         return ERRCLASS_FATAL;
     }
     return cls;
+}
+
+static errclass_t
+io_insert(void *ud, const chtable_t *t, ch_stream_fn fn, void *fnud, char *err, size_t errlen)
+{
+    applyio_t *io = ud;
+    errclass_t cls = ch_client_insert_stream(io->ch, t->insert_sql, fn, fnud, err, errlen);
+    if (cls != ERRCLASS_NONE)
+        chtable_memory_hint(t, err, errlen);
+    return gone_is_fatal(io, t, cls, err, errlen);
 }
 
 /* ---- lookups in ClickHouse ----------------------------------------------------------------- */
@@ -856,7 +864,7 @@ io_max_version(void *ud, const chtable_t *t, uint64_t *version, char *err, size_
     if (cls == ERRCLASS_NONE)
         *version = out ? strtoull(out, NULL, 10) : 0;
     free(out);
-    return cls;
+    return gone_is_fatal(io, t, cls, err, errlen);
 }
 
 const apply_ops_t applyio_ops = {

@@ -205,13 +205,14 @@ prune_previous(cdc_t *c)
     }
 }
 
-/* Definitions changed by the stream are recorded once the slot is acknowledged past the commit
- * of the last transaction that changed them, with the ones before them while a replay can still
- * go back there. */
+/* Definitions changed by the stream are recorded once ClickHouse has the rows of the last
+ * transaction that changed them, with the ones before them while a replay can still go back
+ * there. The slot may be confirmed there only later (once pgferryd stored the counters): a
+ * replay from before the change starts from the definitions before it (start_definitions). */
 static void
 maybe_send_defs(cdc_t *c)
 {
-    if (!c->defs_unsent || c->defs_changed_in_txn || c->confirmed < c->defs_lsn)
+    if (!c->defs_unsent || c->defs_changed_in_txn || c->flushed < c->defs_lsn)
         return;
     prune_previous(c);
     buf_byte(&c->defs_reason, '\0');

@@ -144,8 +144,10 @@ wait $BIGW
 wait_for 30 "a new CDC worker" bash -c "[ -n \"\$($CTL status $P --json | jq -r '.workers[] | select(.role == \"cdc\") | .pid')\" ]"
 wait_match 90 "big after the replay" "$BIGPG" "$BIGCH"
 no_duplicates "$DB.big" id
-pg_true "SELECT confirmed_flush_lsn > '$confirmed_before' FROM pg_replication_slots WHERE slot_name = 'pgferry_$P'" ||
-    fail "the slot did not move past the replayed transaction"
+# the slot is confirmed once pgferryd has stored the counters of what ClickHouse has (a round
+# trip after the rows are visible)
+wait_for 30 "the slot to move past the replayed transaction" pg_true \
+    "SELECT confirmed_flush_lsn > '$confirmed_before' FROM pg_replication_slots WHERE slot_name = 'pgferry_$P'"
 
 log "after a PostgreSQL restart"
 pg_restart

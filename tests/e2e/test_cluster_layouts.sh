@@ -19,7 +19,9 @@ psql_q "CREATE SCHEMA $S;
     FROM generate_series(1, 20000) g;
   INSERT INTO $S.b SELECT g % 50, 'k' || g, g * 1.5 FROM generate_series(1, 5000) g;
   INSERT INTO $S.c SELECT g, 'c' || g FROM generate_series(1, 300) g;"
-start_daemon
+# the pipes' password file may go to every node (secret_bind), and nowhere else
+NODES_HOSTPORT=$(printf '%s' "$PGFERRY_CH_NODE_ENDPOINTS" | sed -E 's#[a-z]+://([^@,]*@)?##g; s#/[^,]*##g')
+start_daemon --secret-bind "logged.pw=$NODES_HOSTPORT"
 DEST="$PGFERRY_CH_NODE_ENDPOINTS"
 # credentials in the first URL serve every endpoint
 DEST="http://default:$PGFERRY_CH_PASSWORD@${DEST#http://}"
@@ -125,13 +127,22 @@ for LAYOUT in replicated sharded; do
         assert_eq "$(node_q $n "SELECT engine FROM system.tables WHERE database = '${CH_DB_PREFIX}$P' AND name = '_pgferry_owners'")" \
             ReplicatedReplacingMergeTree "registry on n$n"
     done
-    TEST_PIPES+=("${P}x")
-    "$CTL" create "${P}x" --source "$PGFERRY_PG_URI" --dest "$(node_url $LASTN)" --tables "$S.b" \
+    # a pipe of another pgferryd (inside one pgferryd, create refuses it first) reaching the
+    # cluster only through its last node: refused by the registry
+    ST2="$TEST_DIR/state2-$P"
+    "$PGFERRYD" --state-dir "$ST2" --log-level debug >>"$TEST_DIR/pgferryd2.log" 2>&1 &
+    D2=$!
+    CLEANUP_PIDS+=($D2)
+    wait_for 10 "second pgferryd answers" env PGFERRY_STATE_DIR="$ST2" "$CTL" --timeout 2000 list
+    PGFERRY_STATE_DIR="$ST2" "$CTL" create "${P}x" --source "$PGFERRY_PG_URI" --dest "$(node_url $LASTN)" --tables "$S.b" \
         --dest-database "${CH_DB_PREFIX}$P" --cluster "$CLUSTER" --cluster-layout "$LAYOUT" --mode snapshot-only >/dev/null
-    wait_for 90 "pipe ${P}x refused" state_is "${P}x" Failed
-    assert_contains "$(pipe_json "${P}x" | jq -r .last_error.message)" "destination table ${CH_DB_PREFIX}$P.b belongs to pipe $P of pgferryd" \
-        "second pipe through n$LASTN refused"
-    "$CTL" drop "${P}x" >/dev/null
+    wait_for 90 "pipe ${P}x refused" bash -c \
+        "PGFERRY_STATE_DIR='$ST2' '$CTL' status '${P}x' --json | jq -e '.state == \"Failed\"' >/dev/null"
+    assert_contains "$(PGFERRY_STATE_DIR="$ST2" "$CTL" status "${P}x" --json | jq -r .last_error.message)" \
+        "destination table ${CH_DB_PREFIX}$P.b belongs to pipe $P of pgferryd" "second pipe through n$LASTN refused"
+    PGFERRY_STATE_DIR="$ST2" "$CTL" drop "${P}x" >/dev/null
+    kill -TERM $D2
+    wait $D2 || fail "second pgferryd exited non-zero"
     compare_all "$P" "$LAYOUT"
 
     log "CDC: inserts, updates (unchanged TOAST values), deletes, a key change, a truncate"
