@@ -136,7 +136,8 @@ table_counted(const Pgferry__State__PipeRecord *rec)
         free(st);
         return NULL;
     }
-    memcpy(st, rec->table_stats, rec->n_table_stats * sizeof(*st));
+    if (rec->n_table_stats)
+        memcpy(st, rec->table_stats, rec->n_table_stats * sizeof(*st));
     qsort(st, rec->n_table_stats, sizeof(*st), cmp_stats);
     for (size_t i = 0; i < rec->n_table_defs; i++) {
         Pgferry__State__TableStats key = PGFERRY__STATE__TABLE_STATS__INIT, *kp = &key, **hit;

@@ -55,8 +55,12 @@ assert_contains "$out" "code=0" "the loop answers after the hostile requests"
 sleep 0.2
 hwm=$(rss VmHWM); rss1=$(rss VmRSS)
 log "hostile requests: RSS ${rss0} kB -> ${rss1} kB, peak ${hwm} kB, next answer in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-[ "$hwm" -lt 200000 ] || fail "pgferryd peaked at $hwm kB on hostile requests"
-[ "$rss1" -lt $((rss0 + 20000)) ] || fail "pgferryd kept $((rss1 - rss0)) kB after hostile requests"
+# under AddressSanitizer the allocator keeps freed memory in quarantine and malloc_trim does
+# not apply: the memory figures are checked on the normal build only (the refusals above on both)
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+    [ "$hwm" -lt 200000 ] || fail "pgferryd peaked at $hwm kB on hostile requests"
+    [ "$rss1" -lt $((rss0 + 20000)) ] || fail "pgferryd kept $((rss1 - rss0)) kB after hostile requests"
+fi
 
 # and it still serves valid requests
 out=$("$TOOLS/pgferry-test-rawsend" "$EP" valid-list)
