@@ -1362,8 +1362,13 @@ cdc_run(const Pgferry__State__PipeSpec *spec, Pgferry__State__TableDef **tables,
         int64_t now = time_mono_ms();
         if ((cls = pace(&c, true, err, errlen)) != ERRCLASS_NONE)
             goto out;
-        if (c.reopen && !c.in_txn && apply_pending_rows(c.ap) == 0) {
-            /* everything received is acknowledged: the slot resends nothing we need again */
+        if (c.reopen && !c.in_txn && apply_pending_rows(c.ap) == 0 &&
+            confirm_position(&c) >= c.flushed) {
+            /* everything received is in ClickHouse and stored with its counters: the slot is
+             * told so, and resends nothing we need again (reopened earlier, it would send the
+             * large message again from the position pgferryd had not stored yet) */
+            if (c.confirmed < c.flushed && (cls = send_status(&c, err, errlen)) != ERRCLASS_NONE)
+                goto out;
             PQfinish(c.repl);
             c.repl = NULL;
             c.reopen = false;
