@@ -854,6 +854,14 @@ static errclass_t
 io_max_version(void *ud, const chtable_t *t, uint64_t *version, char *err, size_t errlen)
 {
     applyio_t *io = ud;
+    /* On a cluster, 0 (nothing is skipped: a replay applies its changes again, as before the
+     * skip existed). The highest version is only known after a sync of the replica, and that
+     * waits for parts only a replica that is down has: a CDC worker started after a replica
+     * died would stall until it is back, where the stream must go on through the others. */
+    if (io->cl && chcluster_on(io->cl)) {
+        *version = 0;
+        return ERRCLASS_NONE;
+    }
     errclass_t cls = applyio_synced(io, t->def->target, err, errlen);
     if (cls != ERRCLASS_NONE)
         return cls;
